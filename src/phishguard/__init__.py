@@ -1,0 +1,7 @@
+"""phishguard: a reproducible, honestly evaluated phishing-website classifier."""
+
+__version__ = "0.1.0"
+
+
+class PhishguardError(Exception):
+    """An error the user can fix; entry points print its message as one line, no traceback."""

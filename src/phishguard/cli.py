@@ -1,0 +1,87 @@
+"""The `phishguard` command: fetch the data; compose params."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from phishguard import __version__, paths
+from phishguard.entrypoint import run
+
+log = logging.getLogger("phishguard")
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from phishguard.ingestion import DATA_ENV, choose_source, fetch
+    from phishguard.params import section
+
+    source = args.source or choose_source(section("data")["url"])
+    landed = fetch(source, Path(args.landing_dir))
+    origin = (
+        ""
+        if args.source
+        else f" ({DATA_ENV})"
+        if source != section("data")["url"]
+        else " (data.url)"
+    )
+    log.info("landed %s from %s%s", landed, source, origin)
+
+
+def _params(args: argparse.Namespace) -> None:
+    from phishguard.config import compose_params
+
+    text = compose_params(args.overrides)
+    if args.check:
+        current = paths.PARAMS.read_text() if paths.PARAMS.exists() else ""
+        if current != text:
+            raise SystemExit(
+                "params.yaml differs from the Hydra composition of conf/; run `make params`"
+            )
+        return
+    paths.PARAMS.write_text(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="phishguard",
+        description="Phishing-website classifier: data, pipeline and scoring tools.",
+    )
+    top.add_argument("--version", action="version", version=f"phishguard {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="put the source data into data/landing/ (the input of the ingest stage)",
+        description=(
+            "Copy or download the dataset into the landing folder that `ingest` reads. The source is "
+            "SOURCE if given, else $PHISHING_DATA (a path or http(s) URL; CSV, JSON, JSONL, ARFF or "
+            "Parquet), else the public UCI URL in params.yaml (data.url)."
+        ),
+    )
+    fetch.add_argument(
+        "source", nargs="?", help="path or URL (default: $PHISHING_DATA, then data.url)"
+    )
+    fetch.add_argument("--landing-dir", default=str(paths.LANDING_DIR), help="default: %(default)s")
+    fetch.set_defaults(handler=_fetch)
+
+    params = commands.add_parser(
+        "params", help="write params.yaml from the Hydra configs in conf/ (as `dvc exp run` does)"
+    )
+    params.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=random_forest")
+    params.add_argument(
+        "--check", action="store_true", help="only check that params.yaml is current"
+    )
+    params.set_defaults(handler=_params)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    args = parser().parse_args(argv)
+    run(lambda: args.handler(args), "phishguard")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,147 @@
+"""The model zoo: build an estimator from its config, save it safely, load it verified.
+
+XGBoost models are stored in XGBoost's native UBJSON format; scikit-learn models with skops,
+loaded against an explicit allow-list of types. No pickle is ever loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from phishguard import PhishguardError
+from phishguard.provenance import file_sha256
+from phishguard.schema import FEATURES
+
+
+class ModelConfigError(PhishguardError, ValueError):
+    """The `model` params name an unknown model or a parameter it does not take."""
+
+
+class IntegrityError(PhishguardError, RuntimeError):
+    """A model file's bytes do not match the hash recorded when it was written."""
+
+
+def _xgboost(params: dict[str, Any], seed: int) -> Any:
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(
+        **params,
+        random_state=seed,
+        objective="binary:logistic",
+        eval_metric="logloss",
+        tree_method="hist",
+    )
+
+
+def _random_forest(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(**params, random_state=seed)
+
+
+def _extra_trees(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    return ExtraTreesClassifier(**params, random_state=seed)
+
+
+def _hist_gradient_boosting(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(**params, random_state=seed)
+
+
+def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    # One-hot: the ternary signals are categories, not magnitudes.
+    encoder = OneHotEncoder(handle_unknown="ignore", dtype=np.float64)
+    return make_pipeline(encoder, LogisticRegression(**params, random_state=seed))
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+    "xgboost": _xgboost,
+    "random_forest": _random_forest,
+    "extra_trees": _extra_trees,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+    "logistic_regression": _logistic_regression,
+}
+
+# Types that skops may load from our own files beyond its defaults; anything else is refused.
+SKOPS_TRUSTED = [
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+]
+
+
+def split_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Separate a `model` params section into its name and its hyperparameters."""
+    if "name" not in spec:
+        raise ModelConfigError(f"model params need a 'name' (one of {', '.join(BUILDERS)})")
+    params = {k: v for k, v in spec.items() if k != "name"}
+    return str(spec["name"]), params
+
+
+def build_model(spec: dict[str, Any], seed: int) -> Any:
+    """An unfitted estimator for the `model` params section, seeded."""
+    name, params = split_spec(spec)
+    if name not in BUILDERS:
+        raise ModelConfigError(f"unknown model '{name}' (choose one of {', '.join(BUILDERS)})")
+    try:
+        return BUILDERS[name](params, seed)
+    except TypeError as error:
+        raise ModelConfigError(f"model '{name}': {error}") from None
+
+
+def model_filename(name: str) -> str:
+    return "model.ubj" if name == "xgboost" else "model.skops"
+
+
+def save_model(model: Any, name: str, directory: Path) -> Path:
+    """Write the fitted model in its safe format; return the file's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / model_filename(name)
+    if name == "xgboost":
+        model.save_model(path)
+    else:
+        import skops.io
+
+        skops.io.dump(model, path)
+    return path
+
+
+def load_model(path: Path, expected_sha256: str) -> Any:
+    """Load a model written by `save_model`, after checking its sha256."""
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise IntegrityError(
+            f"{path}: sha256 {actual[:12]}… does not match the recorded {expected_sha256[:12]}…; "
+            "the model file was altered or belongs to another build — re-run the pipeline"
+        )
+    if path.suffix == ".ubj":
+        from xgboost import XGBClassifier
+
+        model = XGBClassifier()
+        model.load_model(path)
+        return model
+    import skops.io
+
+    return skops.io.load(path, trusted=SKOPS_TRUSTED)
+
+
+def as_matrix(features: pd.DataFrame) -> np.ndarray:
+    """The feature matrix in canonical column order, whatever order the frame has."""
+    return features.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
+
+
+def phishing_probability(model: Any, features: pd.DataFrame) -> np.ndarray:
+    """P(phishing) for each row (class 1 of the target is phishing)."""
+    return model.predict_proba(as_matrix(features))[:, 1]

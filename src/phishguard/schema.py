@@ -1,0 +1,123 @@
+"""The one source of truth for the data's shape: features, domains, label mapping, schema.
+
+Validate, featurize, train, evaluate, the service and the batch CLI all import these names,
+so a change here is a change everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+TERNARY = (-1, 0, 1)
+BINARY = (-1, 1)
+ZERO_ONE = (0, 1)
+
+# Canonical column order, spelled exactly as the UCI source spells it (typos included).
+_TERNARY_FEATURES = frozenset(
+    {
+        "URL_Length",
+        "having_Sub_Domain",
+        "SSLfinal_State",
+        "URL_of_Anchor",
+        "Links_in_tags",
+        "SFH",
+        "web_traffic",
+        "Links_pointing_to_page",
+    }
+)
+FEATURES: tuple[str, ...] = (
+    "having_IP_Address",
+    "URL_Length",
+    "Shortining_Service",
+    "having_At_Symbol",
+    "double_slash_redirecting",
+    "Prefix_Suffix",
+    "having_Sub_Domain",
+    "SSLfinal_State",
+    "Domain_registeration_length",
+    "Favicon",
+    "port",
+    "HTTPS_token",
+    "Request_URL",
+    "URL_of_Anchor",
+    "Links_in_tags",
+    "SFH",
+    "Submitting_to_email",
+    "Abnormal_URL",
+    "Redirect",
+    "on_mouseover",
+    "RightClick",
+    "popUpWidnow",
+    "Iframe",
+    "age_of_domain",
+    "DNSRecord",
+    "web_traffic",
+    "Page_Rank",
+    "Google_Index",
+    "Links_pointing_to_page",
+    "Statistical_report",
+)
+
+LABEL = "Result"
+"""The raw label column, as the source spells it."""
+TARGET = "is_phishing"
+"""The model's target: 1 = phishing (the positive class in every metric), 0 = legitimate."""
+
+RESULT_PHISHING = -1
+RESULT_LEGITIMATE = 1
+CLASS_NAMES = MappingProxyType({0: "legitimate", 1: "phishing"})
+
+COLUMNS: tuple[str, ...] = (*FEATURES, LABEL)
+
+
+def _domain(column: str) -> tuple[int, ...]:
+    if column in _TERNARY_FEATURES:
+        return TERNARY
+    if column == "Redirect":
+        return ZERO_ONE
+    return BINARY
+
+
+DOMAINS: MappingProxyType[str, tuple[int, ...]] = MappingProxyType(
+    {column: _domain(column) for column in COLUMNS}
+)
+"""Every allowed value of every column, features and label."""
+
+
+def to_target(result: pd.Series) -> np.ndarray:
+    """Map the raw `Result` column (-1 phishing, 1 legitimate) to the 0/1 target."""
+    unknown = set(pd.unique(result)) - {RESULT_PHISHING, RESULT_LEGITIMATE}
+    if unknown:
+        raise ValueError(f"{LABEL} has values outside {{-1, 1}}: {sorted(unknown)}")
+    return (result.to_numpy() == RESULT_PHISHING).astype(np.int8)
+
+
+def to_result(target: np.ndarray) -> np.ndarray:
+    """Inverse of `to_target`: 1 (phishing) → -1, 0 (legitimate) → 1."""
+    return np.where(np.asarray(target) == 1, RESULT_PHISHING, RESULT_LEGITIMATE).astype(np.int8)
+
+
+def feature_vector_ids(features: pd.DataFrame) -> np.ndarray:
+    """One integer per row, equal exactly when the rows' 30 feature values are equal.
+
+    Used as the group in every split, so identical feature vectors never straddle train and
+    test.
+    """
+    values = features.loc[:, list(FEATURES)].to_numpy(dtype=np.int8)
+    # Base-3 encoding of the 30 values shifted to {0, 1, 2}: exact and collision-free.
+    weights = 3 ** np.arange(len(FEATURES), dtype=np.int64)
+    return (values.astype(np.int64) + 1) @ weights
+
+
+def content_sha256(table: pd.DataFrame) -> str:
+    """A hash of a table's content (column names, order and values), independent of file format."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, table.columns)).encode())
+    digest.update(table.to_csv(index=False, header=False, lineterminator="\n").encode())
+    return digest.hexdigest()

@@ -1,0 +1,179 @@
+"""Row-level validation against the schema: valid rows go on, invalid rows are quarantined.
+
+`quarantine` never drops a row: every input row ends up in exactly one of the two outputs,
+and each quarantined row carries the reasons it failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from phishguard import PhishguardError
+from phishguard.schema import COLUMNS, DOMAINS, FEATURES, LABEL
+
+REASON = "reason"
+ROW = "row"
+
+
+class SchemaError(PhishguardError, ValueError):
+    """The table's columns do not match the schema; no row can be judged."""
+
+
+def pandera_schema(columns: tuple[str, ...] = COLUMNS) -> pa.DataFrameSchema:
+    """The pandera schema: each column numeric, non-null and inside its exact domain."""
+    return pa.DataFrameSchema(
+        {
+            name: pa.Column(
+                "float64",
+                pa.Check.isin(DOMAINS[name], error=_domain_text(name)),
+                nullable=False,
+                coerce=True,
+            )
+            for name in columns
+        },
+        strict=True,
+        ordered=False,
+    )
+
+
+def _domain_text(column: str) -> str:
+    return "not in {" + ", ".join(map(str, DOMAINS[column])) + "}"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Valid rows (canonical int8 columns) and quarantined rows (original values + reasons)."""
+
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many quarantined rows failed each column/check (a row may count under several)."""
+        if self.quarantined.empty:
+            return {}
+        reasons = self.quarantined[REASON].astype("string").str.split("; ").explode()
+        kinds = reasons.str.replace(r"=.*? (?=is |not )", " ", regex=True)
+        return {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()}
+
+
+def check_columns(columns: list[str], expected: tuple[str, ...] = COLUMNS) -> None:
+    """Raise `SchemaError` naming every missing, unexpected or duplicated column."""
+    problems = []
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        problems.append(f"duplicated column(s) {', '.join(duplicated)}")
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    for name in missing:
+        near = _closest(name, extra)
+        problems.append(
+            f"missing column {name}" + (f" (found {near!r} — misspelled?)" if near else "")
+        )
+    unmatched = [c for c in extra if not any(_closest(m, [c]) for m in missing)]
+    if unmatched:
+        problems.append(f"unexpected column(s) {', '.join(map(repr, unmatched))}")
+    if problems:
+        raise SchemaError("schema error: " + "; ".join(problems))
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+    if not matches:
+        lowered = {c.strip().lower(): c for c in candidates}
+        return lowered.get(name.lower())
+    return matches[0]
+
+
+def _numeric(column: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Coerce one column to float; return it and a mask of cells that were present but not numbers."""
+    if column.dtype == bool or column.dtype == "boolean":
+        return pd.Series(np.nan, index=column.index), column.notna()
+    is_bool = (
+        column.map(lambda v: isinstance(v, bool | np.bool_)) if column.dtype == object else None
+    )
+    text = (
+        column.astype("string").str.strip() if not pd.api.types.is_numeric_dtype(column) else column
+    )
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    present = column.notna() & (text.astype("string") != "")
+    bad = present & numbers.isna()
+    if is_bool is not None and is_bool.any():
+        numbers = numbers.mask(is_bool)
+        bad = bad | is_bool
+    return numbers, bad.astype(bool)
+
+
+def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> ValidationResult:
+    """Split `table` into valid rows and quarantined rows with a reason per row.
+
+    Raises `SchemaError` when the columns themselves are wrong (missing, misspelled,
+    unexpected or duplicated), because then no row can be judged.
+    """
+    check_columns(list(table.columns), columns)
+    table = table.reset_index(drop=True)
+    numeric = pd.DataFrame(index=table.index)
+    reasons: dict[int, list[str]] = {}
+    for name in columns:
+        numeric[name], not_number = _numeric(table[name])
+        for row in np.flatnonzero(not_number.to_numpy()):
+            reasons.setdefault(int(row), []).append(
+                f"{name}={table.at[row, name]!r} is not a number"
+            )
+
+    try:
+        pandera_schema(columns).validate(numeric, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.dropna(subset=["index"])
+        for case in cases.itertuples(index=False):
+            row = int(case.index)
+            if (
+                table.at[row, case.column] is not None
+                and row in reasons
+                and any(r.startswith(f"{case.column}=") for r in reasons[row])
+            ):
+                continue  # already reported as not a number
+            if case.check == "not_nullable":
+                reasons.setdefault(row, []).append(f"{case.column} is missing")
+            else:
+                value = _plain(case.failure_case)
+                reasons.setdefault(row, []).append(
+                    f"{case.column}={value} {_domain_text(case.column)}"
+                )
+
+    bad_rows = np.array(sorted(reasons), dtype=np.int64)
+    is_bad = np.zeros(len(table), dtype=bool)
+    is_bad[bad_rows] = True
+    valid = numeric.loc[~is_bad, list(columns)].astype(np.int8).reset_index(drop=True)
+    quarantined = table.loc[is_bad, list(columns)].astype("string").copy()
+    quarantined.insert(0, ROW, bad_rows + 1)
+    quarantined[REASON] = pd.array(["; ".join(reasons[int(r)]) for r in bad_rows], dtype="string")
+    return ValidationResult(valid=valid, quarantined=quarantined.reset_index(drop=True))
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def duplicate_stats(valid: pd.DataFrame) -> dict[str, int]:
+    """Exact duplicates and feature vectors that carry both labels, over valid rows."""
+    features = valid.loc[:, list(FEATURES)]
+    labels_per_vector = valid.groupby(list(FEATURES), sort=False)[LABEL].nunique()
+    conflicting = labels_per_vector[labels_per_vector > 1]
+    conflicting_rows = features.merge(
+        conflicting.rename("n").reset_index(), on=list(FEATURES), how="inner"
+    ).shape[0]
+    return {
+        "exact_duplicate_rows": int(valid.duplicated().sum()),
+        "unique_rows": int((~valid.duplicated()).sum()),
+        "unique_feature_vectors": int((~features.duplicated()).sum()),
+        "conflicting_feature_vectors": len(conflicting),
+        "conflicting_rows": int(conflicting_rows),
+    }

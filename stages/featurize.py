@@ -1,0 +1,36 @@
+"""featurize: map the label (phishing = 1) and split train/test by feature-vector group."""
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from phishguard import PhishguardError, paths
+from phishguard.entrypoint import run
+from phishguard.params import load_section
+from phishguard.provenance import write_json
+from phishguard.splitting import group_aware_split, split_report, with_target
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    test_size: float
+    seed: int
+
+
+def main() -> None:
+    params = load_section("split", SplitParams)
+    table = with_target(pd.read_parquet(paths.VALID_TABLE))
+    train, test = group_aware_split(table, params.test_size, params.seed)
+    report = split_report(train, test)
+    if report["feature_vector_overlap"]:
+        raise PhishguardError(
+            f"{report['feature_vector_overlap']} feature vectors straddle the split"
+        )
+    paths.TRAIN_TABLE.parent.mkdir(parents=True, exist_ok=True)
+    train.to_parquet(paths.TRAIN_TABLE, index=False)
+    test.to_parquet(paths.TEST_TABLE, index=False)
+    write_json(paths.SPLIT_REPORT, report)
+
+
+if __name__ == "__main__":
+    run(main, "featurize")

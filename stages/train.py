@@ -1,0 +1,21 @@
+"""train: fit the configured model on the training split; write it with its metadata."""
+
+import pandas as pd
+
+from phishguard import paths
+from phishguard.entrypoint import run
+from phishguard.params import load_section, section
+from phishguard.provenance import write_json
+from phishguard.training import TrainParams, train_and_save
+
+
+def main() -> None:
+    params = load_section("train", TrainParams)
+    spec = section("model")
+    train = pd.read_parquet(paths.TRAIN_TABLE)
+    metadata = train_and_save(spec, params.seed, train, paths.MODEL_DIR)
+    write_json(paths.MODEL_METADATA, metadata)
+
+
+if __name__ == "__main__":
+    run(main, "train")
