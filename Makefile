@@ -1,0 +1,79 @@
+# phishguard — `make help` lists every target. Two commands set up everything:
+#   make pipeline   # environment + data + the whole DVC pipeline
+#   make test       # environment + the full test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, else installed for this user with pip (no other download).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Offline copy of the dataset used when PHISHING_DATA is not set and the file exists.
+export PHISHING_DATA ?= $(wildcard $(CURDIR)/../shared/data/phishing_websites.csv)
+# No telemetry: nothing but loopback and the package index is ever contacted.
+export DVC_NO_ANALYTICS := 1
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: uv
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+
+$(VENV)/.synced: uv.lock pyproject.toml | uv
+	$(UV) sync --frozen
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.synced ## create .venv from uv.lock (exact versions)
+
+.PHONY: data
+data: install ## put the source data in data/landing/ (PHISHING_DATA, else the UCI download)
+	phishguard fetch
+
+.PHONY: params
+params: install ## regenerate params.yaml from conf/ (Hydra), as `dvc exp run` does
+	phishguard params
+
+.PHONY: pipeline
+pipeline: data ## set up and run the whole pipeline (dvc repro)
+	dvc repro
+
+.PHONY: test
+test: install ## run the whole test suite (end-to-end tests included)
+	pytest -q
+
+.PHONY: test-fast
+test-fast: install ## run the tests without the slow end-to-end ones
+	pytest -q -m "not e2e"
+
+.PHONY: lint
+lint: install ## ruff lint + format check
+	ruff check .
+	ruff format --check .
+
+.PHONY: format
+format: install ## apply ruff fixes and formatting
+	ruff check --fix .
+	ruff format .
+
+.PHONY: dag
+dag: install ## print the pipeline graph
+	dvc dag
+
+.PHONY: metrics
+metrics: install ## show metrics and their change against the last commit
+	dvc metrics show
+	dvc metrics diff
+
+.PHONY: plots
+plots: install ## render the DVC plots to dvc_plots/index.html
+	dvc plots show
+
+.PHONY: clean
+clean: ## remove pipeline outputs (DVC cache and .venv are kept)
+	rm -rf data/raw data/validated data/quarantine data/processed models/model models/operating_point.json dvc_plots
