@@ -77,13 +77,17 @@ def tool_env(workdir: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run_tool(args: list[str], cwd: Path, check: bool = True, timeout: float = 900, **env_extra: str) -> subprocess.CompletedProcess:
+def run_tool(
+    args: list[str], cwd: Path, check: bool = True, timeout: float = 900, **env_extra: str
+) -> subprocess.CompletedProcess:
     """Run a command in `cwd` with `tool_env`; on failure the assertion shows its output."""
     env = tool_env(cwd)
     env.update(env_extra)
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -93,10 +97,16 @@ def clone_project(destination: Path) -> Path:
     Uses the working tree (not HEAD), so tests exercise the code under test; git-ignored
     outputs, the DVC cache and the venv are not copied.
     """
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         source = REPO / name
         if source.is_file():

@@ -27,8 +27,15 @@ class IntegrityError(PhishguardError, RuntimeError):
 
 
 def _xgboost(params: dict[str, Any], seed: int) -> Any:
-    from xgboost import XGBClassifier
+    import inspect
 
+    from xgboost import XGBClassifier, XGBModel
+
+    # XGBoost accepts any keyword and merely warns about unused ones; a typo must be an error.
+    known = set(inspect.signature(XGBModel.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise TypeError(f"unexpected hyperparameter(s) {', '.join(unknown)}")
     return XGBClassifier(
         **params,
         random_state=seed,
