@@ -8,6 +8,7 @@ Adding a source kind (MongoDB, say) means adding one entry to `READERS` or `SCHE
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -55,6 +56,10 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     _check_text(path)
     with path.open(encoding="utf-8-sig", errors="strict") as handle:
         header = handle.readline().rstrip("\r\n")
+    names = [name.strip() for name in next(csv.reader([header]), [])]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataSourceError(f"{path}: duplicated column(s) {', '.join(duplicated)}")
     if "," not in header:
         for delimiter in (";", "\t", "|"):
             if delimiter in header:

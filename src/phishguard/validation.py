@@ -141,7 +141,7 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
             if case.check == "not_nullable":
                 reasons.setdefault(row, []).append(f"{case.column} is missing")
             else:
-                value = _plain(case.failure_case)
+                value = _plain(table.at[row, case.column])
                 reasons.setdefault(row, []).append(
                     f"{case.column}={value} {_domain_text(case.column)}"
                 )
@@ -157,6 +157,9 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
 
 
 def _plain(value: object) -> str:
+    """A cell as the user wrote it: text stripped, whole floats without the ``.0``."""
+    if isinstance(value, str):
+        return value.strip()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -1,0 +1,125 @@
+"""A corpus of malformed inputs through the file path (read → canonical → validate).
+
+Each case either fails with one clear line naming the file, or is quarantined with a reason,
+and the row counts always add up. The corpus is generated here, never copied from the data.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from phishguard.ingestion import canonical_table
+from phishguard.schema import COLUMNS
+from phishguard.sources import DataSourceError, read_table
+from phishguard.validation import SchemaError, quarantine
+from tests.conftest import synthetic_rows
+
+HEADER = ",".join(COLUMNS)
+
+
+def good_lines(n: int, seed: int = 1) -> list[str]:
+    return synthetic_rows(n, seed).astype(str).agg(",".join, axis=1).tolist()
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def validate_file(path: Path):
+    table = canonical_table(read_table(path))
+    return len(table), quarantine(table)
+
+
+def with_cell(line: str, column: str, value: str) -> str:
+    cells = line.split(",")
+    cells[COLUMNS.index(column)] = value
+    return ",".join(cells)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("URL_Length", "2", "URL_Length=2 not in {-1, 0, 1}"),
+        ("port", "-2", "port=-2 not in {-1, 1}"),
+        ("SFH", "0.5", "SFH=0.5 not in {-1, 0, 1}"),
+        ("Redirect", "", "Redirect is missing"),
+        ("Redirect", "NaN", "Redirect='NaN' is not a number"),
+        ("Favicon", "yes", "Favicon='yes' is not a number"),
+        ("Favicon", "True", "Favicon='True' is not a number"),
+        ("Result", "99999999999999999999", "Result=99999999999999999999 not in {-1, 1}"),
+    ],
+)
+def test_out_of_domain_cells_are_quarantined_with_the_reason(tmp_path, column, value, reason):
+    lines = good_lines(9)
+    lines[4] = with_cell(lines[4], column, value)
+    read, result = validate_file(write(tmp_path, "d.csv", "\n".join([HEADER, *lines]) + "\n"))
+    assert read == len(result.valid) + len(result.quarantined) == 9
+    assert result.quarantined["row"].tolist() == [5]
+    assert result.quarantined["reason"].tolist() == [reason]
+
+
+def test_quoted_numbers_crlf_and_bom_are_valid(tmp_path):
+    lines = [",".join(f'"{v}"' for v in line.split(",")) for line in good_lines(6)]
+    text = "\ufeff" + "\r\n".join([HEADER, *lines]) + "\r\n"
+    read, result = validate_file(write(tmp_path, "d.csv", text))
+    assert read == len(result.valid) == 6
+
+
+def test_truncated_last_line_is_quarantined_not_dropped(tmp_path):
+    lines = good_lines(5)
+    lines[-1] = ",".join(lines[-1].split(",")[:12])
+    read, result = validate_file(write(tmp_path, "d.csv", "\n".join([HEADER, *lines])))
+    assert read == 5
+    assert result.quarantined["row"].tolist() == [5]
+    assert "Statistical_report is missing" in result.quarantined["reason"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error", "message"),
+    [
+        ("header.csv", HEADER + "\n", None, None),
+        (
+            "dup.csv",
+            HEADER + ",SFH\n" + "\n".join(good_lines(2)),
+            DataSourceError,
+            "duplicated column(s) SFH",
+        ),
+        ("wrong.csv", "a,b,c\n1,2,3\n", SchemaError, "missing column having_IP_Address"),
+        (
+            "extra.csv",
+            HEADER + ",note\n" + "\n".join(f"{x},hi" for x in good_lines(2)),
+            SchemaError,
+            "unexpected column(s) 'note'",
+        ),
+        ("fewer.csv", HEADER.replace(",Iframe", "") + "\n", SchemaError, "missing column Iframe"),
+        ("semicolons.csv", HEADER.replace(",", ";") + "\n", DataSourceError, "';'-delimited"),
+        ("junk.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", DataSourceError, "binary"),
+        ("data.xlsx", "whatever", DataSourceError, "unknown file type '.xlsx'"),
+    ],
+)
+def test_file_level_problems_are_one_clear_error(tmp_path, name, text, error, message):
+    path = write(tmp_path, name, text)
+    if error is None:  # header only: no rows, nothing to lose
+        assert read_table(path).empty
+        return
+    with pytest.raises(error) as raised:
+        validate_file(path)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_json_booleans_and_nulls_are_quarantined(tmp_path):
+    import json
+
+    records = synthetic_rows(4).to_dict(orient="records")
+    records[1]["Favicon"] = True
+    records[2]["SFH"] = None
+    records[3]["port"] = "1"
+    read, result = validate_file(write(tmp_path, "d.json", json.dumps(records, default=int)))
+    assert read == 4
+    assert dict(zip(result.quarantined["row"], result.quarantined["reason"], strict=True)) == {
+        2: "Favicon='True' is not a number",
+        3: "SFH is missing",
+    }

@@ -1,0 +1,55 @@
+"""No credential is committed: tracked files are scanned for key and token patterns."""
+
+import re
+import subprocess
+
+from tests.conftest import REPO
+
+PATTERNS = {
+    "AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "AWS secret key assignment": re.compile(
+        r"aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+=]{40}"
+    ),
+    "private key block": re.compile(r"-----BEGIN (RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----"),
+    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+    "MongoDB URI with password": re.compile(r"mongodb(\+srv)?://[^:/\s\"']+:[^@/\s\"'$<{]+@"),
+    "Slack token": re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
+}
+# Test fixtures may use moto's documented fake keys; nothing else.
+ALLOWED = {"testing", "AKIAIOSFODNN7EXAMPLE"}
+
+
+def tracked_files():
+    names = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    return [REPO / n for n in names if n and (REPO / n).is_file()]
+
+
+def test_no_credentials_in_tracked_files():
+    findings = []
+    for path in tracked_files():
+        if path.suffix in {".parquet", ".png", ".ubj", ".skops"} or path.name == "uv.lock":
+            continue
+        text = path.read_text(errors="ignore")
+        for kind, pattern in PATTERNS.items():
+            for match in pattern.finditer(text):
+                if not any(allowed in match.group(0) for allowed in ALLOWED):
+                    findings.append(f"{path.relative_to(REPO)}: {kind}")
+    assert not findings, findings
+
+
+def test_the_scanner_catches_a_planted_key():
+    planted = "aws_access_key_id = AKIA" + "Q" * 16
+    assert PATTERNS["AWS access key id"].search(planted)
+    assert PATTERNS["MongoDB URI with password"].search(
+        "mongodb://admin:" + "hunter2@db.example:27017"
+    )
+    assert not PATTERNS["MongoDB URI with password"].search("mongodb://127.0.0.1:27017")
