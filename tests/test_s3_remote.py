@@ -123,3 +123,26 @@ def test_push_delete_pull_restores_identical_outputs(
     cloud = run_tool(["dvc", "status", "--cloud"], workdir, **FAKE_AWS).stdout
     assert "in sync" in cloud
     print(f"S3 push + pull round trip: {round_trip_s:.1f} s, {len(before)} files")
+
+
+@pytest.mark.e2e
+def test_s3_local_starts_configures_and_stops(tmp_path: Path) -> None:
+    workdir = clone_project(tmp_path / "clone")
+    port = str(_free_port())
+
+    started = run_tool(["python", "-m", "phishguard.local_s3", "start", "--port", port], workdir)
+    try:
+        assert f"http://127.0.0.1:{port}" in started.stdout
+        remotes = run_tool(["dvc", "remote", "list"], workdir).stdout
+        assert "local-s3" in remotes and "s3://phishguard-local/store" in remotes
+        local = (workdir / ".dvc" / "config.local").read_text()
+        assert f"endpointurl = http://127.0.0.1:{port}" in local
+        run_tool(["git", "diff", "--exit-code", "--", ".dvc/config"], workdir)
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
+            pass
+    finally:
+        stopped = run_tool(["python", "-m", "phishguard.local_s3", "stop"], workdir)
+    assert "stopped" in stopped.stdout
+    assert "local-s3" not in run_tool(["dvc", "remote", "list"], workdir).stdout
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=2):
+        pass
