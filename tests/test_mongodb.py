@@ -221,6 +221,67 @@ def test_content_ids_depend_on_values_only() -> None:
     assert content_ids(changed)[1:] == content_ids(rows)[1:]
 
 
+class FlakyClient:
+    """Wraps a client; every collection's `bulk_write` fails once `fail_after` calls are made."""
+
+    def __init__(self, client: Any, fail_after: int) -> None:
+        self.client, self.calls, self.fail_after = client, 0, fail_after
+
+    def __getitem__(self, database: str) -> Any:
+        flaky = self
+
+        class Database:
+            def __getitem__(self, name: str) -> Any:
+                collection = flaky.client[database][name]
+
+                class Collection:
+                    def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+                        from pymongo.errors import AutoReconnect
+
+                        flaky.calls += 1
+                        if flaky.calls > flaky.fail_after:
+                            raise AutoReconnect("connection reset by peer\nsecond line")
+                        return collection.bulk_write(*args, **kwargs)
+
+                return Collection()
+
+        return Database()
+
+
+def test_connection_lost_mid_load_then_rerun_completes_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    rows = with_duplicates(400, 50)
+    source = write(rows, tmp_path / "rows.csv")
+    database = mongomock_ng.MongoClient()
+    flaky = FlakyClient(database, fail_after=2)
+
+    with pytest.raises(
+        MongoError, match=r"failed \(connection reset by peer\); re-running the same load is safe"
+    ) as error:
+        load_files([str(source)], flaky, "d", "websites", batch_size=100)
+    assert "\n" not in str(error.value)
+    partial = database["d"]["websites"].count_documents({})
+    assert 0 < partial < len(rows.drop_duplicates())
+
+    counts = load_files([str(source)], database, "d", "websites", batch_size=100)
+
+    assert counts.inserted == len(rows.drop_duplicates()) - partial
+    assert_adds_up(counts)
+    assert database["d"]["websites"].count_documents({}) == len(rows.drop_duplicates())
+
+
+def test_progress_bar_goes_to_stderr_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write(synthetic_rows(30), tmp_path / "rows.csv")
+    load_files([str(source)], None, "d", "w", progress=False)
+    assert capsys.readouterr().err == ""
+    load_files([str(source)], None, "d", "w", progress=True)
+    captured = capsys.readouterr()
+    assert "rows.csv" in captured.err and "30" in captured.err and captured.out == ""
+
+
 # --- bad files -----------------------------------------------------------------------------
 
 

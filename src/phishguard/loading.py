@@ -93,7 +93,8 @@ def check_file(path: Path, chunk_rows: int = CHUNK_ROWS) -> None:
     finally:
         chunks.close()
     if first is None or first.empty:
-        raise DataSourceError(f"{path}: a header but no rows")
+        header = path.suffix.lower() in {".csv", ".arff"} and first is not None
+        raise DataSourceError(f"{path}: {'a header but ' if header else ''}no rows")
     try:
         check_columns([str(c) for c in first.columns])
     except SchemaError as error:
@@ -263,7 +264,7 @@ def load_files(
         except errors as error:
             raise MongoError(
                 f"{sink.where}: writing rows of {path} failed ({_first_line(error)}); "
-                "re-running the same load is safe (upserts are idempotent)"
+                "re-running the same load is safe: stored rows are skipped"
             ) from None
     return counts
 
