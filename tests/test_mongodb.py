@@ -526,3 +526,40 @@ def test_fetch_with_data_mongodb_snapshots_the_collection(
 
     landed = tmp_path / "data" / "landing" / "phishing_websites.parquet"
     assert len(pd.read_parquet(landed)) == len(rows.drop_duplicates())
+
+
+@pytest.mark.e2e
+def test_pipeline_trains_from_a_mongodb_snapshot(
+    tmp_path: Path, dataset_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data=mongodb end to end: load, snapshot, `dvc repro`; re-fetching unchanged documents
+    leaves DVC up to date, a new document makes `ingest` stale."""
+    from conftest import clone_project, run_tool
+
+    from phishguard.mongo import fetch_from_params
+    from phishguard.params import section
+
+    database = mongomock_ng.MongoClient()
+    load_files([str(dataset_path)], database, "phishguard", "websites")
+    workdir = clone_project(tmp_path / "clone")
+    run_tool(["phishguard", "params", "data=mongodb"], workdir)
+    data = section("data", workdir / "params.yaml")
+    landing = workdir / "data" / "landing"
+
+    def fetch() -> int:
+        return fetch_from_params(data, landing, lambda uri: KeptOpen(database))[1]
+
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9")  # read, never dialled here
+    assert fetch() == 5_849
+    run_tool(["dvc", "repro"], workdir)
+    report = json.loads((workdir / "reports" / "validation.json").read_text())
+    assert report["input_rows"] == 5_849 and report["exact_duplicate_rows"] == 0
+
+    fetch()
+    assert "up to date" in run_tool(["dvc", "status"], workdir).stdout
+
+    extra = synthetic_rows(1, seed=424242)
+    load_files([str(write(extra, tmp_path / "extra.csv"))], database, "phishguard", "websites")
+    fetch()
+    status = run_tool(["dvc", "status"], workdir).stdout
+    assert "ingest" in status and "modified:" in status and "data/landing" in status
