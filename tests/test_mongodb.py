@@ -26,9 +26,10 @@ from conftest import synthetic_rows, tool_env
 
 from phishguard import cli, mongo
 from phishguard.ingestion import read_landed
-from phishguard.loading import LoadCounts, check_file, content_ids, load_files
+from phishguard.loading import LoadCounts, content_ids, load_files
 from phishguard.mongo import MongoError, MongoSource, fetch_snapshot, snapshot
 from phishguard.schema import COLUMNS, SCHEMA_VERSION
+from phishguard.source_checks import check_file
 from phishguard.sources import DataSourceError
 
 HEADER = ",".join(COLUMNS)

@@ -17,8 +17,6 @@ a short last line means the file was cut off, and stops the load.
 
 from __future__ import annotations
 
-import csv
-import glob
 import hashlib
 import json
 import sys
@@ -31,20 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phishguard.mongo import (
-    QUARANTINE_SUFFIX,
-    MongoError,
-    bulk_write_errors,
-    database_errors,
-)
+from phishguard.mongo import QUARANTINE_SUFFIX, MongoError, database_errors, insert_absent
 from phishguard.schema import COLUMNS, SCHEMA_VERSION
+from phishguard.source_checks import CHUNK_ROWS, check_file, expand_sources
 from phishguard.sources import DataSourceError, iter_chunks
-from phishguard.validation import REASON, ROW, SchemaError, check_columns, quarantine
+from phishguard.validation import REASON, ROW, SchemaError, quarantine
 
-CHUNK_ROWS = 10_000
-DUPLICATE_KEY = 11000
 BATCH_SIZE = 1_000
-_TAIL_BYTES = 64 * 1024
 
 
 @dataclass
@@ -58,80 +49,6 @@ class LoadCounts:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def expand_sources(patterns: Iterable[str]) -> list[Path]:
-    """Paths named by `patterns` (globs expanded, sorted), each once, in the given order.
-
-    A glob that matches nothing is an error naming it; a plain path is kept as given, so a
-    missing file is reported by the reader.
-    """
-    paths: list[Path] = []
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))  # noqa: PTH207 (absolute patterns)
-            if not matches:
-                raise DataSourceError(f"{pattern}: no file matches this pattern")
-            paths.extend(Path(m) for m in matches)
-        else:
-            paths.append(Path(pattern))
-    unique: dict[Path, Path] = {}
-    for path in paths:
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values())
-
-
-def check_file(path: Path, chunk_rows: int = CHUNK_ROWS) -> None:
-    """Raise `DataSourceError` naming `path` unless it looks loadable.
-
-    Catches, before any write: unreadable paths, unknown extensions, empty or binary files,
-    other delimiters, a wrong header, a header without rows, and a cut-off last line.
-    """
-    chunks = iter_chunks(path, chunk_rows)
-    try:
-        first = next(chunks, None)
-    finally:
-        chunks.close()
-    if first is None or first.empty:
-        header = path.suffix.lower() in {".csv", ".arff"} and first is not None
-        raise DataSourceError(f"{path}: {'a header but ' if header else ''}no rows")
-    try:
-        check_columns([str(c) for c in first.columns])
-    except SchemaError as error:
-        raise DataSourceError(f"{path}: {error}") from None
-    if path.suffix.lower() == ".csv":
-        _check_csv_tail(path)
-    elif path.suffix.lower() in {".jsonl", ".ndjson"}:
-        _check_jsonl_tail(path)
-
-
-def _last_line(path: Path) -> str:
-    with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - _TAIL_BYTES))
-        tail = handle.read().decode("utf-8", errors="replace")
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def _check_csv_tail(path: Path) -> None:
-    """A last line with fewer fields than the header is a file cut off mid-row."""
-    with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        header = next(csv.reader([handle.readline()]), [])
-    last = next(csv.reader([_last_line(path)]), [])
-    if 0 < len(last) < len(header):
-        raise DataSourceError(
-            f"{path}: the last line is truncated ({len(last)} of {len(header)} fields); "
-            "the file looks cut off"
-        )
-
-
-def _check_jsonl_tail(path: Path) -> None:
-    try:
-        json.loads(_last_line(path))
-    except json.JSONDecodeError:
-        raise DataSourceError(
-            f"{path}: the last line is not complete JSON; the file looks cut off"
-        ) from None
 
 
 def content_ids(valid: pd.DataFrame) -> list[str]:
@@ -202,33 +119,6 @@ class _Sink:
         if self.dry_run or not documents:
             return
         insert_absent(self.quarantine, documents)
-
-
-def insert_absent(collection: Any, documents: list[dict[str, Any]]) -> int:
-    """Insert the `documents` whose `_id` is not in `collection` yet; return how many.
-
-    One unordered `bulk_write`; a duplicate `_id` (error 11000) means "already present".
-    This is an upsert with `$setOnInsert` on `_id`, written as an insert: the result is the
-    same on MongoDB, and the in-process stand-in (mongomock_ng) resolves an upsert's filter
-    by scanning the whole collection, which made loading the real file take minutes.
-    """
-    from pymongo import InsertOne
-
-    if not documents:
-        return 0
-    try:
-        result = collection.bulk_write([InsertOne(d) for d in documents], ordered=False)
-    except bulk_write_errors() as error:
-        details = error.details
-        others = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-        if others or details.get("writeConcernErrors"):
-            first = (others or details["writeConcernErrors"])[0]
-            raise MongoError(
-                f"{collection.database.name}.{collection.name}: write failed "
-                f"({first.get('errmsg', first)})"
-            ) from None
-        return int(details["nInserted"])
-    return int(result.inserted_count)
 
 
 def load_files(
