@@ -35,8 +35,14 @@ from phishguard.sources import DataSourceError
 HEADER = ",".join(COLUMNS)
 
 
+@pytest.fixture
+def database() -> str:
+    """A database name of its own for each test."""
+    return f"phishguard_test_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(params=["mongomock_ng", "real server"])
-def client(request: pytest.FixtureRequest) -> Iterator[Any]:
+def client(request: pytest.FixtureRequest, database: str) -> Iterator[Any]:
     """A MongoDB client: mongomock_ng in-process, or the server at MONGODB_URI."""
     if request.param == "mongomock_ng":
         yield mongomock_ng.MongoClient()
@@ -46,15 +52,8 @@ def client(request: pytest.FixtureRequest) -> Iterator[Any]:
         pytest.skip("MONGODB_URI is not set: no real MongoDB server (mongomock_ng run covers it)")
     real = mongo.connect(uri)
     yield real
-    for name in real.list_database_names():
-        if name.startswith("phishguard_test_"):
-            real.drop_database(name)
+    real.drop_database(database)
     real.close()
-
-
-@pytest.fixture
-def database() -> str:
-    return f"phishguard_test_{uuid.uuid4().hex[:12]}"
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
