@@ -299,6 +299,10 @@ def _bad_file(kind: str, directory: Path) -> tuple[Path, str]:
         path = directory / "junk.csv"
         path.write_bytes(bytes(range(256)) * 8)
         return path, "binary"
+    if kind == "junk Parquet":
+        path = directory / "junk.parquet"
+        path.write_bytes(b"PAR1" + bytes(range(200)))
+        return path, "not a readable Parquet file"
     if kind == "semicolon delimiter":
         return _text(directory / "semi.csv", good.replace(",", ";")), "';'-delimited"
     if kind == "truncated last line":
@@ -326,6 +330,7 @@ BAD_KINDS = [
     "header only",
     "wrong header",
     "binary junk",
+    "junk Parquet",
     "semicolon delimiter",
     "truncated last line",
     "truncated JSON line",
