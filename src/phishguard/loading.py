@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pymongo.errors import PyMongoError
 
-from phishguard.mongo import QUARANTINE_SUFFIX, MongoError, database_errors, insert_absent
+from phishguard.mongo import QUARANTINE_SUFFIX, MongoError, insert_absent
 from phishguard.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.source_checks import CHUNK_ROWS, check_file, expand_sources
 from phishguard.sources import DataSourceError, iter_chunks
@@ -146,12 +147,11 @@ def load_files(
     loaded_at = now or datetime.now(UTC)
     show = sys.stderr.isatty() if progress is None else progress
     counts = LoadCounts()
-    errors = database_errors()
     for path in paths:
         source = str(path.resolve())
         try:
             _load_file(path, source, sink, counts, loaded_at, chunk_rows, batch_size, show)
-        except errors as error:
+        except PyMongoError as error:
             raise MongoError(
                 f"{sink.where}: writing rows of {path} failed ({_first_line(error)}); "
                 "re-running the same load is safe: stored rows are skipped"

@@ -1,8 +1,8 @@
 """MongoDB at the edges: connecting with a bounded timeout, and reading a collection back.
 
 Everything that talks to a database takes the client (or collection) as a parameter, so
-tests pass an in-process `mongomock_ng` client and production passes `pymongo.MongoClient`.
-pymongo is imported only when a real connection is made.
+tests pass an in-process `mongomock_ng` client (which raises pymongo's own exception types)
+and production passes `pymongo.MongoClient`. pymongo is imported only when needed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from phishguard import PhishguardError
 from phishguard.schema import COLUMNS
 
 URI_ENV = "MONGODB_URI"
-DEFAULT_DATABASE = "phishguard"
-DEFAULT_COLLECTION = "websites"
 QUARANTINE_SUFFIX = "_quarantine"
 SERVER_TIMEOUT_MS = 5_000
 SNAPSHOT_CHUNK_ROWS = 10_000
@@ -79,38 +77,6 @@ def connect(uri: str, timeout_ms: int = SERVER_TIMEOUT_MS) -> Any:
     return client
 
 
-def database_errors() -> tuple[type[BaseException], ...]:
-    """The exception types a database call may raise (pymongo's, and mongomock_ng's in tests)."""
-    kinds: list[type[BaseException]] = []
-    try:
-        from pymongo.errors import PyMongoError
-
-        kinds.append(PyMongoError)
-    except ImportError:  # pragma: no cover - pymongo is a dependency
-        pass
-    try:
-        from mongomock_ng import PyMongoError as MockError
-
-        kinds.append(MockError)
-    except ImportError:
-        pass
-    return tuple(kinds)
-
-
-def bulk_write_errors() -> tuple[type[BaseException], ...]:
-    """The `BulkWriteError` types (pymongo's, and mongomock_ng's in tests)."""
-    from pymongo.errors import BulkWriteError
-
-    kinds: list[type[BaseException]] = [BulkWriteError]
-    try:
-        from mongomock_ng import BulkWriteError as MockBulkWriteError
-
-        kinds.append(MockBulkWriteError)
-    except ImportError:
-        pass
-    return tuple(kinds)
-
-
 def insert_absent(collection: Any, documents: list[dict[str, Any]]) -> int:
     """Insert the `documents` whose `_id` is not in `collection` yet; return how many.
 
@@ -120,12 +86,13 @@ def insert_absent(collection: Any, documents: list[dict[str, Any]]) -> int:
     by scanning the whole collection, which made loading the real file take minutes.
     """
     from pymongo import InsertOne
+    from pymongo.errors import BulkWriteError
 
     if not documents:
         return 0
     try:
         result = collection.bulk_write([InsertOne(d) for d in documents], ordered=False)
-    except bulk_write_errors() as error:
+    except BulkWriteError as error:
         details = error.details
         others = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
         if others or details.get("writeConcernErrors"):
@@ -213,9 +180,11 @@ def fetch_snapshot(source: MongoSource, landing_dir: Path, client: Any) -> tuple
 
     target = landing_dir / f"{LANDING_STEM}.parquet"
     collection = client[source.database][source.collection]
+    from pymongo.errors import PyMongoError
+
     try:
         result = snapshot(collection, target, source.filter)
-    except database_errors() as error:
+    except PyMongoError as error:
         raise MongoError(
             f"reading {source.database}.{source.collection} failed: {_first_line(error)}"
         ) from None
