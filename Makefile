@@ -77,3 +77,18 @@ plots: install ## render the DVC plots to dvc_plots/index.html
 .PHONY: clean
 clean: ## remove pipeline outputs (DVC cache and .venv are kept)
 	rm -rf data/raw data/validated data/quarantine data/processed models/model models/operating_point.json dvc_plots
+
+# --- data sources (issue 3) ---
+S3_LOCAL_PORT ?= 5555
+
+.PHONY: s3-local
+s3-local: install ## start a local S3 endpoint (moto, 127.0.0.1) and the `local-s3` DVC remote
+	python -m phishguard.local_s3 start --port $(S3_LOCAL_PORT)
+
+.PHONY: s3-local-stop
+s3-local-stop: install ## stop the local S3 endpoint and remove the `local-s3` remote
+	python -m phishguard.local_s3 stop
+
+.PHONY: load-dry-run
+load-dry-run: install ## validate and count PHISHING_DATA for MongoDB, without a database
+	phishguard load "$(PHISHING_DATA)" --dry-run

@@ -17,6 +17,12 @@ def _fetch(args: argparse.Namespace) -> None:
     from phishguard.ingestion import DATA_ENV, choose_source, fetch
     from phishguard.params import section
 
+    if not args.source and section("data").get("name") == "mongodb":  # issue 3: data=mongodb
+        from phishguard.mongo import fetch_from_params
+
+        landed, rows = fetch_from_params(section("data"), Path(args.landing_dir))
+        log.info("landed %s: %d documents from MongoDB ($MONGODB_URI)", landed, rows)
+        return
     source = args.source or choose_source(section("data")["url"])
     landed = fetch(source, Path(args.landing_dir))
     origin = (
@@ -27,6 +33,12 @@ def _fetch(args: argparse.Namespace) -> None:
         else " (data.url)"
     )
     log.info("landed %s from %s%s", landed, source, origin)
+
+
+def _load(args: argparse.Namespace) -> None:
+    from phishguard.loading import command
+
+    command(args.files, args.uri, args.database, args.collection, args.dry_run, args.json)
 
 
 def _params(args: argparse.Namespace) -> None:
@@ -74,6 +86,31 @@ def parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="only check that params.yaml is current"
     )
     params.set_defaults(handler=_params)
+
+    # --- load (issue 3): the idempotent ETL into MongoDB; the logic is in phishguard.loading
+    load = commands.add_parser(
+        "load",
+        help="validate data files and upsert their rows into MongoDB (idempotent)",
+        description=(
+            "Read each FILE (CSV, JSON, JSONL, ARFF or Parquet; globs allowed) in chunks, validate "
+            "every row with the pipeline's schema, and upsert valid rows into MongoDB with "
+            "_id = a hash of the row's content, so loading the same data twice adds nothing. "
+            "Invalid rows go to the <collection>_quarantine collection with their reasons."
+        ),
+    )
+    load.add_argument("files", nargs="+", metavar="FILE", help="data file or quoted glob")
+    load.add_argument("--uri", help="MongoDB URI (default: $MONGODB_URI)")
+    load.add_argument("--database", default="phishguard", help="default: %(default)s")
+    load.add_argument("--collection", default="websites", help="default: %(default)s")
+    load.add_argument(
+        "--dry-run", action="store_true", help="validate and count only; no database needed"
+    )
+    load.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"read", "inserted", "already_present", "quarantined"} as JSON on stdout',
+    )
+    load.set_defaults(handler=_load)
     return top
 
 
