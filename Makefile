@@ -77,3 +77,19 @@ plots: install ## render the DVC plots to dvc_plots/index.html
 .PHONY: clean
 clean: ## remove pipeline outputs (DVC cache and .venv are kept)
 	rm -rf data/raw data/validated data/quarantine data/processed models/model models/operating_point.json dvc_plots
+
+# --- serving (issue 5) ---
+PORT ?= 3000
+SERVING_ENV := BENTOML_HOME=$(CURDIR)/models/bentoml
+
+.PHONY: serve
+serve: install ## serve the packaged model with BentoML on 127.0.0.1:$PORT (default 3000)
+	$(SERVING_ENV) bentoml serve service.service:Phishguard --host 127.0.0.1 --port $(PORT)
+
+.PHONY: bento
+bento: install ## build the bento offline from bentofile.yaml and the packaged model
+	$(SERVING_ENV) bentoml build
+
+.PHONY: bench-serve
+bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
+	$(SERVING_ENV) python benchmarks/serve.py

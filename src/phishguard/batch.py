@@ -18,7 +18,7 @@ import pandas as pd
 
 from phishguard import PhishguardError
 from phishguard.schema import FEATURES, LABEL
-from phishguard.scoring import Scorer
+from phishguard.scoring import Scorer, frame_matrix
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,24 @@ def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> Tabl
     `row` numbers rows from `first_row` in input order. Raises `SchemaError` when the columns
     themselves are wrong (then no row can be judged).
     """
-    from phishguard.validation import REASON, quarantine
+    from phishguard.validation import REASON, check_columns, quarantine
 
-    features = table.drop(columns=[LABEL], errors="ignore")
+    features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
+    check_columns(list(map(str, features.columns)), FEATURES)
+    matrix = frame_matrix(features)
+    if matrix is not None:  # the common case: every row clean, no per-row checks needed
+        scored = scorer.decisions(matrix)
+        scored.insert(0, ROW, np.arange(first_row, first_row + len(matrix)))
+        return TableScores(scored, pd.DataFrame(columns=[ROW, *FEATURES, REASON]))
     checked = quarantine(features, FEATURES)
-    rejected_at = checked.quarantined["row"].to_numpy(dtype=np.int64) - 1
+    rejected_at = checked.quarantined[ROW].to_numpy(dtype=np.int64) - 1
     keep = np.ones(len(features), dtype=bool)
     keep[rejected_at] = False
-    matrix = checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
-    results = pd.DataFrame(scorer.results(matrix), columns=list(RESULT_COLUMNS))
-    results.insert(0, ROW, np.flatnonzero(keep) + first_row)
+    scored = scorer.decisions(checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32))
+    scored.insert(0, ROW, np.flatnonzero(keep) + first_row)
     rejected = checked.quarantined.copy()
     rejected[ROW] = rejected_at + first_row
-    return TableScores(scored=results, rejected=rejected.loc[:, [ROW, *FEATURES, REASON]])
+    return TableScores(scored=scored, rejected=rejected.loc[:, [ROW, *FEATURES, REASON]])
 
 
 @dataclass(frozen=True)
@@ -138,3 +143,26 @@ def predict_file(
     if scored + rejected != rows:  # cannot happen unless quarantine lost a row
         raise PhishguardError(f"row counts do not add up: {scored} + {rejected} != {rows}")
     return BatchSummary(rows=rows, scored=scored, rejected=rejected)
+
+
+def predict_command(
+    source: str, output: str, rejects: str | None, model: str | None, chunk_rows: int
+) -> BatchSummary:
+    """`phishguard predict`: load the packaged model once and score a file."""
+    from phishguard.scoring import load_scorer
+
+    if chunk_rows < 1:
+        raise PhishguardError(f"--chunk-rows must be positive, got {chunk_rows}")
+    out = Path(output)
+    rejects_path = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.csv")
+    scorer = load_scorer(Path(model) if model else None, nthread=2)
+    summary = predict_file(scorer, Path(source), out, rejects_path, chunk_rows)
+    log.info(
+        "scored %d of %d rows into %s; %d rejected into %s",
+        summary.scored,
+        summary.rows,
+        out,
+        summary.rejected,
+        rejects_path,
+    )
+    return summary

@@ -74,6 +74,26 @@ def parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="only check that params.yaml is current"
     )
     params.set_defaults(handler=_params)
+
+    predict = commands.add_parser(
+        "predict",
+        help="score a CSV or Parquet file with the packaged model (invalid rows to a rejects file)",
+        description=(
+            "Score INPUT in chunks (constant memory) with the model the package stage imported "
+            "(models/bentoml/, or --model). OUTPUT gets row, phishing_probability, is_phishing "
+            "and label; rows that fail the schema go to the rejects CSV with their reasons."
+        ),
+    )
+    predict.add_argument("input", help="CSV or Parquet file of the 30 features (Result ignored)")
+    predict.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    predict.add_argument("--rejects", help="rejects file (default: OUTPUT stem + .rejects.csv)")
+    predict.add_argument("--model", help="a packaged model folder (default: the latest package)")
+    predict.add_argument("--chunk-rows", type=int, default=50_000, help="default: %(default)s")
+    predict.set_defaults(
+        handler=lambda a: __import__("phishguard.batch", fromlist=["_"]).predict_command(
+            a.input, a.output, a.rejects, a.model, a.chunk_rows
+        )
+    )
     return top
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.provenance import file_sha256, read_json
@@ -83,6 +84,18 @@ class Scorer:
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float32)
         return self.booster.inplace_predict(matrix, validate_features=False)
+
+    def decisions(self, matrix: np.ndarray) -> pd.DataFrame:
+        """Columns phishing_probability, is_phishing and label, one row per matrix row."""
+        proba = self.probability(matrix)
+        flagged = proba >= self.threshold
+        return pd.DataFrame(
+            {
+                "phishing_probability": proba,
+                "is_phishing": flagged,
+                "label": np.where(flagged, CLASS_NAMES[1], CLASS_NAMES[0]),
+            }
+        )
 
     def results(self, matrix: np.ndarray) -> list[dict[str, Any]]:
         """One result per row: probability, decision at the stored threshold, class name."""
@@ -185,6 +198,30 @@ def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.nd
     return values.astype(np.float32)
 
 
+def frame_matrix(features: pd.DataFrame) -> np.ndarray | None:
+    """The float32 matrix of a table whose 30 feature columns are all clean, in-domain integers.
+
+    Returns None when any cell is not (text that is not an integer, a float, a bool, a
+    missing value, a value out of domain): the caller then runs the pipeline's `quarantine`
+    for per-row reasons. Columns must already have been checked.
+    """
+    columns = features.loc[:, list(FEATURES)]
+    try:
+        if all(
+            pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
+            for t in columns.dtypes
+        ):
+            values = columns.to_numpy(dtype=np.int64)
+        else:  # text (CSV): bools become 'True' and NaN 'nan', which do not parse
+            values = columns.to_numpy(dtype=str).astype(np.int64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    inside = (values >= -1) & (values <= 1)
+    if not (inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]).all():
+        return None
+    return values.astype(np.float32)
+
+
 def _shape_problems(records: Sequence[Any]) -> list[str]:
     problems = []
     for index, record in enumerate(records):
@@ -195,8 +232,11 @@ def _shape_problems(records: Sequence[Any]) -> list[str]:
         extra = [k for k in record if k not in _FEATURE_SET]
         for name in extra:
             near = difflib.get_close_matches(str(name), missing, n=1, cutoff=0.75)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            problems.append(f"record {index}: unknown field {name!r}{hint}")
+            if near:
+                missing.remove(near[0])
+                problems.append(f"record {index}: unknown field {name!r} (misspelled {near[0]!r}?)")
+            else:
+                problems.append(f"record {index}: unknown field {name!r}")
         problems += [f"record {index}: missing field {name!r}" for name in missing]
     return problems
 
