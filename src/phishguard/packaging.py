@@ -19,7 +19,8 @@ from typing import Any
 
 from phishguard import PhishguardError, paths
 from phishguard.provenance import read_json, write_json
-from phishguard.scoring import PACKAGE_FILE
+
+PACKAGE_FILE = "package.json"
 
 PACKAGE_KEYS = (
     "model_name",

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError, paths
+from phishguard.packaging import PACKAGE_FILE
 from phishguard.provenance import file_sha256, read_json
 from phishguard.schema import CLASS_NAMES, DOMAINS, FEATURES
 
-PACKAGE_FILE = "package.json"
 MAX_ROWS_ENV = "PHISHGUARD_MAX_ROWS"
 DEFAULT_MAX_ROWS = 10_000
 MAX_REPORTED_PROBLEMS = 10
