@@ -82,13 +82,18 @@ def service_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
     try:
         with TestClient(Phishguard.to_asgi()) as client:
+            _restore(saved)  # the service read them at start-up; don't leak into other tests
             yield client
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def free_port() -> int:
@@ -99,7 +104,7 @@ def free_port() -> int:
 
 def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess.Popen:
     """`bentoml serve` from `workdir` on 127.0.0.1:`port`; waits for /readyz (≤ 90 s)."""
-    environment = tool_env()
+    environment = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
     environment.update(BENTOML_HOME=str(workdir / "models" / "bentoml"), **env)
     server = subprocess.Popen(
         [
