@@ -5,7 +5,6 @@ Run: PHISHGUARD_PACKAGE_DIR=... uvicorn benchmarks.fastapi_server:app --host 127
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -26,8 +25,7 @@ async def predict(request: Request) -> Response:
         matrix = records_matrix(body["records"], 10_000)
     except (PhishguardError, KeyError, TypeError) as error:
         return JSONResponse({"error": str(error)}, status_code=422)
-    document = {"results": scorer.results(matrix)}
-    return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
+    return Response(scorer.results_json(matrix), media_type="application/json")
 
 
 @app.get("/readyz")

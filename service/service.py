@@ -142,7 +142,8 @@ class Phishguard:
     @bentoml.api(route="/predict")
     async def predict(self, records: list[dict[str, Any]]) -> Results:
         """Score records of the 30 features: probability, decision at the threshold, label."""
-        return _json({"results": self.scorer.results(self._matrix(records))})
+        text = self.scorer.results_json(self._matrix(records))
+        return Response(text, media_type="application/json")
 
     @bentoml.api(route="/explain")
     async def explain(self, records: list[dict[str, Any]], top: int = 5) -> ExplainedResults:

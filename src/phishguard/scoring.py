@@ -110,6 +110,23 @@ class Scorer:
             for p, f in zip(proba.tolist(), flagged.tolist(), strict=True)
         ]
 
+    def results_json(self, matrix: np.ndarray) -> str:
+        """`{"results": [...]}` as `results` gives it, formatted directly (no dicts, no encoder).
+
+        `repr` of a float is the shortest round-tripping text, as `json.dumps` writes it.
+        """
+        proba = self.probability(matrix)
+        flagged = (proba >= self.threshold).tolist()
+        names = {
+            True: f'true,"label":"{CLASS_NAMES[1]}"}}',
+            False: f'false,"label":"{CLASS_NAMES[0]}"}}',
+        }
+        items = [
+            f'{{"phishing_probability":{p!r},"is_phishing":{names[f]}'
+            for p, f in zip(proba.tolist(), flagged, strict=True)
+        ]
+        return '{"results":[' + ",".join(items) + "]}"
+
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """XGBoost's SHAP contributions (log-odds of phishing), one column per feature + bias."""
         from xgboost import DMatrix
@@ -180,14 +197,15 @@ def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.nd
     try:
         if any(len(r) != len(FEATURES) for r in records):
             raise KeyError
-        rows = [_values_of(r) for r in records]
+        # One flat list of values in canonical order: cheaper than a list of row tuples.
+        flat = list(itertools.chain.from_iterable(map(_values_of, records)))
     except (KeyError, TypeError):
         raise RecordError(_shape_problems(records)) from None
-    kinds = set(map(type, itertools.chain.from_iterable(rows)))
-    if not kinds <= {int}:
-        raise RecordError(_type_problems(rows) or ["values must be integers"])
+    # Checked by type, not converted: JSON true/1.0/"1" are not integers here.
+    if not set(map(type, flat)) <= {int}:
+        raise RecordError(_type_problems([_values_of(r) for r in records]))
     try:
-        values = np.array(rows, dtype=np.int64)
+        values = np.fromiter(flat, dtype=np.int64, count=len(flat)).reshape(-1, len(FEATURES))
     except OverflowError:
         raise RecordError(["a value is far outside every feature's domain {-1, 0, 1}"]) from None
     inside = (values >= -1) & (values <= 1)

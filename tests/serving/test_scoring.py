@@ -168,3 +168,11 @@ def test_fast_table_path_refuses_bools() -> None:
     table = synthetic_rows(4, 12).drop(columns=LABEL)
     table["port"] = pd.Series([True, False, True, True])
     assert frame_matrix(table) is None
+
+
+def test_results_json_is_the_json_of_results(scorer) -> None:
+    import json
+
+    for n in (1, 57):
+        matrix = records_matrix(records(n, 40), 100)
+        assert json.loads(scorer.results_json(matrix)) == {"results": scorer.results(matrix)}
