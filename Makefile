@@ -92,3 +92,18 @@ s3-local-stop: install ## stop the local S3 endpoint and remove the `local-s3` r
 .PHONY: load-dry-run
 load-dry-run: install ## validate and count PHISHING_DATA for MongoDB, without a database
 	phishguard load "$(PHISHING_DATA)" --dry-run
+# --- serving (issue 5) ---
+PORT ?= 3000
+SERVING_ENV := BENTOML_HOME=$(CURDIR)/models/bentoml
+
+.PHONY: serve
+serve: install ## serve the packaged model with BentoML on 127.0.0.1:$PORT (default 3000)
+	$(SERVING_ENV) bentoml serve service.service:Phishguard --host 127.0.0.1 --port $(PORT)
+
+.PHONY: bento
+bento: install ## build the bento offline from bentofile.yaml and the packaged model
+	$(SERVING_ENV) bentoml build
+
+.PHONY: bench-serve
+bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
+	$(SERVING_ENV) python benchmarks/serve.py

@@ -41,6 +41,12 @@ def _load(args: argparse.Namespace) -> None:
     command(args.files, args.uri, args.database, args.collection, args.dry_run, args.json)
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from phishguard.batch import predict_command
+
+    predict_command(args.input, args.output, args.rejects, args.model, args.chunk_rows)
+
+
 def _params(args: argparse.Namespace) -> None:
     from phishguard.config import compose_params
 
@@ -111,6 +117,21 @@ def parser() -> argparse.ArgumentParser:
         help='print {"read", "inserted", "already_present", "quarantined"} as JSON on stdout',
     )
     load.set_defaults(handler=_load)
+    predict = commands.add_parser(
+        "predict",
+        help="score a CSV or Parquet file with the packaged model (invalid rows to a rejects file)",
+        description=(
+            "Score INPUT in chunks (constant memory) with the model the package stage imported "
+            "(models/bentoml/, or --model). OUTPUT gets row, phishing_probability, is_phishing "
+            "and label; rows that fail the schema go to the rejects CSV with their reasons."
+        ),
+    )
+    predict.add_argument("input", help="CSV or Parquet file of the 30 features (Result ignored)")
+    predict.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    predict.add_argument("--rejects", help="rejects file (default: OUTPUT stem + .rejects.csv)")
+    predict.add_argument("--model", help="a packaged model folder (default: the latest package)")
+    predict.add_argument("--chunk-rows", type=int, default=50_000, help="default: %(default)s")
+    predict.set_defaults(handler=_predict)
     return top
 
 

@@ -22,3 +22,8 @@ VALIDATION_REPORT = REPORTS / "validation.json"
 SPLIT_REPORT = REPORTS / "split.json"
 METRICS = REPORTS / "metrics.json"
 PLOTS = REPORTS / "plots"
+
+# Serving (issue 5): the package stage's BentoML model store, inside the repository.
+BENTOML_HOME = ROOT / "models" / "bentoml"
+PACKAGE_NAME = "phishguard"
+PACKAGE_STORE = BENTOML_HOME / "models" / PACKAGE_NAME

@@ -1,0 +1,199 @@
+"""The phishguard BentoML service: JSON, CSV and explanation endpoints, metadata and a web page.
+
+Start it with `make serve` (127.0.0.1, port 3000 unless PORT is set). The model is the
+package stage's output (`phishguard:latest` in the repo-local store, or the folder named by
+PHISHGUARD_PACKAGE_DIR), loaded once per worker and sha256-verified. Validation and scoring are
+`phishguard.scoring`, shared with the batch CLI. BentoML adds /healthz, /readyz, /metrics.
+
+Environment: PHISHGUARD_WORKERS (default 1), PHISHGUARD_MAX_ROWS (default 10,000 per request).
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import os
+import sys
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Literal
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+try:
+    import phishguard  # noqa: F401  (installed in the dev environment)
+except ImportError:  # inside a built bento the package's source is bundled beside service/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from phishguard import PhishguardError
+from phishguard.scoring import (
+    RecordError,
+    Scorer,
+    TooManyRecordsError,
+    load_scorer,
+    max_rows_from_env,
+    records_matrix,
+)
+
+PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
+PAGE = Path(__file__).with_name("ui.html")
+METADATA_KEYS = (
+    "model_name",
+    "model_sha256",
+    "threshold",
+    "features",
+    "label_mapping",
+    "train_data_sha256",
+    "git_revision",
+    "metrics",
+    "operating_point",
+    "schema_version",
+)
+
+
+class Result(BaseModel):
+    """One scored record (documents the response; the JSON is written by `_json`)."""
+
+    phishing_probability: float
+    is_phishing: bool
+    label: Literal["phishing", "legitimate"]
+
+
+class Reason(BaseModel):
+    feature: str
+    value: int
+    contribution: float
+
+
+class ExplainedResult(Result):
+    reasons: list[Reason]
+
+
+class Results(BaseModel):
+    results: list[Result]
+
+
+class ExplainedResults(BaseModel):
+    results: list[ExplainedResult]
+
+
+def _page(_: Request) -> HTMLResponse:
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+
+ui = Starlette(routes=[Route("/", _page)])
+
+
+def _package_dir() -> Path:
+    configured = os.environ.get(PACKAGE_DIR_ENV, "").strip()
+    if configured:
+        return Path(configured)
+    return Path(bentoml.models.get("phishguard:latest").path)
+
+
+def _client_error(error: PhishguardError) -> BentoMLException:
+    """A 4xx BentoML error whose JSON body carries the message (record index and field)."""
+    status = (
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        if isinstance(error, TooManyRecordsError)
+        else HTTPStatus.UNPROCESSABLE_ENTITY
+    )
+    return BentoMLException(str(error), error_code=status)
+
+
+def _json(document: Any) -> Response:
+    # Serialised here rather than by BentoML's output model: for 1,000-row responses the
+    # generic path cost more than the prediction.
+    return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
+
+
+@bentoml.asgi_app(ui, path="/ui")
+@bentoml.service(
+    name="phishguard",
+    workers=int(os.environ.get("PHISHGUARD_WORKERS", "1")),
+    threads=1,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},
+)
+class Phishguard:
+    """Phishing-website scoring with the packaged, evaluated XGBoost model."""
+
+    def __init__(self) -> None:
+        self.scorer: Scorer = load_scorer(_package_dir(), nthread=1)
+        self.max_rows = max_rows_from_env()
+        # Everything imported so far lives as long as the worker: move it out of the garbage
+        # collector's reach, or each full collection walks it (the 100–250 ms latency tail).
+        gc.collect()
+        gc.freeze()
+
+    def _matrix(self, records: list[dict[str, Any]]) -> Any:
+        try:
+            return records_matrix(records, self.max_rows)
+        except (RecordError, TooManyRecordsError) as error:
+            raise _client_error(error) from None
+
+    @bentoml.api(route="/predict")
+    async def predict(self, records: list[dict[str, Any]]) -> Results:
+        """Score records of the 30 features: probability, decision at the threshold, label."""
+        text = self.scorer.results_json(self._matrix(records))
+        return Response(text, media_type="application/json")
+
+    @bentoml.api(route="/explain")
+    async def explain(self, records: list[dict[str, Any]], top: int = 5) -> ExplainedResults:
+        """Scores plus the `top` features that moved each score most (XGBoost contributions)."""
+        matrix = self._matrix(records)
+        reasons = self.scorer.explain(matrix, top=max(1, min(top, 30)))
+        results = self.scorer.results(matrix)
+        for result, why in zip(results, reasons, strict=True):
+            result["reasons"] = why
+        return _json({"results": results})
+
+    @bentoml.api(route="/predict_csv")
+    def predict_csv(
+        self,
+        file: Path,
+        output: Literal["json", "csv"] = "json",
+    ) -> Results:
+        """Score an uploaded CSV (header = the 30 features; a `Result` column is ignored)."""
+        import pandas as pd
+
+        from phishguard.batch import score_table
+
+        try:
+            table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
+        except (ValueError, pd.errors.ParserError) as error:
+            raise BentoMLException(
+                f"not a readable CSV: {error}", error_code=HTTPStatus.BAD_REQUEST
+            ) from None
+        if len(table) > self.max_rows:
+            raise _client_error(
+                TooManyRecordsError(
+                    f"{len(table)} rows in one upload; the limit is {self.max_rows}"
+                )
+            )
+        try:
+            scores = score_table(self.scorer, table)
+        except PhishguardError as error:
+            raise _client_error(error) from None
+        if len(scores.rejected):
+            reasons = [f"row {r.row}: {r.reason}" for r in scores.rejected.itertuples()]
+            raise _client_error(RecordError(reasons))
+        if output == "csv":
+            buffer = io.StringIO()
+            scores.scored.to_csv(buffer, index=False)
+            return Response(buffer.getvalue(), media_type="text/csv")
+        return _json({"results": scores.scored.drop(columns="row").to_dict(orient="records")})
+
+    @bentoml.api(route="/metadata")
+    def metadata(self) -> dict[str, Any]:
+        """Model version, threshold, metrics, data hash, git revision, limits."""
+        info = {key: self.scorer.metadata.get(key) for key in METADATA_KEYS}
+        info["max_rows_per_request"] = self.max_rows
+        return info

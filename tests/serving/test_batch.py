@@ -1,0 +1,104 @@
+"""`phishguard predict`: chunked batch scoring with rejects, same checks as the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, run_tool, synthetic_rows
+
+from phishguard.batch import predict_file, score_table
+from phishguard.schema import FEATURES
+
+
+def dirty_table(n: int, seed: int) -> pd.DataFrame:
+    """Rows as a CSV reader hands them over, with three invalid ones."""
+    table = synthetic_rows(n, seed).astype(str)
+    table.loc[3, "SFH"] = "2"
+    table.loc[n // 2, "port"] = "x"
+    table.loc[n - 1, "Redirect"] = ""
+    return table
+
+
+def test_counts_add_up_and_rejects_have_reasons(scorer, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    dirty_table(1000, 30).to_csv(source, index=False)
+    summary = predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv", 128)
+    scored = pd.read_csv(tmp_path / "out.csv")
+    rejected = pd.read_csv(tmp_path / "rej.csv")
+    assert (summary.rows, summary.scored, summary.rejected) == (1000, 997, 3)
+    assert len(scored) + len(rejected) == 1000
+    assert sorted(scored["row"].tolist() + rejected["row"].tolist()) == list(range(1, 1001))
+    assert rejected["row"].tolist() == [4, 501, 1000]
+    assert rejected["reason"].tolist() == [
+        "SFH=2 not in {-1, 0, 1}",
+        "port='x' is not a number",
+        "Redirect is missing",
+    ]
+
+
+def test_chunking_does_not_change_results(scorer, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    dirty_table(700, 31).to_csv(source, index=False)
+    predict_file(scorer, source, tmp_path / "a.csv", tmp_path / "ra.csv", 1000)
+    predict_file(scorer, source, tmp_path / "b.csv", tmp_path / "rb.csv", 64)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "ra.csv"), pd.read_csv(tmp_path / "rb.csv")
+    )
+
+
+def test_parquet_in_and_out_match_the_scorer(scorer, tmp_path: Path) -> None:
+    table = synthetic_rows(300, 32)  # typed ints, Result included (ignored)
+    table.to_parquet(tmp_path / "in.parquet", index=False)
+    summary = predict_file(
+        scorer, tmp_path / "in.parquet", tmp_path / "out.parquet", tmp_path / "rej.csv", 100
+    )
+    assert (summary.scored, summary.rejected) == (300, 0)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    expected = scorer.probability(table.loc[:, list(FEATURES)].to_numpy(dtype=np.float32))
+    np.testing.assert_array_equal(out["phishing_probability"].to_numpy(), expected)
+    assert out["row"].tolist() == list(range(1, 301))
+    assert pd.read_csv(tmp_path / "rej.csv").empty
+
+
+def test_wrong_columns_stop_with_a_clear_error(scorer) -> None:
+    table = synthetic_rows(5, 33).rename(columns={"Favicon": "favicon_x"})
+    with pytest.raises(Exception, match="missing column Favicon"):
+        score_table(scorer, table)
+
+
+def test_cli_end_to_end(package_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "sites.csv"
+    dirty_table(50, 34).to_csv(source, index=False)
+    output = tmp_path / "scores.csv"
+    done = run_tool(
+        ["phishguard", "predict", str(source), "-o", str(output), "--model", str(package_dir)],
+        REPO,
+    )
+    assert "scored 47 of 50 rows" in done.stderr
+    assert "\r" not in done.stderr  # no progress bar when stderr is not a terminal
+    assert len(pd.read_csv(output)) == 47
+    assert len(pd.read_csv(tmp_path / "scores.rejects.csv")) == 3
+
+
+def test_cli_errors_are_one_line(package_dir: Path, tmp_path: Path) -> None:
+    done = run_tool(
+        [
+            "phishguard",
+            "predict",
+            str(tmp_path / "nope.csv"),
+            "-o",
+            str(tmp_path / "o.csv"),
+            "--model",
+            str(package_dir),
+        ],
+        REPO,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("phishguard: error:")
+    assert "no such file" in done.stderr
+    assert "Traceback" not in done.stderr
