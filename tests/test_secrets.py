@@ -15,8 +15,9 @@ PATTERNS = {
     "MongoDB URI with password": re.compile(r"mongodb(\+srv)?://[^:/\s\"']+:[^@/\s\"'$<{]+@"),
     "Slack token": re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
 }
-# Test fixtures may use moto's documented fake keys; nothing else.
-ALLOWED = {"testing", "AKIAIOSFODNN7EXAMPLE"}
+# Fakes the tests use on purpose: moto's documented keys, redacted passwords, and made-up
+# passwords for servers on loopback that do not exist. Nothing else.
+ALLOWED = {"testing", "AKIAIOSFODNN7EXAMPLE", ":***@", ":s3cret@127.0.0.1", "//u:pw@h:"}
 
 
 def tracked_files():
