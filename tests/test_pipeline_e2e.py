@@ -95,12 +95,12 @@ def test_dvc_plots_render(pipeline_copy):
         assert title in html
 
 
-def test_changing_a_model_param_reruns_only_train_and_evaluate(pipeline_copy):
+def test_changing_a_model_param_reruns_only_train_evaluate_and_package(pipeline_copy):
     params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
     params["model"]["max_depth"] = 4
     (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = run_tool(["dvc", "repro"], pipeline_copy)
-    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert ran_stages(result.stdout) == ["train", "evaluate", "package"]
 
 
 def test_same_rows_in_another_format_rerun_only_ingest(pipeline_copy, real_table):
@@ -116,7 +116,7 @@ def test_changed_data_reruns_everything(pipeline_copy, real_table):
     real_table.iloc[:-100].to_csv(changed, index=False)
     run_tool(["phishguard", "fetch", str(changed)], pipeline_copy)
     result = run_tool(["dvc", "repro"], pipeline_copy)
-    assert ran_stages(result.stdout) == ["ingest", "validate", "featurize", "train", "evaluate"]
+    assert ran_stages(result.stdout) == ["ingest", "validate", "featurize", "train", "evaluate", "package"]
 
 
 def test_gate_failure_names_the_metric_and_the_gap(pipeline_copy):
