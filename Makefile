@@ -77,3 +77,29 @@ plots: install ## render the DVC plots to dvc_plots/index.html
 .PHONY: clean
 clean: ## remove pipeline outputs (DVC cache and .venv are kept)
 	rm -rf data/raw data/validated data/quarantine data/processed models/model models/operating_point.json dvc_plots
+
+# --- experiments (issue 4) ---
+MLFLOW_PORT ?= 5000
+BASELINE ?= HEAD
+
+.PHONY: mlflow-ui
+mlflow-ui: install ## browse the MLflow runs (mlflow.db) at http://127.0.0.1:$(MLFLOW_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--workers 1 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
+
+.PHONY: sweep
+sweep: install ## queue 6 configurations (3 models, 3 XGBoost depths), run them 2 at a time, show them
+	dvc exp run --queue -S 'model=random_forest,extra_trees,soft_voting'
+	dvc exp run --queue -S 'model.max_depth=4,6,8'
+	dvc queue start -j 2
+	@while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
+	dvc queue status
+	dvc exp show --md --only-changed
+
+.PHONY: report
+report: install ## reports/report.md + PNG plots; metrics/params diff against BASELINE (default HEAD)
+	python -m phishguard.reporting --baseline "$(BASELINE)"
+
+.PHONY: bench-quality
+bench-quality: install ## every zoo model, honest vs leaky CV → benchmarks/results/quality.md
+	python benchmarks/quality.py --out benchmarks/results/quality.md

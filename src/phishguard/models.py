@@ -66,12 +66,26 @@ def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
     return make_pipeline(encoder, LogisticRegression(**params, random_state=seed))
 
 
+def _soft_voting(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import VotingClassifier
+
+    members = params.pop("members", None)
+    if not isinstance(members, dict) or not members:
+        raise ModelConfigError("soft_voting needs 'members': a mapping of model name → params")
+    unknown = sorted(set(members) - set(BUILDERS) | ({"soft_voting"} & set(members)))
+    if unknown:
+        raise ModelConfigError(f"soft_voting: unknown member model(s) {', '.join(unknown)}")
+    estimators = [(name, BUILDERS[name](dict(member), seed)) for name, member in members.items()]
+    return VotingClassifier(estimators, voting="soft", **params)
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "xgboost": _xgboost,
     "random_forest": _random_forest,
     "extra_trees": _extra_trees,
     "hist_gradient_boosting": _hist_gradient_boosting,
     "logistic_regression": _logistic_regression,
+    "soft_voting": _soft_voting,
 }
 
 # Types that skops may load from our own files beyond its defaults; anything else is refused.
@@ -79,6 +93,8 @@ SKOPS_TRUSTED = [
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    # VotingClassifier keeps its fitted members in a Bunch (a plain dict subclass).
+    "sklearn.utils._bunch.Bunch",
 ]
 
 
@@ -114,7 +130,10 @@ def save_model(model: Any, name: str, directory: Path) -> Path:
     else:
         import skops.io
 
-        skops.io.dump(model, path)
+        from phishguard.skops_bytes import canonical_skops
+
+        # Same model, same bytes: what lets two clones produce identical model files.
+        path.write_bytes(canonical_skops(skops.io.dumps(model)))
     return path
 
 
