@@ -132,7 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", help="comma-separated conf/model names (default: all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality.md"))
     args = parser.parse_args(argv)
-    names = args.models.split(",") if args.models else sorted(p.stem for p in CONF_MODELS.glob("*.yaml"))
+    names = (
+        args.models.split(",")
+        if args.models
+        else sorted(p.stem for p in CONF_MODELS.glob("*.yaml"))
+    )
     import yaml
 
     default = yaml.safe_load(compose_params())["model"]["name"]

@@ -28,7 +28,10 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
     y = rng.integers(0, 2, 400)
     proba = np.clip(y * 0.6 + rng.random(400) * 0.5, 0, 1)
     metrics = {
-        "test": {**classification_metrics(y, proba, 0.5), "at_threshold": {"recall": 0.9, "precision": 0.97, "fpr": 0.02}},
+        "test": {
+            **classification_metrics(y, proba, 0.5),
+            "at_threshold": {"recall": 0.9, "precision": 0.97, "fpr": 0.02},
+        },
         "cv": {"accuracy": 0.955, "roc_auc": 0.994, "recall_at_target_fpr": 0.921},
         "threshold": 0.71,
         "target_fpr": 0.02,

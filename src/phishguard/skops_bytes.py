@@ -31,9 +31,8 @@ def canonical_skops(data: bytes) -> bytes:
         raise ValueError(f"skops archive has entries the schema does not name: {sorted(unknown)}")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        for name, payload in [(_SCHEMA, json.dumps(canonical, indent=1).encode())] + sorted(
-            entries.items()
-        ):
+        schema_entry = (_SCHEMA, json.dumps(canonical, indent=1).encode())
+        for name, payload in [schema_entry, *sorted(entries.items())]:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
