@@ -27,7 +27,7 @@ from sklearn.model_selection import StratifiedKFold
 from phishguard.config import compose_params
 from phishguard.evaluation import grouped_cv, recall_at_fpr
 from phishguard.ingestion import canonical_table
-from phishguard.models import as_matrix, build_model
+from phishguard.models import build_model, design_matrix, uses_signal_counts
 from phishguard.provenance import library_versions
 from phishguard.schema import TARGET
 from phishguard.sources import read_table
@@ -44,9 +44,10 @@ def load_table(source: Path) -> pd.DataFrame:
     return with_target(result.valid)
 
 
-def leaky_cv(estimator: object, table: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
+def leaky_cv(spec: dict, table: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     """Out-of-fold P(phishing) from plain StratifiedKFold: identical rows straddle folds."""
-    X, y = as_matrix(table), table[TARGET].to_numpy()
+    estimator = build_model(spec, seed)
+    X, y = design_matrix(table, spec), table[TARGET].to_numpy()
     oof = np.empty(len(table), dtype=np.float64)
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
         model = clone(estimator).fit(X[train_idx], y[train_idx])
@@ -81,9 +82,10 @@ def benchmark(table: pd.DataFrame, names: list[str]) -> list[dict]:
         spec = model_spec(name)
         estimator = build_model(spec, SEED)
         started = time.perf_counter()
-        honest = scores(y, grouped_cv(estimator, table, FOLDS, SEED))
+        oof = grouped_cv(estimator, table, FOLDS, SEED, signal_counts=uses_signal_counts(spec))
+        honest = scores(y, oof)
         seconds = (time.perf_counter() - started) / FOLDS
-        leaky = scores(y, leaky_cv(estimator, table, FOLDS, SEED))
+        leaky = scores(y, leaky_cv(spec, table, FOLDS, SEED))
         rows.append({"model": name, "honest": honest, "leaky": leaky, "seconds": seconds})
         print(f"{name}: honest {honest} leaky {leaky}", file=sys.stderr, flush=True)
     return rows
