@@ -89,8 +89,8 @@ mlflow-ui: install ## browse the MLflow runs (mlflow.db) at http://127.0.0.1:$(M
 
 .PHONY: sweep
 sweep: install ## queue 6 configurations (3 models, 3 XGBoost depths), run them 2 at a time, show them
-	dvc exp run --queue -S 'model=random_forest,extra_trees,soft_voting'
-	dvc exp run --queue -S 'model.max_depth=4,6,8'
+	dvc exp run --queue -C data/landing -S 'model=random_forest,extra_trees,logistic_regression'
+	dvc exp run --queue -C data/landing -S model=xgboost -S 'model.max_depth=4,6,8'
 	dvc queue start -j 2
 	@while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
 	dvc queue status

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import clone_project, run_tool
+from conftest import clone_project, run_tool, tool_env
 
 SWEEPS = [
     # Three zoo models by Hydra group choice...
@@ -34,7 +35,17 @@ def test_queued_sweep_runs_six_configurations(tmp_path: Path, dataset_path: Path
     queued = run_tool(["dvc", "queue", "status"], workdir).stdout
     assert queued.count("Queued") == 6, queued
 
-    run_tool(["dvc", "queue", "start", "-j", "2"], workdir)
+    # The workers it spawns inherit stdout: pipes would block until they exit, so use a file.
+    with (tmp_path / "queue-start.log").open("w") as log:
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"],
+            cwd=workdir,
+            env=tool_env(workdir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=120,
+        )
     deadline = time.monotonic() + 3000
     try:
         while not _queue_done(workdir):

@@ -96,6 +96,9 @@ SKOPS_TRUSTED = [
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     # VotingClassifier keeps its fitted members in a Bunch (a plain dict subclass).
     "sklearn.utils._bunch.Bunch",
+    # An XGBoost member of an ensemble: its state is XGBoost's own raw model bytes, not pickle.
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
 ]
 
 

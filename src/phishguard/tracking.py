@@ -91,6 +91,8 @@ def pip_requirements(model_name: str) -> list[str]:
     packages = ["numpy", "scikit-learn", "skops"]
     if model_name == "xgboost":
         packages = ["numpy", "xgboost-cpu"]
+    elif model_name == "soft_voting":  # its members may include XGBoost
+        packages.append("xgboost-cpu")
     return [f"{name}=={metadata.version(name)}" for name in packages]
 
 
