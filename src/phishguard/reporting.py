@@ -101,8 +101,10 @@ def render_plots(plots_dir: Path, out_dir: Path, threshold: float | None) -> dic
     axes.grid(False)
     axes.set_xticks([0, 1], counts.columns)
     axes.set_yticks([0, 1], counts.index)
-    for (row, column), value in np.ndenumerate(counts.to_numpy()):
-        axes.text(column, row, str(value), ha="center", va="center", fontsize=12)
+    values = counts.to_numpy()
+    for (row, column), value in np.ndenumerate(values):
+        colour = "white" if value > values.max() / 2 else "black"
+        axes.text(column, row, str(value), ha="center", va="center", fontsize=12, color=colour)
     images["Confusion matrix"] = _save(figure, out_dir / "confusion.png")
     return images
 
