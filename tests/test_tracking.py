@@ -101,6 +101,7 @@ def test_sklearn_run_logged_to_local_sqlite(monkeypatch, tmp_path: Path) -> None
     assert run.data.params["model.max_depth"] == "null"
     assert run.data.metrics["cv.recall_at_target_fpr"] == pytest.approx(0.93)
     assert run.data.tags["model_sha256"] == metadata["model_sha256"]
+    assert run.info.artifact_uri.startswith((tmp_path.resolve() / "mlruns").as_uri())
     loaded = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
     assert type(loaded).__name__ == "RandomForestClassifier"
 

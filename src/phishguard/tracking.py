@@ -126,6 +126,11 @@ def _log_run(
 
     with _store_lock(uri):
         mlflow.set_tracking_uri(uri)
+        if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            # Artifacts beside the store, not in the cwd: a queued experiment's temporary
+            # workspace is deleted after its run.
+            artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlruns"
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
         mlflow.set_experiment(EXPERIMENT)
         run_name = tags["dvc_experiment"] if tags["dvc_experiment"] != "workspace" else None
         with mlflow.start_run(run_name=run_name) as run:
