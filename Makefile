@@ -107,3 +107,28 @@ bento: install ## build the bento offline from bentofile.yaml and the packaged m
 .PHONY: bench-serve
 bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
 	$(SERVING_ENV) python benchmarks/serve.py
+# --- experiments (issue 4) ---
+MLFLOW_PORT ?= 5000
+BASELINE ?= HEAD
+
+.PHONY: mlflow-ui
+mlflow-ui: install ## browse the MLflow runs (mlflow.db) at http://127.0.0.1:$(MLFLOW_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--workers 1 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
+
+.PHONY: sweep
+sweep: install ## queue 6 configurations (3 models, 3 XGBoost depths), run them 2 at a time, show them
+	dvc exp run --queue -C data/landing -S 'model=random_forest,extra_trees,logistic_regression'
+	dvc exp run --queue -C data/landing -S model=xgboost -S 'model.max_depth=4,6,8'
+	dvc queue start -j 2
+	@while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
+	dvc queue status
+	dvc exp show --md --only-changed
+
+.PHONY: report
+report: install ## reports/report.md + PNG plots; metrics/params diff against BASELINE (default HEAD)
+	python -m phishguard.reporting --baseline "$(BASELINE)"
+
+.PHONY: bench-quality
+bench-quality: install ## every zoo model, honest vs leaky CV → benchmarks/results/quality.md
+	python benchmarks/quality.py --out benchmarks/results/quality.md

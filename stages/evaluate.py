@@ -1,4 +1,5 @@
-"""evaluate: held-out test metrics, grouped CV on the training split, plots, promotion gate."""
+"""evaluate: held-out test metrics, grouped CV on the training split, plots, promotion gate,
+and the MLflow run of this model (params, every metric, the model, provenance tags)."""
 
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from phishguard.evaluation import evaluate_model, gate_failures, write_plots
 from phishguard.models import load_model
 from phishguard.params import load_section, section
 from phishguard.provenance import read_json, write_json
+from phishguard.schema import content_sha256
 from phishguard.training import TrainParams
 
 
@@ -43,6 +45,7 @@ def main() -> None:
     write_json(paths.OPERATING_POINT, result.operating_point)
     write_plots(result, paths.PLOTS)
 
+    _track(model, metadata, result.metrics, pd.concat([train, test], ignore_index=True))
     failures = gate_failures(
         result.metrics["test"],
         minimums={"roc_auc": params.gate.min_roc_auc, "accuracy": params.gate.min_accuracy},
@@ -50,6 +53,14 @@ def main() -> None:
     )
     if failures:
         raise PhishguardError("promotion gate failed on the test split: " + "; ".join(failures))
+
+
+def _track(model: object, metadata: dict, metrics: dict, data: pd.DataFrame) -> None:
+    from phishguard.tracking import record_run, run_tags
+
+    params = {name: section(name) for name in ("model", "train", "split", "evaluate")}
+    tags = run_tags(metadata, content_sha256(data))
+    record_run(params, metrics, tags, model, paths.MODEL_DIR, [paths.OPERATING_POINT])
 
 
 if __name__ == "__main__":

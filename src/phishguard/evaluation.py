@@ -18,6 +18,7 @@ from sklearn import metrics as skm
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 
+from phishguard.features import with_signal_counts
 from phishguard.models import as_matrix
 from phishguard.schema import TARGET, feature_vector_ids
 
@@ -69,9 +70,15 @@ def grouped_cv(
     folds: int,
     seed: int,
     fit: Callable[[Any, np.ndarray, np.ndarray], Any] | None = None,
+    signal_counts: bool = False,
 ) -> np.ndarray:
-    """Out-of-fold P(phishing) from StratifiedGroupKFold over identical feature vectors."""
+    """Out-of-fold P(phishing) from StratifiedGroupKFold over identical feature vectors.
+
+    With `signal_counts`, the model sees the engineered counts too (`features`).
+    """
     X, y = as_matrix(table), table[TARGET].to_numpy()
+    if signal_counts:
+        X = with_signal_counts(X)
     groups = feature_vector_ids(table)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.empty(len(table), dtype=np.float64)
@@ -170,10 +177,11 @@ def evaluate_model(
     The operating threshold comes from out-of-fold predictions on the training split only,
     so the test split never chooses anything.
     """
-    from phishguard.models import build_model, phishing_probability
+    from phishguard.models import build_model, phishing_probability, uses_signal_counts
 
     y_train, y_test = train[TARGET].to_numpy(), test[TARGET].to_numpy()
-    oof = grouped_cv(build_model(spec, train_seed), train, cv_folds, cv_seed)
+    estimator = build_model(spec, train_seed)
+    oof = grouped_cv(estimator, train, cv_folds, cv_seed, signal_counts=uses_signal_counts(spec))
     threshold = threshold_for_fpr(y_train, oof, target_fpr)
     test_proba = phishing_probability(model, test)
 

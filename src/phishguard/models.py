@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError
+from phishguard.features import SIGNAL_COUNTS, with_signal_counts
 from phishguard.provenance import file_sha256
 from phishguard.schema import FEATURES
 
@@ -73,12 +74,26 @@ def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
     return make_pipeline(encoder, LogisticRegression(**params, random_state=seed))
 
 
+def _soft_voting(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import VotingClassifier
+
+    members = params.pop("members", None)
+    if not isinstance(members, dict) or not members:
+        raise ModelConfigError("soft_voting needs 'members': a mapping of model name → params")
+    unknown = sorted(set(members) - set(BUILDERS) | ({"soft_voting"} & set(members)))
+    if unknown:
+        raise ModelConfigError(f"soft_voting: unknown member model(s) {', '.join(unknown)}")
+    estimators = [(name, BUILDERS[name](dict(member), seed)) for name, member in members.items()]
+    return VotingClassifier(estimators, voting="soft", **params)
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "xgboost": _xgboost,
     "random_forest": _random_forest,
     "extra_trees": _extra_trees,
     "hist_gradient_boosting": _hist_gradient_boosting,
     "logistic_regression": _logistic_regression,
+    "soft_voting": _soft_voting,
 }
 
 # Types that skops may load from our own files beyond its defaults; anything else is refused.
@@ -86,6 +101,11 @@ SKOPS_TRUSTED = [
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    # VotingClassifier keeps its fitted members in a Bunch (a plain dict subclass).
+    "sklearn.utils._bunch.Bunch",
+    # An XGBoost member of an ensemble: its state is XGBoost's own raw model bytes, not pickle.
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
 ]
 
 
@@ -97,9 +117,29 @@ def split_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(spec["name"]), params
 
 
+def uses_signal_counts(spec: dict[str, Any]) -> bool:
+    """Whether the config asks for the engineered signal counts (`signal_counts: true`)."""
+    value = spec.get("signal_counts", False)
+    if not isinstance(value, bool):
+        raise ModelConfigError(f"model.signal_counts must be true or false, got {value!r}")
+    return value
+
+
+def input_columns(spec: dict[str, Any]) -> list[str]:
+    """The model's input columns, in order: the 30 features, then any engineered ones."""
+    return [*FEATURES, *SIGNAL_COUNTS] if uses_signal_counts(spec) else list(FEATURES)
+
+
+def design_matrix(features: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
+    """The training input for the config `spec`: `as_matrix`, plus the counts if configured."""
+    matrix = as_matrix(features)
+    return with_signal_counts(matrix) if uses_signal_counts(spec) else matrix
+
+
 def build_model(spec: dict[str, Any], seed: int) -> Any:
     """An unfitted estimator for the `model` params section, seeded."""
     name, params = split_spec(spec)
+    params.pop("signal_counts", None)  # an input choice (see `design_matrix`), not a hyperparameter
     if name not in BUILDERS:
         raise ModelConfigError(f"unknown model '{name}' (choose one of {', '.join(BUILDERS)})")
     try:
@@ -121,7 +161,10 @@ def save_model(model: Any, name: str, directory: Path) -> Path:
     else:
         import skops.io
 
-        skops.io.dump(model, path)
+        from phishguard.skops_bytes import canonical_skops
+
+        # Same model, same bytes: what lets two clones produce identical model files.
+        path.write_bytes(canonical_skops(skops.io.dumps(model)))
     return path
 
 
@@ -149,6 +192,20 @@ def as_matrix(features: pd.DataFrame) -> np.ndarray:
     return features.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
 
 
+def model_matrix(model: Any, matrix: np.ndarray) -> np.ndarray:
+    """The input a fitted `model` takes, from the 30-feature matrix in canonical order.
+
+    A model fitted with the engineered signal counts has 32 inputs, and gets them computed
+    here by the same function as in training; a 30-input model gets the matrix unchanged.
+    """
+    width = int(model.n_features_in_)
+    if width == len(FEATURES):
+        return matrix
+    if width == len(FEATURES) + len(SIGNAL_COUNTS):
+        return with_signal_counts(matrix)
+    raise ModelConfigError(f"the model takes {width} inputs; expected {len(FEATURES)} or 32")
+
+
 def phishing_probability(model: Any, features: pd.DataFrame) -> np.ndarray:
     """P(phishing) for each row (class 1 of the target is phishing)."""
-    return model.predict_proba(as_matrix(features))[:, 1]
+    return model.predict_proba(model_matrix(model, as_matrix(features)))[:, 1]

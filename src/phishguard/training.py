@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from phishguard.models import as_matrix, build_model, save_model, split_spec
+from phishguard.models import build_model, design_matrix, input_columns, save_model, split_spec
 from phishguard.provenance import file_sha256, git_revision, library_versions
 from phishguard.schema import (
     CLASS_NAMES,
@@ -32,7 +32,7 @@ class TrainParams:
 def fit_model(spec: dict[str, Any], seed: int, train: pd.DataFrame) -> Any:
     """Build the estimator named by `spec` and fit it on the training table."""
     model = build_model(spec, seed)
-    model.fit(as_matrix(train), train[TARGET].to_numpy())
+    model.fit(design_matrix(train, spec), train[TARGET].to_numpy())
     return model
 
 
@@ -50,6 +50,7 @@ def train_and_save(
         "hyperparameters": hyperparameters,
         "seed": seed,
         "features": list(FEATURES),
+        "input_columns": input_columns(spec),
         "target": TARGET,
         "label_mapping": {
             "source_column": LABEL,
