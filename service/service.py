@@ -34,6 +34,7 @@ except ImportError:  # inside a built bento the package's source is bundled besi
 
 from phishguard import PhishguardError
 from phishguard.scoring import (
+    ExplanationUnavailableError,
     RecordError,
     Scorer,
     TooManyRecordsError,
@@ -152,7 +153,10 @@ class Phishguard:
     async def explain(self, records: list[dict[str, Any]], top: int = 5) -> ExplainedResults:
         """Scores plus the `top` features that moved each score most (XGBoost contributions)."""
         matrix = self._matrix(records)
-        reasons = self.scorer.explain(matrix, top=max(1, min(top, 30)))
+        try:
+            reasons = self.scorer.explain(matrix, top=max(1, min(top, 32)))
+        except ExplanationUnavailableError as error:
+            raise _client_error(error) from None
         results = self.scorer.results(matrix)
         for result, why in zip(results, reasons, strict=True):
             result["reasons"] = why

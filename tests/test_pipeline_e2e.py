@@ -116,7 +116,14 @@ def test_changed_data_reruns_everything(pipeline_copy, real_table):
     real_table.iloc[:-100].to_csv(changed, index=False)
     run_tool(["phishguard", "fetch", str(changed)], pipeline_copy)
     result = run_tool(["dvc", "repro"], pipeline_copy)
-    assert ran_stages(result.stdout) == ["ingest", "validate", "featurize", "train", "evaluate", "package"]
+    assert ran_stages(result.stdout) == [
+        "ingest",
+        "validate",
+        "featurize",
+        "train",
+        "evaluate",
+        "package",
+    ]
 
 
 def test_gate_failure_names_the_metric_and_the_gap(pipeline_copy):

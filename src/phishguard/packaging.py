@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from phishguard import PhishguardError, paths
+from phishguard import paths
 from phishguard.provenance import read_json, write_json
 
 PACKAGE_FILE = "package.json"
@@ -42,10 +42,6 @@ def package_metadata(
     model_metadata: dict[str, Any], operating_point: dict[str, Any], metrics: dict[str, Any]
 ) -> dict[str, Any]:
     """The served model's manifest, from train's metadata and evaluate's outputs."""
-    if model_metadata.get("model_name") != "xgboost":
-        raise PhishguardError(
-            f"only XGBoost models are served; the pipeline trained {model_metadata.get('model_name')!r}"
-        )
     manifest = {key: model_metadata[key] for key in PACKAGE_KEYS}
     manifest["threshold"] = float(operating_point["threshold"])
     manifest["operating_point"] = operating_point
@@ -79,7 +75,8 @@ def package_model(
     tag = f"{paths.PACKAGE_NAME}:{version}"
     with contextlib.suppress(bentoml.exceptions.NotFound):
         bentoml.models.delete(tag)  # re-packaging the same content replaces it
-    labels = {"framework": "xgboost", "stage": "evaluated"}
+    framework = "xgboost" if manifest["model_file"].endswith(".ubj") else "scikit-learn"
+    labels = {"framework": framework, "model": manifest["model_name"], "stage": "evaluated"}
     summary = {
         "threshold": manifest["threshold"],
         "model_sha256": manifest["model_sha256"],

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError, paths
+from phishguard.features import SIGNAL_COUNTS, with_signal_counts
 from phishguard.packaging import PACKAGE_FILE
 from phishguard.provenance import file_sha256, read_json
 from phishguard.schema import CLASS_NAMES, DOMAINS, FEATURES
@@ -71,19 +72,43 @@ def latest_package(store: Path = paths.PACKAGE_STORE) -> Path:
     return store / pointer.read_text().strip()
 
 
+class ExplanationUnavailableError(PhishguardError, ValueError):
+    """The packaged model is not XGBoost, so it has no per-feature contributions."""
+
+
 @dataclass(frozen=True)
 class Scorer:
-    """A loaded model with its operating threshold and package metadata."""
+    """A loaded model with its operating threshold and package metadata.
 
-    booster: Any
+    `model` is an XGBoost `Booster` (scored with `inplace_predict`, explained with its own
+    contributions) or a fitted scikit-learn estimator loaded with skops. `engineered` says
+    whether the model takes the two signal counts after the 30 features.
+    """
+
+    model: Any
     threshold: float
     metadata: dict[str, Any]
+    engineered: bool = False
+
+    @property
+    def is_xgboost(self) -> bool:
+        return hasattr(self.model, "inplace_predict")
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (*FEATURES, *SIGNAL_COUNTS) if self.engineered else FEATURES
+
+    def inputs(self, matrix: np.ndarray) -> np.ndarray:
+        """The model's input from a float32 matrix of the 30 features in canonical order."""
+        return with_signal_counts(matrix) if self.engineered else matrix
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """P(phishing) for each row of a float32 matrix in canonical feature order."""
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float32)
-        return self.booster.inplace_predict(matrix, validate_features=False)
+        if self.is_xgboost:
+            return self.model.inplace_predict(self.inputs(matrix), validate_features=False)
+        return self.model.predict_proba(self.inputs(matrix))[:, 1]
 
     def decisions(self, matrix: np.ndarray) -> pd.DataFrame:
         """Columns phishing_probability, is_phishing and label, one row per matrix row."""
@@ -128,22 +153,33 @@ class Scorer:
         return '{"results":[' + ",".join(items) + "]}"
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """XGBoost's SHAP contributions (log-odds of phishing), one column per feature + bias."""
+        """XGBoost's SHAP contributions (log-odds of phishing), one column per input + bias."""
+        if not self.is_xgboost:
+            raise ExplanationUnavailableError(
+                f"explanations need an XGBoost model; the packaged model is "
+                f"{self.metadata.get('model_name')!r}"
+            )
         from xgboost import DMatrix
 
-        return self.booster.predict(
-            DMatrix(matrix, feature_names=list(FEATURES)), pred_contribs=True
+        names = list(self.input_names)
+        return self.model.predict(
+            DMatrix(self.inputs(matrix), feature_names=names), pred_contribs=True
         )
 
     def explain(self, matrix: np.ndarray, top: int = 5) -> list[list[dict[str, Any]]]:
-        """Per row, the `top` features that moved the score most (positive = towards phishing)."""
-        contribs = self.contributions(matrix)[:, : len(FEATURES)]
+        """Per row, the `top` inputs that moved the score most (positive = towards phishing).
+
+        Inputs are the 30 features and, for a model that takes them, the signal counts.
+        """
+        names = self.input_names
+        contribs = self.contributions(matrix)[:, : len(names)]
+        inputs = self.inputs(matrix)
         order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :top]
         return [
             [
                 {
-                    "feature": FEATURES[j],
-                    "value": int(matrix[i, j]),
+                    "feature": names[j],
+                    "value": int(inputs[i, j]),
                     "contribution": round(float(contribs[i, j]), 6),
                 }
                 for j in order[i]
@@ -156,10 +192,9 @@ def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
     """Load a packaged model, verifying its sha256; one predict thread by default.
 
     One thread is right for online scoring: on 2 cores XGBoost's 2-thread single-row predict
-    was ~50x slower than one thread (see the brief).
+    was ~50x slower than one thread (see the brief). XGBoost models are read from their native
+    format, scikit-learn models with skops against the allow-list; never a pickle.
     """
-    from xgboost import Booster
-
     directory = latest_package() if directory is None else directory
     manifest = directory / PACKAGE_FILE
     if not manifest.is_file():
@@ -168,8 +203,8 @@ def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
     if list(metadata["features"]) != list(FEATURES):
         raise PackageError(f"{manifest}: feature order differs from phishguard.schema")
     model_path = directory / metadata["model_file"]
-    if model_path.suffix != ".ubj":
-        raise PackageError(f"{model_path}: only native XGBoost models (.ubj) are served")
+    if not model_path.is_file():
+        raise PackageError(f"{model_path}: missing; re-run the package stage")
     actual = file_sha256(model_path)
     if actual != metadata["model_sha256"]:
         from phishguard.models import IntegrityError
@@ -178,9 +213,25 @@ def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
             f"{model_path}: sha256 {actual[:12]}… does not match the packaged "
             f"{metadata['model_sha256'][:12]}…; re-run the pipeline"
         )
-    booster = Booster(params={"nthread": nthread})
-    booster.load_model(model_path)
-    return Scorer(booster=booster, threshold=float(metadata["threshold"]), metadata=metadata)
+    if model_path.suffix == ".ubj":
+        from xgboost import Booster
+
+        model = Booster(params={"nthread": nthread})
+        model.load_model(model_path)
+        width = model.num_features()
+    else:
+        from phishguard.models import load_model
+
+        model = load_model(model_path, metadata["model_sha256"])
+        width = int(model.n_features_in_)
+    if width not in (len(FEATURES), len(FEATURES) + len(SIGNAL_COUNTS)):
+        raise PackageError(f"{model_path}: the model takes {width} inputs; expected 30 or 32")
+    return Scorer(
+        model=model,
+        threshold=float(metadata["threshold"]),
+        metadata=metadata,
+        engineered=width > len(FEATURES),
+    )
 
 
 def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.ndarray:

@@ -39,9 +39,10 @@ def labelled_rows(n: int, seed: int) -> pd.DataFrame:
     return rows
 
 
-def write_package(directory: Path, n_estimators: int = 60) -> Path:
-    """Train a small XGBoost model and write it as the package stage would (no bentoml)."""
-    spec = {"name": "xgboost", "n_estimators": n_estimators, "max_depth": 4, "n_jobs": 1}
+def write_package(directory: Path, n_estimators: int = 60, spec: dict | None = None) -> Path:
+    """Train a small model (XGBoost unless `spec` says otherwise) and write it as the package
+    stage would (no bentoml)."""
+    spec = spec or {"name": "xgboost", "n_estimators": n_estimators, "max_depth": 4, "n_jobs": 1}
     metadata = train_and_save(spec, 7, with_target(labelled_rows(3000, 0)), directory)
     manifest = package_metadata(
         metadata,

@@ -11,7 +11,7 @@ import pytest
 from conftest import synthetic_rows
 
 from phishguard.models import IntegrityError, load_model, phishing_probability
-from phishguard.packaging import package_metadata, package_version
+from phishguard.packaging import package_version
 from phishguard.schema import FEATURES, LABEL
 from phishguard.scoring import (
     PACKAGE_FILE,
@@ -143,10 +143,50 @@ def test_package_version_is_content_derived(scorer) -> None:
     assert package_version(manifest) != package_version(scorer.metadata)
 
 
-def test_only_xgboost_is_packaged(scorer) -> None:
-    metadata = dict(scorer.metadata, model_name="random_forest")
-    with pytest.raises(Exception, match="only XGBoost"):
-        package_metadata(metadata, {"threshold": 0.5}, {})
+@pytest.mark.parametrize(
+    ("spec", "engineered", "explains"),
+    [
+        (
+            {
+                "name": "xgboost",
+                "n_estimators": 30,
+                "max_depth": 3,
+                "n_jobs": 1,
+                "signal_counts": True,
+            },
+            True,
+            True,
+        ),
+        ({"name": "random_forest", "n_estimators": 20, "n_jobs": 1}, False, False),
+        ({"name": "logistic_regression", "C": 1.0, "signal_counts": True}, True, False),
+    ],
+)
+def test_every_zoo_model_is_served_like_the_pipeline_scores_it(
+    tmp_path, spec, engineered, explains
+) -> None:
+    from phishguard.models import load_model, phishing_probability
+    from phishguard.scoring import ExplanationUnavailableError
+    from serving.conftest import write_package
+
+    directory = write_package(tmp_path, spec=spec)
+    served = load_scorer(directory)
+    assert served.engineered is engineered
+    table = synthetic_rows(300, 5)
+    matrix = table.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
+    model = load_model(directory / served.metadata["model_file"], served.metadata["model_sha256"])
+    np.testing.assert_allclose(
+        served.probability(matrix), phishing_probability(model, table), rtol=1e-6
+    )
+    if explains:
+        reasons = served.explain(matrix[:3], top=32)
+        assert {r["feature"] for r in reasons[0]} == {
+            *FEATURES,
+            "n_phishing_signals",
+            "n_suspicious_signals",
+        }
+    else:
+        with pytest.raises(ExplanationUnavailableError, match="explanations need an XGBoost model"):
+            served.explain(matrix[:3])
 
 
 def test_fast_table_path_agrees_with_quarantine() -> None:
