@@ -55,6 +55,24 @@ def limited_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         _restore(saved)
 
 
+@pytest.fixture(scope="module")
+def service_app(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A fresh ASGI app of the service (its start-up runs on the first request), with the
+    limits of `limited_client` set for as long as the module's tests run."""
+    env = {"PHISHGUARD_PACKAGE_DIR": str(package_dir), **LIMITS}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
+    os.environ.update(env)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from service.service import Phishguard
+
+    try:
+        yield _asgi_app_without_metrics(Phishguard)
+    finally:
+        _restore(saved)
+
+
 def _asgi_app_without_metrics(service: object) -> object:
     """`service.to_asgi()` minus the Prometheus middleware: a second app in one process would
     register the same metrics again (tests/serving's client is the first)."""
