@@ -107,3 +107,12 @@ bento: install ## build the bento offline from bentofile.yaml and the packaged m
 .PHONY: bench-serve
 bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
 	$(SERVING_ENV) python benchmarks/serve.py
+
+# --- hardening (issue 6) ---
+.PHONY: test-hardening
+test-hardening: install ## bad input, fuzzing, properties and faults of the service (tests/hardening)
+	pytest -q tests/hardening
+
+.PHONY: bench-load
+bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks/results/load.md)
+	$(SERVING_ENV) python benchmarks/load.py
