@@ -116,3 +116,7 @@ test-hardening: install ## bad input, fuzzing, properties and faults of the serv
 .PHONY: bench-load
 bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks/results/load.md)
 	$(SERVING_ENV) python benchmarks/load.py
+
+.PHONY: bench-memory
+bench-memory: install ## peak RSS of predict and load --dry-run, 100k vs 3M rows (benchmarks/results/memory.md)
+	$(SERVING_ENV) python benchmarks/memory.py
