@@ -102,7 +102,9 @@ def test_push_to_a_down_endpoint_fails_clearly_then_a_later_push_completes(
     with moto_s3(port) as s3:
         pushed = run_tool(["dvc", "push"], workdir, timeout=300, **FAKE_AWS)
         assert "pushed" in pushed.stdout
-        cloud = run_tool(["dvc", "status", "--cloud"], workdir, **FAKE_AWS).stdout
+        cloud = run_tool(
+            ["dvc", "status", "--cloud", "data/blob.bin.dvc"], workdir, **FAKE_AWS
+        ).stdout
         assert "in sync" in cloud
         keys = s3.list_objects_v2(Bucket=BUCKET, Prefix="store/")["KeyCount"]
         assert keys >= 1
