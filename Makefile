@@ -132,3 +132,16 @@ report: install ## reports/report.md + PNG plots; metrics/params diff against BA
 .PHONY: bench-quality
 bench-quality: install ## every zoo model, honest vs leaky CV → benchmarks/results/quality.md
 	python benchmarks/quality.py --out benchmarks/results/quality.md
+
+# --- hardening (issue 6) ---
+.PHONY: test-hardening
+test-hardening: install ## bad input, fuzzing, properties and faults of the service (tests/hardening)
+	pytest -q tests/hardening
+
+.PHONY: bench-load
+bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks/results/load.md)
+	$(SERVING_ENV) python benchmarks/load.py
+
+.PHONY: bench-memory
+bench-memory: install ## peak RSS of predict and load --dry-run, 100k vs 3M rows (benchmarks/results/memory.md)
+	$(SERVING_ENV) python benchmarks/memory.py

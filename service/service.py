@@ -204,3 +204,11 @@ class Phishguard:
         info = {key: self.scorer.metadata.get(key) for key in METADATA_KEYS}
         info["max_rows_per_request"] = self.max_rows
         return info
+
+
+# --- request limits (issue 6) ---
+# Body size (PHISHGUARD_MAX_BODY_BYTES, default 16 MiB → 413) and content type (JSON or a
+# multipart CSV upload, else 415), refused before BentoML reads or parses the body.
+from phishguard.request_limits import RequestLimits  # noqa: E402
+
+Phishguard.add_asgi_middleware(RequestLimits)

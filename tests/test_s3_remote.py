@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, clone_project, run_pipeline, run_tool
-
-BUCKET = "phishguard-e2e"
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "NO_PROXY": "127.0.0.1,localhost",
-}
+from s3_endpoint import BUCKET, FAKE_AWS, moto_s3, s3_client
+from s3_endpoint import free_port as _free_port
 
 
 def test_default_remote_is_s3_without_credentials() -> None:
@@ -35,33 +29,11 @@ def test_default_remote_is_s3_without_credentials() -> None:
     assert ignored.returncode == 0, ".dvc/config.local must be git-ignored"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a free loopback port, with an empty bucket."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
+    with moto_s3() as client:
+        yield client.meta.endpoint_url
 
 
 def cached_outputs(workdir: Path) -> list[Path]:
@@ -85,8 +57,6 @@ def file_hashes(paths: list[Path]) -> dict[str, str]:
 def test_push_delete_pull_restores_identical_outputs(
     tmp_path: Path, dataset_path: Path, s3_endpoint: str
 ) -> None:
-    import boto3
-
     workdir = clone_project(tmp_path / "clone")
     # The committed default remote, redirected for this clone only (git-ignored config.local).
     run_tool(["dvc", "remote", "modify", "--local", "s3", "url", f"s3://{BUCKET}/store"], workdir)
@@ -98,13 +68,7 @@ def test_push_delete_pull_restores_identical_outputs(
 
     started = time.monotonic()
     run_tool(["dvc", "push"], workdir, **FAKE_AWS)
-    objects = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).list_objects_v2(Bucket=BUCKET, Prefix="store/")
+    objects = s3_client(s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix="store/")
     assert objects["KeyCount"] >= len(before)
 
     shutil.rmtree(workdir / ".dvc" / "cache")

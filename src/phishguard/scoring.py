@@ -258,7 +258,7 @@ def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.nd
     try:
         values = np.fromiter(flat, dtype=np.int64, count=len(flat)).reshape(-1, len(FEATURES))
     except OverflowError:
-        raise RecordError(["a value is far outside every feature's domain {-1, 0, 1}"]) from None
+        raise RecordError(_overflow_problems([_values_of(r) for r in records])) from None
     inside = (values >= -1) & (values <= 1)
     allowed = inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]
     if not allowed.all():
@@ -323,3 +323,20 @@ def _domain_problem(index: int, column: int, value: int) -> str:
     name = FEATURES[column]
     domain = ", ".join(map(str, DOMAINS[name]))
     return f"record {index}: field {name!r} = {value} is not in {{{domain}}}"
+
+
+def _overflow_problems(rows: list[tuple[int, ...]]) -> list[str]:
+    """The values beyond int64, named by record and field (too large to print in full)."""
+    problems = []
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if value.bit_length() >= 64:
+                name = FEATURES[j]
+                shown = (
+                    str(value)
+                    if value.bit_length() < 128
+                    else f"an integer of {value.bit_length()} bits"
+                )
+                domain = ", ".join(map(str, DOMAINS[name]))
+                problems.append(f"record {i}: field {name!r} = {shown} is far outside {{{domain}}}")
+    return problems

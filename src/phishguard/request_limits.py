@@ -1,0 +1,127 @@
+"""Request limits in front of the service: body size and content type, checked before parsing.
+
+An ASGI middleware, so an oversized or wrongly typed body is refused before BentoML reads and
+parses it (pydantic would otherwise hold the whole body, and every record object, in memory):
+
+- a body over `PHISHGUARD_MAX_BODY_BYTES` (default 16 MiB: enough for the default 10,000-row
+  limit, ~850 bytes a record) → 413, from the Content-Length header or, for a chunked upload,
+  as soon as what has arrived passes the limit;
+- a POST whose content type is neither `application/json` nor `multipart/form-data` → 415.
+  Browsers send `text/plain` and form-encoded bodies cross-site without a CORS pre-flight; a
+  JSON-only API cannot be driven that way by another web page.
+
+The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
+`phishguard.scoring`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from phishguard import PhishguardError
+
+MAX_BODY_ENV = "PHISHGUARD_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "multipart/form-data"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def max_body_bytes_from_env() -> int:
+    """The request-body limit in bytes: `PHISHGUARD_MAX_BODY_BYTES`, else 16 MiB."""
+    text = os.environ.get(MAX_BODY_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_BODY_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise PhishguardError(f"{MAX_BODY_ENV} must be a positive integer, got {text!r}")
+    return int(text)
+
+
+class RequestLimits:
+    """ASGI middleware: 413 over the body limit, 415 for a POST that is not JSON or multipart."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
+        self.app = app
+        self.max_body_bytes = (
+            max_body_bytes_from_env() if max_body_bytes is None else max_body_bytes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        media_type = (
+            headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
+        )
+        if media_type not in ACCEPTED_MEDIA_TYPES:
+            shown = media_type or "none"
+            await _refuse(
+                send,
+                415,
+                f"content type {shown!r} is not accepted: send JSON with "
+                "'content-type: application/json' (or a CSV file as multipart/form-data)",
+            )
+            return
+        declared = headers.get(b"content-length", b"").strip()
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _refuse(send, 413, self._too_large(f"{int(declared)} bytes"))
+            return
+        if not declared.isdigit():  # chunked: read it here, up to the limit, then replay it
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_body_bytes:
+                    await _refuse(send, 413, self._too_large(f"more than {size} bytes"))
+                    return
+                if not message.get("more_body", False):
+                    break
+            receive = _replay(b"".join(chunks), receive)
+        # With a Content-Length the HTTP server itself refuses a body of any other length.
+        await self.app(scope, receive, send)
+
+    def _too_large(self, size: str) -> str:
+        return (
+            f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
+            f"({MAX_BODY_ENV}); send fewer records per request"
+        )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # after the body: wait for the disconnect, as the server would
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

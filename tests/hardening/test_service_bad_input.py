@@ -1,0 +1,299 @@
+"""Bad input to the service, in-process: every kind is a 4xx that names the problem, never a 5xx.
+
+`tests/serving/test_service_asgi.py` covers the basic cases on /predict (unknown, missing,
+string and out-of-domain fields, empty list, too many rows, `records` absent or not a list of
+objects) and bad rows and columns on /predict_csv; this corpus adds the rest, and runs the JSON
+cases on /explain too.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import synthetic_rows
+from serving.conftest import records
+
+from phishguard.schema import FEATURES, LABEL
+
+from .conftest import MAX_BODY_BYTES, MAX_ROWS
+
+JSON_ROUTES = ("/predict", "/explain")
+JSON = {"content-type": "application/json"}
+
+
+def one(**change: object) -> dict:
+    """A valid record with some fields replaced (a value of `...` removes the field)."""
+    record = {**records(1, 60)[0], **change}
+    return {k: v for k, v in record.items() if v is not ...}
+
+
+def body_of(records_: object) -> bytes:
+    return json.dumps({"records": records_}).encode()
+
+
+# (name, raw body, content type, status, fragment of the answer)
+RAW_CASES = [
+    ("invalid JSON", b'{"records": [', "application/json", 400, "Invalid JSON"),
+    ("not JSON at all", b"records=1", "application/json", 400, "Invalid JSON"),
+    ("trailing junk", body_of([one()]) + b"}}", "application/json", 400, "Invalid JSON"),
+    ("text/plain", body_of([one()]), "text/plain", 415, "content type 'text/plain'"),
+    (
+        "form-encoded",
+        b"records=1",
+        "application/x-www-form-urlencoded",
+        415,
+        "'application/x-www-form-urlencoded' is not accepted",
+    ),
+    ("XML", b"<records/>", "application/xml", 415, "send JSON"),
+    ("no content type", body_of([one()]), None, 415, "content type 'none'"),
+    ("body not an object", body_of([one()])[12:-1], "application/json", 400, "object"),
+    ("JSON null body", b"null", "application/json", 400, "Input should be an object"),
+    (
+        "very deep nesting",
+        b'{"records": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+        "application/json",
+        400,
+        "recursion limit exceeded",
+    ),
+    (
+        "deep nesting inside a field",
+        b'{"records": [{"port": ' + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"}]}",
+        "application/json",
+        400,
+        "recursion limit exceeded",
+    ),
+    (
+        "invalid UTF-8",
+        b'{"records": [{"\xff\xfe": 1}]}',
+        "application/json",
+        400,
+        "Invalid JSON",
+    ),
+    ("lone surrogate escape", b'{"records": [{"\\ud800": 1}]}', "application/json", 400, "JSON"),
+    (
+        "NaN literal",
+        body_of([one(port=1)]).replace(b'"port": 1', b'"port": NaN'),
+        "application/json",
+        422,
+        "record 0: field 'port' must be an integer, got nan",
+    ),
+    (
+        "Infinity literal",
+        body_of([one(port=1)]).replace(b'"port": 1', b'"port": -Infinity'),
+        "application/json",
+        422,
+        "record 0: field 'port' must be an integer, got -inf",
+    ),
+    (
+        "integer of 5,000 digits",
+        body_of([one(port=1)]).replace(b'"port": 1', b'"port": ' + b"9" * 5_000),
+        "application/json",
+        400,
+        "Invalid JSON: number out of range",
+    ),
+]
+
+# (name, records, status, fragment)
+RECORD_CASES = [
+    ("records null", None, 400, "records"),
+    ("records an object", one(), 400, "records"),
+    ("records a number", 7, 400, "records"),
+    ("records a list of lists", [[1, 2]], 400, '"loc":["records",0]'),
+    ("a record null", [one(), None], 400, '"loc":["records",1]'),
+    ("empty list", [], 422, "no records"),
+    (
+        "null field",
+        [one(), one(SFH=None)],
+        422,
+        "record 1: field 'SFH' must be an integer, got None",
+    ),
+    ("extra field", [one(colour=1)], 422, "record 0: unknown field 'colour'"),
+    ("missing field", [one(Iframe=...)], 422, "record 0: missing field 'Iframe'"),
+    ("empty record", [{}], 422, "record 0: missing field 'having_IP_Address'"),
+    (
+        "label sent as a feature",
+        [one(**{LABEL: 1})],
+        422,
+        "record 0: unknown field 'Result'",
+    ),
+    ("string number", [one(port="1")], 422, "record 0: field 'port' must be an integer, got '1'"),
+    ("boolean", [one(port=True)], 422, "record 0: field 'port' must be an integer, got True"),
+    ("float 0.5", [one(SFH=0.5)], 422, "record 0: field 'SFH' must be an integer, got 0.5"),
+    ("float 1.0", [one(SFH=1.0)], 422, "record 0: field 'SFH' must be an integer, got 1.0"),
+    ("list value", [one(SFH=[1])], 422, "record 0: field 'SFH' must be an integer, got [1]"),
+    ("object value", [one(SFH={"v": 1})], 422, "record 0: field 'SFH' must be an integer"),
+    ("2 in a ternary feature", [one(SFH=2)], 422, "record 0: field 'SFH' = 2 is not in {-1, 0, 1}"),
+    ("-2", [one(SFH=-2)], 422, "record 0: field 'SFH' = -2 is not in {-1, 0, 1}"),
+    ("0 in a binary feature", [one(port=0)], 422, "record 0: field 'port' = 0 is not in {-1, 1}"),
+    ("-1 for Redirect", [one(Redirect=-1)], 422, "field 'Redirect' = -1 is not in {0, 1}"),
+    (
+        "huge integer",
+        [one(), one(port=10**30)],
+        422,
+        f"record 1: field 'port' = {10**30} is far outside {{-1, 1}}",
+    ),
+    ("huge negative integer", [one(SFH=-(10**19))], 422, "record 0: field 'SFH' = -1000"),
+    ("int64 edge", [one(SFH=2**63)], 422, f"record 0: field 'SFH' = {2**63} is far outside"),
+    ("int64 max", [one(SFH=2**63 - 1)], 422, f"record 0: field 'SFH' = {2**63 - 1} is not in"),
+    ("integer of 600 bits", [one(SFH=3**380)], 422, "field 'SFH' = an integer of 603 bits"),
+    ("unicode junk key", [one(**{"\u202eLRM\u200b😀\x00": 1})], 422, "record 0: unknown field"),
+    ("unicode junk value", [one(port="１")], 422, "field 'port' must be an integer, got '１'"),
+    (
+        "misspelled field",
+        [one(popUpWidnow=..., popUpWindow=1)],
+        422,
+        "unknown field 'popUpWindow' (misspelled 'popUpWidnow'?)",
+    ),
+]
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "fragment"),
+    [case[1:] for case in RAW_CASES],
+    ids=[case[0] for case in RAW_CASES],
+)
+def test_raw_bodies(limited_client, route, body, content_type, status, fragment) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = limited_client.post(route, content=body, headers=headers)
+    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.parametrize(
+    ("batch", "status", "fragment"),
+    [case[1:] for case in RECORD_CASES],
+    ids=[case[0] for case in RECORD_CASES],
+)
+def test_bad_records(limited_client, route, batch, status, fragment) -> None:
+    response = limited_client.post(route, json={"records": batch})
+    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+def test_records_missing(limited_client, route) -> None:
+    response = limited_client.post(route, json={"rows": [one()]})
+    assert response.status_code == 400
+    assert '"loc":["records"]' in response.text and "Field required" in response.text
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+def test_too_many_rows_is_413_naming_the_limit(limited_client, route) -> None:
+    body = body_of(records(MAX_ROWS + 1, 61))
+    assert len(body) < MAX_BODY_BYTES  # the row limit, not the body limit, answers
+    response = limited_client.post(route, content=body, headers=JSON)
+    assert response.status_code == 413
+    assert f"{MAX_ROWS + 1} records in one request; the limit is {MAX_ROWS}" in response.text
+
+
+@pytest.mark.parametrize("route", [*JSON_ROUTES, "/predict_csv", "/metadata"])
+def test_body_over_the_limit_is_413_before_parsing(limited_client, route) -> None:
+    body = b'{"records": [' + b"1," * MAX_BODY_BYTES + b"1]}"
+    response = limited_client.post(route, content=body, headers=JSON)
+    assert response.status_code == 413
+    assert f"over the limit of {MAX_BODY_BYTES} bytes (PHISHGUARD_MAX_BODY_BYTES)" in response.text
+
+
+def test_chunked_body_over_the_limit_is_413(limited_client) -> None:
+    def chunks():
+        yield b'{"records": ['
+        for _ in range(MAX_BODY_BYTES // 1000 + 2):
+            yield b"1," * 500
+        yield b"1]}"
+
+    response = limited_client.post("/predict", content=chunks(), headers=JSON)
+    assert response.status_code == 413
+    assert "more than" in response.text and "PHISHGUARD_MAX_BODY_BYTES" in response.text
+
+
+def test_chunked_body_under_the_limit_is_scored(limited_client) -> None:
+    body = body_of(records(3, 62))
+    response = limited_client.post("/predict", content=iter([body[:10], body[10:]]), headers=JSON)
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 3
+
+
+def test_json_with_a_charset_is_accepted(limited_client) -> None:
+    response = limited_client.post(
+        "/predict",
+        content=body_of([one()]),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200
+
+
+def test_explain_top_must_be_an_integer(limited_client) -> None:
+    response = limited_client.post("/explain", json={"records": [one()], "top": "all"})
+    assert response.status_code == 400 and '"loc":["top"]' in response.text
+    extreme = limited_client.post("/explain", json={"records": [one()], "top": 10**30})
+    assert extreme.status_code == 200  # clamped to the 30 features
+    assert len(extreme.json()["results"][0]["reasons"]) == len(FEATURES)
+
+
+def test_wrong_method_is_405(limited_client) -> None:
+    assert limited_client.get("/predict").status_code == 405
+
+
+def csv_file(text: bytes) -> dict:
+    return {"file": ("sites.csv", text, "text/csv")}
+
+
+def header(*names: str) -> bytes:
+    return (",".join(names) + "\n").encode()
+
+
+CSV_CASES = [
+    ("empty file", b"", 400, "not a readable CSV: No columns to parse"),
+    (
+        "broken header (unclosed quote)",
+        b'having_IP_Address,"URL_Length\n1,1\n',
+        400,
+        "not a readable CSV",
+    ),
+    ("binary junk", b"\x89PNG\r\n\x1a\n\x00\xff" * 50, 400, "not a readable CSV"),
+    ("UTF-16", header(*FEATURES).decode().encode("utf-16"), 400, "not a readable CSV"),
+    (
+        "duplicated column",
+        header(*FEATURES, "SFH") + b"1," * 30 + b"1\n",
+        422,
+        "SFH.1",
+    ),
+    ("missing column", header(*FEATURES[1:]) + b"1," * 28 + b"1\n", 422, "having_IP_Address"),
+    ("semicolons", header(*FEATURES).replace(b",", b";"), 422, "missing column"),
+    (
+        "blank and text cells",
+        header(*FEATURES) + b"," * 29 + b"\n" + b"x," * 29 + b"x\n",
+        422,
+        "row 1: ",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "fragment"),
+    [case[1:] for case in CSV_CASES],
+    ids=[case[0] for case in CSV_CASES],
+)
+def test_bad_csv_uploads(limited_client, text, status, fragment) -> None:
+    response = limited_client.post("/predict_csv", files=csv_file(text))
+    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+
+
+def test_csv_with_too_many_rows_is_413(limited_client) -> None:
+    table = synthetic_rows(MAX_ROWS + 1, 63)
+    response = limited_client.post(
+        "/predict_csv", files=csv_file(table.to_csv(index=False).encode())
+    )
+    assert response.status_code == 413
+    assert f"{MAX_ROWS + 1} rows in one upload; the limit is {MAX_ROWS}" in response.text
+
+
+def test_csv_upload_without_the_file_field(limited_client) -> None:
+    response = limited_client.post("/predict_csv", files={"upload": ("a.csv", b"x", "text/csv")})
+    assert response.status_code == 400 and '"loc":["file"]' in response.text
+
+
+def test_csv_header_only_scores_nothing(limited_client) -> None:
+    response = limited_client.post("/predict_csv", files=csv_file(header(*FEATURES)))
+    assert response.status_code == 200 and response.json() == {"results": []}
