@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def dvc_diff(kind: str, baseline: str) -> str:
     """`dvc metrics diff` or `dvc params diff` against `baseline` as markdown, or a note."""
     try:
         result = subprocess.run(
-            ["dvc", kind, "diff", baseline, "--md"],
+            [sys.executable, "-m", "dvc", kind, "diff", baseline, "--md"],
             capture_output=True,
             text=True,
             timeout=300,

@@ -74,7 +74,9 @@ class RequestLimits:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await _refuse(send, 413, self._too_large(f"{int(declared)} bytes"))
             return
-        if not declared.isdigit():  # chunked: read it here, up to the limit, then replay it
+        # Multipart bodies are read here too (bounded by the limit) and checked before BentoML
+        # parses them: its parser turns a malformed upload into a 500, not a client error.
+        if not declared.isdigit() or media_type == "multipart/form-data":
             chunks, size = [], 0
             while True:
                 message = await receive()
@@ -87,7 +89,13 @@ class RequestLimits:
                     return
                 if not message.get("more_body", False):
                     break
-            receive = _replay(b"".join(chunks), receive)
+            body = b"".join(chunks)
+            if media_type == "multipart/form-data":
+                problem = _multipart_problem(headers.get(b"content-type", b""), body)
+                if problem:
+                    await _refuse(send, 400, f"malformed multipart/form-data body: {problem}")
+                    return
+            receive = _replay(body, receive)
         # With a Content-Length the HTTP server itself refuses a body of any other length.
         await self.app(scope, receive, send)
 
@@ -96,6 +104,24 @@ class RequestLimits:
             f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
             f"({MAX_BODY_ENV}); send fewer records per request"
         )
+
+
+def _multipart_problem(content_type: bytes, body: bytes) -> str | None:
+    """Why `body` is not valid multipart/form-data for `content_type`, or None if it is."""
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return "the content type has no boundary"
+    parser = MultipartParser(boundary)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as error:
+        return str(error)
+    return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -297,3 +297,23 @@ def test_csv_upload_without_the_file_field(limited_client) -> None:
 def test_csv_header_only_scores_nothing(limited_client) -> None:
     response = limited_client.post("/predict_csv", files=csv_file(header(*FEATURES)))
     assert response.status_code == 200 and response.json() == {"results": []}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "fragment"),
+    [
+        # Found by the schemathesis run: BentoML's own parser turned this into a 500.
+        (
+            "multipart/form-data; boundary=0d37f771f3609e9baf6be26654101f5f",
+            b"--0d37f771f3609e9baf6be26654101f5f\r\nTrue--0d37f771f3609e9baf6be26654101f5f--\r\n",
+            "malformed multipart/form-data body",
+        ),
+        ("multipart/form-data", b"--x\r\n\r\n--x--\r\n", "the content type has no boundary"),
+    ],
+)
+def test_malformed_multipart_is_400(limited_client, content_type, body, fragment) -> None:
+    response = limited_client.post(
+        "/predict_csv", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    assert fragment in response.text
