@@ -91,28 +91,27 @@ def run_tool(
     return result
 
 
+def working_tree_files() -> list[Path]:
+    """Files git tracks or would track (untracked but not ignored) in the working tree."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [REPO / n for n in names.split("\0") if n and (REPO / n).is_file()]
+
+
 def clone_project(destination: Path) -> Path:
     """A fresh git repository holding the working tree's tracked files, committed once.
 
     Uses the working tree (not HEAD), so tests exercise the code under test; git-ignored
     outputs, the DVC cache and the venv are not copied.
     """
-    files = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, files):
-        source = REPO / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    for source in working_tree_files():
+        target = destination / source.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
     run_tool(["git", "init", "-q", "-b", "main"], destination)
     run_tool(["git", "add", "-A"], destination)
     run_tool(["git", "commit", "-q", "-m", "clone for tests"], destination)

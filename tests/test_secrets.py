@@ -1,9 +1,8 @@
 """No credential is committed: tracked files are scanned for key and token patterns."""
 
 import re
-import subprocess
 
-from tests.conftest import REPO
+from tests.conftest import REPO, working_tree_files
 
 PATTERNS = {
     "AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
@@ -20,23 +19,9 @@ PATTERNS = {
 ALLOWED = {"testing", "AKIAIOSFODNN7EXAMPLE", ":***@", ":s3cret@127.0.0.1", "//u:pw@h:"}
 
 
-def tracked_files():
-    names = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    return [REPO / n for n in names if n and (REPO / n).is_file()]
-
-
 def test_no_credentials_in_tracked_files():
     findings = []
-    for path in tracked_files():
+    for path in working_tree_files():
         if path.suffix in {".parquet", ".png", ".ubj", ".skops"} or path.name == "uv.lock":
             continue
         text = path.read_text(errors="ignore")

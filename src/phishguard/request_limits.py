@@ -17,11 +17,8 @@ The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-
-from phishguard import PhishguardError
 
 MAX_BODY_ENV = "PHISHGUARD_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -36,12 +33,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def max_body_bytes_from_env() -> int:
     """The request-body limit in bytes: `PHISHGUARD_MAX_BODY_BYTES`, else 16 MiB."""
-    text = os.environ.get(MAX_BODY_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_BODY_BYTES
-    if not text.isdigit() or int(text) < 1:
-        raise PhishguardError(f"{MAX_BODY_ENV} must be a positive integer, got {text!r}")
-    return int(text)
+    from phishguard.scoring import positive_int_from_env
+
+    return positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
 
 
 class RequestLimits:

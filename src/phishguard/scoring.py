@@ -54,14 +54,19 @@ class TooManyRecordsError(PhishguardError, ValueError):
     """A request holds more records than the configured limit."""
 
 
+def positive_int_from_env(name: str, default: int) -> int:
+    """A positive integer setting from environment variable `name`, else `default`."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise PhishguardError(f"{name} must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def max_rows_from_env() -> int:
     """The per-request row limit: `PHISHGUARD_MAX_ROWS`, else 10,000."""
-    text = os.environ.get(MAX_ROWS_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_ROWS
-    if not text.isdigit() or int(text) < 1:
-        raise PhishguardError(f"{MAX_ROWS_ENV} must be a positive integer, got {text!r}")
-    return int(text)
+    return positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
 
 
 def latest_package(store: Path = paths.PACKAGE_STORE) -> Path:
