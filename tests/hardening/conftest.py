@@ -35,12 +35,7 @@ def scorer(package_dir: Path) -> Scorer:
 def limited_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The service's ASGI app in-process, 500 rows and 1 MiB per request; server errors become
     responses (as under `bentoml serve`) instead of exceptions in the test."""
-    env = {"PHISHGUARD_PACKAGE_DIR": str(package_dir), **LIMITS}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
-    os.environ.update(env)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    saved = _set_service_env(package_dir, tmp_path_factory)
     from starlette.testclient import TestClient
 
     from service.service import Phishguard
@@ -59,18 +54,24 @@ def limited_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 def service_app(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A fresh ASGI app of the service (its start-up runs on the first request), with the
     limits of `limited_client` set for as long as the module's tests run."""
-    env = {"PHISHGUARD_PACKAGE_DIR": str(package_dir), **LIMITS}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
-    os.environ.update(env)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    saved = _set_service_env(package_dir, tmp_path_factory)
     from service.service import Phishguard
 
     try:
         yield _asgi_app_without_metrics(Phishguard)
     finally:
         _restore(saved)
+
+
+def _set_service_env(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Point the service at `package_dir` with `LIMITS`; return what to restore afterwards."""
+    env = {"PHISHGUARD_PACKAGE_DIR": str(package_dir), **LIMITS}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
+    os.environ.update(env)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return saved
 
 
 def _asgi_app_without_metrics(service: object) -> object:
