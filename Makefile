@@ -143,5 +143,5 @@ bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks
 	$(SERVING_ENV) python benchmarks/load.py
 
 .PHONY: bench-memory
-bench-memory: install ## peak RSS of predict and load --dry-run, 100k vs 3M rows (benchmarks/results/memory.md)
+bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predict, 100k vs 3M rows (benchmarks/results/memory.md)
 	$(SERVING_ENV) python benchmarks/memory.py

@@ -2,23 +2,21 @@
 
 from phishguard import paths
 from phishguard.entrypoint import run
-from phishguard.ingestion import read_landed
+from phishguard.ingestion import ingest_file, landed_file
 from phishguard.provenance import file_sha256, write_json
-from phishguard.schema import content_sha256
 
 
 def main() -> None:
-    source, table = read_landed(paths.LANDING_DIR)
-    paths.RAW_TABLE.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(paths.RAW_TABLE, index=False)
+    source = landed_file(paths.LANDING_DIR)
+    summary = ingest_file(source, paths.RAW_TABLE)
     write_json(
         paths.INGEST_REPORT,
         {
             "source": source.name,
             "source_sha256": file_sha256(source),
-            "rows": len(table),
-            "columns": list(map(str, table.columns)),
-            "content_sha256": content_sha256(table),
+            "rows": summary.rows,
+            "columns": summary.columns,
+            "content_sha256": summary.content_sha256,
         },
     )
 

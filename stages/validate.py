@@ -2,13 +2,11 @@
 
 from dataclasses import dataclass
 
-import pandas as pd
-
 from phishguard import PhishguardError, paths
 from phishguard.entrypoint import run
 from phishguard.params import load_section
 from phishguard.provenance import write_json
-from phishguard.validation import duplicate_stats, quarantine
+from phishguard.quarantine_file import quarantine_file
 
 
 @dataclass(frozen=True)
@@ -18,28 +16,13 @@ class ValidateParams:
 
 def main() -> None:
     params = load_section("validate", ValidateParams)
-    table = pd.read_parquet(paths.RAW_TABLE)
-    result = quarantine(table)
-    paths.VALID_TABLE.parent.mkdir(parents=True, exist_ok=True)
-    paths.QUARANTINE_TABLE.parent.mkdir(parents=True, exist_ok=True)
-    result.valid.to_parquet(paths.VALID_TABLE, index=False)
-    result.quarantined.to_csv(paths.QUARANTINE_TABLE, index=False)
-    fraction = len(result.quarantined) / len(table)
-    write_json(
-        paths.VALIDATION_REPORT,
-        {
-            "input_rows": len(table),
-            "valid_rows": len(result.valid),
-            "quarantined_rows": len(result.quarantined),
-            "quarantined_fraction": round(fraction, 6),
-            "quarantined_by_reason": result.reason_counts(),
-            **duplicate_stats(result.valid),
-        },
-    )
-    if fraction > params.max_quarantine_fraction:
+    counts = quarantine_file(paths.RAW_TABLE, paths.VALID_TABLE, paths.QUARANTINE_TABLE)
+    write_json(paths.VALIDATION_REPORT, counts.report())
+    if counts.quarantined_fraction > params.max_quarantine_fraction:
         raise PhishguardError(
-            f"{len(result.quarantined)} of {len(table)} rows ({fraction:.2%}) quarantined, over the "
-            f"limit of {params.max_quarantine_fraction:.2%}; see {paths.QUARANTINE_TABLE}"
+            f"{counts.quarantined_rows} of {counts.input_rows} rows "
+            f"({counts.quarantined_fraction:.2%}) quarantined, over the limit of "
+            f"{params.max_quarantine_fraction:.2%}; see {paths.QUARANTINE_TABLE}"
         )
 
 

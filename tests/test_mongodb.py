@@ -25,7 +25,7 @@ import pytest
 from conftest import synthetic_rows, tool_env
 
 from phishguard import cli, mongo
-from phishguard.ingestion import read_landed
+from phishguard.ingestion import ingest_file, landed_file
 from phishguard.loading import LoadCounts, content_ids, load_files
 from phishguard.mongo import MongoError, MongoSource, fetch_snapshot, snapshot
 from phishguard.schema import COLUMNS, SCHEMA_VERSION
@@ -501,7 +501,9 @@ def test_snapshot_filter_and_landing(client: Any, database: str, tmp_path: Path)
 
     assert sorted(p.name for p in landing.iterdir()) == ["phishing_websites.parquet"]
     assert count == len(rows.drop_duplicates().query("Result == -1"))
-    landed, table = read_landed(landing)
+    landed = landed_file(landing)
+    ingest_file(landed, tmp_path / "raw.parquet")
+    table = pd.read_parquet(tmp_path / "raw.parquet")
     assert landed == path and (table["Result"] == -1).all() and len(table) == count
 
 

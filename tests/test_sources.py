@@ -14,8 +14,8 @@ from phishguard.ingestion import (
     canonical_table,
     choose_source,
     fetch,
+    ingest_file,
     landed_file,
-    read_landed,
 )
 from phishguard.schema import COLUMNS, DOMAINS, content_sha256
 from phishguard.sources import DataSourceError, iter_chunks, read_table
@@ -30,6 +30,17 @@ def write_arff(table: pd.DataFrame, path: Path) -> None:
     lines += ["", "@data"]
     lines += table.astype(str).agg(",".join, axis=1).tolist()
     path.write_text("\n".join(lines) + "\n")
+
+
+def ingested(path: Path, chunk_rows: int = 50_000) -> pd.DataFrame:
+    """What the ingest stage writes for `path`, read back."""
+    out = path.with_name(path.name + ".raw.parquet")
+    summary = ingest_file(path, out, chunk_rows)
+    table = pd.read_parquet(out)
+    assert summary.rows == len(table)
+    assert summary.columns == list(table.columns)
+    assert summary.content_sha256 == content_sha256(table)
+    return table
 
 
 def write_all_formats(table: pd.DataFrame, directory: Path) -> dict[str, Path]:
@@ -49,7 +60,8 @@ def test_all_formats_give_the_identical_canonical_table(tmp_path, real_table):
     table = real_table.astype("int64")
     hashes = set()
     for path in write_all_formats(table, tmp_path).values():
-        canonical = canonical_table(read_table(path))
+        canonical = ingested(path)
+        assert canonical.equals(canonical_table(read_table(path)))
         assert list(canonical.columns) == list(COLUMNS)
         assert len(canonical) == 11_055
         assert (canonical.dtypes == "int8").all()
@@ -62,9 +74,38 @@ def test_same_rows_in_another_format_give_identical_raw_bytes(tmp_path):
     written = {}
     for suffix, path in write_all_formats(table, tmp_path).items():
         out = tmp_path / f"raw-{suffix}.parquet"
-        canonical_table(read_table(path)).to_parquet(out, index=False)
+        ingest_file(path, out)
         written[suffix] = out.read_bytes()
     assert len(set(written.values())) == 1
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_ingest_in_chunks_gives_the_whole_file_canonical_table(tmp_path, suffix):
+    table = synthetic_rows(1000).astype(object)
+    table.loc[950, "SFH"] = "x"  # a text value in the last chunk makes the whole column text
+    table.loc[10, "port"] = "1.0"
+    path = tmp_path / f"rows.{suffix}"
+    if suffix == "csv":
+        table.to_csv(path, index=False)
+    elif suffix == "jsonl":
+        table.to_json(path, orient="records", lines=True)
+    else:
+        table.astype("string").to_parquet(path, index=False, row_group_size=100)
+    whole = canonical_table(read_table(path))
+    assert whole["SFH"].dtype == "string" and whole["port"].dtype == "int8"
+    chunked = ingested(path, chunk_rows=128)
+    pd.testing.assert_frame_equal(chunked, whole, check_dtype=False)
+    assert [str(t) for t in chunked.dtypes] == [str(t) for t in whole.dtypes]
+
+
+def test_a_column_missing_from_early_chunks_is_text_with_missing_cells(tmp_path):
+    records = synthetic_rows(6).to_dict(orient="records")
+    records[5]["comment"] = "late"
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = ingested(path, chunk_rows=2)
+    assert list(table.columns) == [*COLUMNS, "comment"]
+    assert table["comment"].isna().sum() == 5 and table.at[5, "comment"] == "late"
 
 
 def test_csv_is_read_in_chunks(tmp_path):
@@ -152,9 +193,8 @@ def test_fetch_downloads_over_http(tmp_path, http_server):
     landing = tmp_path / "landing"
     landed = fetch(f"{base}/Training%20Dataset.arff", landing)
     assert landed == landing / "phishing_websites.arff"
-    source, table = read_landed(landing)
-    assert source == landed
-    assert len(table) == 40
+    assert landed_file(landing) == landed
+    assert len(ingested(landed)) == 40
 
 
 def test_fetch_reports_http_errors_and_names_the_variable(tmp_path, http_server):
@@ -197,4 +237,5 @@ def test_header_only_file_is_an_error(tmp_path):
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "phishing_websites.csv").write_text(",".join(COLUMNS) + "\n")
     with pytest.raises(DataSourceError, match="a header but no rows"):
-        read_landed(tmp_path / "landing")
+        ingest_file(landed_file(tmp_path / "landing"), tmp_path / "raw.parquet")
+    assert not (tmp_path / "raw.parquet").exists()

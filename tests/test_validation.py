@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phishguard.quarantine_file import quarantine_file
 from phishguard.schema import COLUMNS
-from phishguard.validation import SchemaError, duplicate_stats, quarantine
+from phishguard.validation import DuplicateCounter, SchemaError, duplicate_stats, quarantine
 from tests.conftest import synthetic_rows
 
 
@@ -85,3 +86,42 @@ def test_wrong_columns_are_a_schema_error_naming_them(change, message):
 def test_empty_table_yields_nothing_and_loses_nothing():
     result = quarantine(synthetic_rows(0))
     assert result.valid.empty and result.quarantined.empty
+
+
+def test_duplicate_counts_fed_in_chunks_equal_the_whole_table(real_table):
+    valid = quarantine(real_table).valid
+    counter = DuplicateCounter()
+    new = [counter.add(valid.iloc[start : start + 1_000]) for start in range(0, len(valid), 1_000)]
+    assert counter.stats() == duplicate_stats(valid)
+    assert sum(new) == 5_849  # each distinct row is new exactly once
+
+
+def test_quarantine_file_in_chunks_numbers_rows_in_the_whole_file(tmp_path):
+    rows = synthetic_rows(1_000).astype("string")
+    rows.loc[3, "SFH"] = "x"
+    rows.loc[702, "port"] = "2"
+    rows.loc[999, "Result"] = pd.NA
+    raw = tmp_path / "raw.parquet"
+    rows.to_parquet(raw, index=False)
+    valid_out, bad_out = tmp_path / "valid.parquet", tmp_path / "quarantine.csv"
+
+    counts = quarantine_file(raw, valid_out, bad_out, chunk_rows=128)
+
+    whole = quarantine(rows)
+    assert (counts.input_rows, counts.valid_rows, counts.quarantined_rows) == (1_000, 997, 3)
+    pd.testing.assert_frame_equal(pd.read_parquet(valid_out), whole.valid)
+    bad = pd.read_csv(bad_out, dtype=str, keep_default_na=False)
+    assert bad["row"].tolist() == ["4", "703", "1000"]
+    assert bad["reason"].tolist() == whole.quarantined["reason"].tolist()
+    assert counts.report()["quarantined_by_reason"] == whole.reason_counts()
+    assert {k: counts.report()[k] for k in duplicate_stats(whole.valid)} == duplicate_stats(
+        whole.valid
+    )
+
+
+def test_quarantine_file_with_wrong_columns_writes_nothing(tmp_path):
+    raw = tmp_path / "raw.parquet"
+    synthetic_rows(5).drop(columns="SFH").to_parquet(raw, index=False)
+    with pytest.raises(SchemaError, match="missing column SFH"):
+        quarantine_file(raw, tmp_path / "valid.parquet", tmp_path / "quarantine.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.parquet"]

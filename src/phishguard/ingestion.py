@@ -8,19 +8,22 @@ every change of input, and no environment variable changes a stage's output behi
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from phishguard.schema import COLUMNS
+from phishguard.parquet_output import ParquetChunkWriter
+from phishguard.schema import COLUMNS, ContentHash
 from phishguard.sources import (
+    DEFAULT_CHUNK_ROWS,
     READERS,
     DataSourceError,
     copy_file,
     download,
     is_url,
-    read_table,
+    iter_chunks,
     supported_suffixes,
     url_suffix,
 )
@@ -90,37 +93,90 @@ def canonical_table(table: pd.DataFrame) -> pd.DataFrame:
     other column stays text, so validation can quarantine the odd values with their reasons.
     The result depends only on the rows, not on the file format they came from.
     """
-    ordered = [c for c in COLUMNS if c in table.columns]
-    ordered += [c for c in table.columns if c not in COLUMNS]
+    for name in table.columns[table.columns.duplicated()]:
+        raise DataSourceError(f"duplicated column {name!r}")
+    columns = _ordered(list(table.columns))
+    return _canonical_chunk(table, {name: _as_int8(table[name]) is not None for name in columns})
+
+
+def _ordered(columns: list[str]) -> list[str]:
+    return [c for c in COLUMNS if c in columns] + [c for c in columns if c not in COLUMNS]
+
+
+_INT8_TEXT = [str(i) for i in range(-128, 128)]
+
+
+def _as_int8(column: pd.Series) -> pd.Series | None:
+    """`column` as int8 if every value is an integer in int8 range, else None.
+
+    Booleans are not integers here. Plain integer text takes a fast path; anything else
+    ("1.0", " 1", 1.0) is parsed as a number.
+    """
+    if column.dtype == bool:
+        return None
+    if column.dtype == object and column.map(lambda v: isinstance(v, bool | np.bool_)).any():
+        return None
+    text = column.astype("string").str.strip()
+    if text.isin(_INT8_TEXT).all():
+        return text.astype(np.int8)
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.notna().all() and (numbers % 1 == 0).all() and numbers.between(-128, 127).all():
+        return numbers.astype(np.int8)
+    return None
+
+
+def _canonical_chunk(chunk: pd.DataFrame, as_int8: dict[str, bool]) -> pd.DataFrame:
+    """`chunk` with the columns of `as_int8`, in its order: int8 where True, else text."""
     result = {}
-    for name in ordered:
-        column = table[name]
-        if isinstance(column, pd.DataFrame):  # duplicated column names: keep them as text
-            raise DataSourceError(f"duplicated column {name!r}")
-        result[name] = _compact(column)
+    for name, integral in as_int8.items():
+        if name not in chunk.columns:
+            result[name] = pd.Series(pd.NA, index=chunk.index, dtype="string")
+        elif integral:
+            result[name] = _as_int8(chunk[name])
+        else:
+            result[name] = chunk[name].astype("string")
     return pd.DataFrame(result).reset_index(drop=True)
 
 
-def _compact(column: pd.Series) -> pd.Series:
-    if column.dtype == bool or column.map(lambda v: isinstance(v, bool | np.bool_)).any():
-        return column.astype("string")
-    text = column.astype("string").str.strip()
-    numbers = pd.to_numeric(text, errors="coerce")
-    integral = numbers.notna().all() and (numbers % 1 == 0).all()
-    if integral and len(numbers) and numbers.between(-128, 127).all():
-        return numbers.astype(np.int8)
-    if integral and not len(numbers):
-        return numbers.astype(np.int8)
-    return column.astype("string")
+@dataclass(frozen=True)
+class IngestSummary:
+    """What `ingest_file` wrote: row count, columns, and the content hash of the table."""
+
+    rows: int
+    columns: list[str]
+    content_sha256: str
 
 
-def read_landed(landing_dir: Path) -> tuple[Path, pd.DataFrame]:
-    """Read the landed file and return it as a canonical table."""
-    path = landed_file(landing_dir)
-    table = read_table(path)
-    if table.columns.duplicated().any():
-        names = sorted(set(table.columns[table.columns.duplicated()]))
-        raise DataSourceError(f"{path}: duplicated column(s) {', '.join(names)}")
-    if table.empty:
-        raise DataSourceError(f"{path}: a header but no rows")
-    return path, canonical_table(table)
+def ingest_file(
+    source: Path, destination: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> IngestSummary:
+    """Write `source` to `destination` (Parquet) as the canonical table, chunk by chunk.
+
+    Two passes over the file keep memory bounded by `chunk_rows`: the first settles the
+    columns and which ones are int8 (every value of the whole file must fit), the second
+    writes. The result is the same as `canonical_table` of the whole file.
+    """
+    as_int8: dict[str, bool] = {}
+    rows = 0
+    for chunk in iter_chunks(source, chunk_rows):
+        names = [str(c) for c in chunk.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise DataSourceError(f"{source}: duplicated column(s) {', '.join(duplicated)}")
+        for name in as_int8.keys() - set(names):
+            as_int8[name] = False  # absent from this chunk: its cells are missing
+        for name in names:
+            fits = (name in as_int8 or rows == 0) and _as_int8(chunk[name]) is not None
+            as_int8[name] = as_int8.get(name, True) and fits
+        rows += len(chunk)
+    if rows == 0:
+        raise DataSourceError(f"{source}: a header but no rows")
+    as_int8 = {name: as_int8[name] for name in _ordered(list(as_int8))}
+    digest = ContentHash(list(as_int8))
+    empty = _canonical_chunk(pd.DataFrame(columns=list(as_int8)), as_int8)
+    with ParquetChunkWriter(destination, empty) as writer:
+        for chunk in iter_chunks(source, chunk_rows):
+            canonical = _canonical_chunk(chunk, as_int8)
+            digest.update(canonical)
+            writer.write(canonical)
+    return IngestSummary(rows=rows, columns=list(as_int8), content_sha256=digest.hexdigest())

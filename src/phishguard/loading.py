@@ -34,7 +34,7 @@ from phishguard.mongo import QUARANTINE_SUFFIX, MongoError, insert_absent
 from phishguard.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.source_checks import CHUNK_ROWS, check_file, expand_sources
 from phishguard.sources import DataSourceError, iter_chunks
-from phishguard.validation import REASON, ROW, SchemaError, quarantine
+from phishguard.validation import REASON, ROW, DuplicateCounter, SchemaError, quarantine
 
 BATCH_SIZE = 1_000
 
@@ -90,11 +90,11 @@ def _judged_chunks(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
 
 
 class _Sink:
-    """Where judged rows go: MongoDB collections, or (dry run) an in-memory set of seen ids."""
+    """Where judged rows go: MongoDB collections, or (dry run) a count of distinct rows seen."""
 
     def __init__(self, client: Any | None, database: str, collection: str) -> None:
         self.dry_run = client is None
-        self.seen: set[bytes] = set()
+        self.seen = DuplicateCounter()  # dry run: 16 bytes per distinct row, no hashing
         if client is not None:
             self.documents = client[database][collection]
             self.quarantine = client[database][collection + QUARANTINE_SUFFIX]
@@ -102,14 +102,6 @@ class _Sink:
 
     def put_valid(self, ids: list[str], documents: list[dict[str, Any]]) -> tuple[int, int]:
         """Write one batch of valid rows; return (inserted, already present)."""
-        if self.dry_run:
-            inserted = 0
-            for content_id in ids:
-                key = bytes.fromhex(content_id)[:16]
-                if key not in self.seen:
-                    self.seen.add(key)
-                    inserted += 1
-            return inserted, len(ids) - inserted
         first: dict[str, dict[str, Any]] = {}
         for content_id, document in zip(ids, documents, strict=True):
             first.setdefault(content_id, {"_id": content_id, **document})
@@ -117,7 +109,7 @@ class _Sink:
         return inserted, len(ids) - inserted
 
     def put_quarantined(self, documents: list[dict[str, Any]]) -> None:
-        if self.dry_run or not documents:
+        if not documents:
             return
         insert_absent(self.quarantine, documents)
 
@@ -177,6 +169,13 @@ def _load_file(
     ) as bar:
         for judged in _judged_chunks(path, chunk_rows):
             counts.read += judged.read
+            counts.quarantined += len(judged.quarantined)
+            bar.update(judged.read)
+            if sink.dry_run:
+                new = sink.seen.add(judged.valid)
+                counts.inserted += new
+                counts.already_present += len(judged.valid) - new
+                continue
             ids = content_ids(judged.valid)
             records = judged.valid.to_dict("records")
             for start in range(0, len(ids), batch_size):
@@ -194,8 +193,6 @@ def _load_file(
                 counts.inserted += inserted
                 counts.already_present += present
             sink.put_quarantined(_quarantine_documents(judged.quarantined, provenance))
-            counts.quarantined += len(judged.quarantined)
-            bar.update(judged.read)
 
 
 def _quarantine_documents(

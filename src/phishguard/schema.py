@@ -115,9 +115,26 @@ def feature_vector_ids(features: pd.DataFrame) -> np.ndarray:
     return (values.astype(np.int64) + 1) @ weights
 
 
+def row_ids(rows: pd.DataFrame) -> np.ndarray:
+    """One integer per row, equal exactly when the rows' 30 features and label are equal."""
+    return feature_vector_ids(rows) * 2 + (rows[LABEL].to_numpy() == RESULT_PHISHING)
+
+
+class ContentHash:
+    """`content_sha256` fed chunk by chunk: the same digest as for the concatenated table."""
+
+    def __init__(self, columns: list[str] | tuple[str, ...]) -> None:
+        self._digest = hashlib.sha256(",".join(map(str, columns)).encode())
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        self._digest.update(chunk.to_csv(index=False, header=False, lineterminator="\n").encode())
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def content_sha256(table: pd.DataFrame) -> str:
     """A hash of a table's content (column names, order and values), independent of file format."""
-    digest = hashlib.sha256()
-    digest.update(",".join(map(str, table.columns)).encode())
-    digest.update(table.to_csv(index=False, header=False, lineterminator="\n").encode())
+    digest = ContentHash(list(table.columns))
+    digest.update(table)
     return digest.hexdigest()

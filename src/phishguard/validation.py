@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from phishguard import PhishguardError
-from phishguard.schema import COLUMNS, DOMAINS, FEATURES, LABEL
+from phishguard.schema import COLUMNS, DOMAINS, row_ids
 
 REASON = "reason"
 ROW = "row"
@@ -165,18 +165,45 @@ def _plain(value: object) -> str:
     return str(value)
 
 
+class DuplicateCounter:
+    """Counts of distinct rows, fed chunk by chunk: memory grows with distinct rows (16 bytes
+    each), not with the file.
+
+    Rows are keyed by `row_ids`, an exact integer encoding, so no hash can collide.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.int64)  # sorted, distinct
+        self.counts = np.empty(0, dtype=np.int64)
+
+    def add(self, valid: pd.DataFrame) -> int:
+        """Count the rows of `valid`; return how many distinct rows were new."""
+        keys, counts = np.unique(row_ids(valid), return_counts=True)
+        where = np.searchsorted(self.keys, keys)
+        seen = where < len(self.keys)
+        seen[seen] = self.keys[where[seen]] == keys[seen]
+        np.add.at(self.counts, where[seen], counts[seen])
+        self.keys = np.insert(self.keys, where[~seen], keys[~seen])
+        self.counts = np.insert(self.counts, where[~seen], counts[~seen])
+        return int((~seen).sum())
+
+    def stats(self) -> dict[str, int]:
+        """Exact duplicates and feature vectors that carry both labels, over the rows added."""
+        _, vector_of_key, labels_per_vector = np.unique(
+            self.keys // 2, return_inverse=True, return_counts=True
+        )
+        conflicting = labels_per_vector > 1
+        return {
+            "exact_duplicate_rows": int(self.counts.sum()) - len(self.keys),
+            "unique_rows": len(self.keys),
+            "unique_feature_vectors": len(labels_per_vector),
+            "conflicting_feature_vectors": int(conflicting.sum()),
+            "conflicting_rows": int(self.counts[conflicting[vector_of_key]].sum()),
+        }
+
+
 def duplicate_stats(valid: pd.DataFrame) -> dict[str, int]:
     """Exact duplicates and feature vectors that carry both labels, over valid rows."""
-    features = valid.loc[:, list(FEATURES)]
-    labels_per_vector = valid.groupby(list(FEATURES), sort=False)[LABEL].nunique()
-    conflicting = labels_per_vector[labels_per_vector > 1]
-    conflicting_rows = features.merge(
-        conflicting.rename("n").reset_index(), on=list(FEATURES), how="inner"
-    ).shape[0]
-    return {
-        "exact_duplicate_rows": int(valid.duplicated().sum()),
-        "unique_rows": int((~valid.duplicated()).sum()),
-        "unique_feature_vectors": int((~features.duplicated()).sum()),
-        "conflicting_feature_vectors": len(conflicting),
-        "conflicting_rows": int(conflicting_rows),
-    }
+    counter = DuplicateCounter()
+    counter.add(valid)
+    return counter.stats()
