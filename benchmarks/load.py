@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from serve import descendants, free_port, synthetic_records, wait_ready  # beside this file
+from serve import descendants, free_port, running_server, synthetic_records  # beside this file
 
 from phishguard.scoring import latest_package
 
@@ -78,16 +78,7 @@ def measure(package: Path, body: Path) -> dict:
     port = free_port()
     env = {**os.environ, "PHISHGUARD_PACKAGE_DIR": str(package), "PYTHONPATH": str(REPO)}
     command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+    with running_server([*command, "--port", str(port)], env, port) as server:
         url = f"http://127.0.0.1:{port}/predict"
         run_wrk(url, body, 500)  # warm-up: first requests allocate caches
         pids = [server.pid, *descendants(server.pid)]
@@ -96,13 +87,6 @@ def measure(package: Path, body: Path) -> dict:
         run = run_wrk(url, body, REQUESTS)
         wall = time.monotonic() - started
         after = rss_bytes(pids)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
     errors = sum(
         run[k]
         for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")

@@ -8,6 +8,7 @@ BENCH_SECONDS (default 10 per scenario), BENCH_WORKERS (default 2, for both serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +143,9 @@ def run_wrk(url: str, body: Path, connections: int, seconds: int) -> dict[str, A
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_server(name: str, command: list[str], env: dict, port: int, bodies: dict) -> dict:
-    """Start one server, warm it up, run every scenario, stop it."""
-    url = f"http://127.0.0.1:{port}/predict"
+@contextlib.contextmanager
+def running_server(command: list[str], env: dict, port: int) -> Iterator[subprocess.Popen]:
+    """Start a server on 127.0.0.1:`port`, wait for /readyz, and stop its process group after."""
     server = subprocess.Popen(
         command,
         cwd=REPO,
@@ -154,6 +156,20 @@ def measure_server(name: str, command: list[str], env: dict, port: int, bodies: 
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+        yield server
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+
+
+def measure_server(name: str, command: list[str], env: dict, port: int, bodies: dict) -> dict:
+    """Start one server, warm it up, run every scenario, stop it."""
+    url = f"http://127.0.0.1:{port}/predict"
+    with running_server(command, env, port) as server:
         run_wrk(url, bodies["single"], 2, 3)  # warm-up
         results = {}
         for scenario, connections, body in SCENARIOS:
@@ -182,13 +198,6 @@ def measure_server(name: str, command: list[str], env: dict, port: int, bodies: 
             }
             print(f"{name} {scenario}: {json.dumps(results[scenario])}", file=sys.stderr)
         return results
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
 
 
 def servers(package: Path) -> dict[str, tuple[list[str], dict, int]]:

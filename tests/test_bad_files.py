@@ -1,4 +1,4 @@
-"""A corpus of malformed inputs through the file path (read → canonical → validate).
+"""A corpus of malformed inputs through the pipeline's file path (ingest → validate).
 
 Each case either fails with one clear line naming the file, or is quarantined with a reason,
 and the row counts always add up. The corpus is generated here, never copied from the data.
@@ -6,12 +6,14 @@ and the row counts always add up. The corpus is generated here, never copied fro
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from phishguard.ingestion import canonical_table
+from phishguard.ingestion import ingest_file
+from phishguard.quarantine_file import quarantine_file
 from phishguard.schema import COLUMNS
-from phishguard.sources import DataSourceError, read_table
-from phishguard.validation import SchemaError, quarantine
+from phishguard.sources import DataSourceError
+from phishguard.validation import SchemaError, ValidationResult
 from tests.conftest import synthetic_rows
 
 HEADER = ",".join(COLUMNS)
@@ -27,9 +29,15 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
-def validate_file(path: Path):
-    table = canonical_table(read_table(path))
-    return len(table), quarantine(table)
+def validate_file(path: Path) -> tuple[int, ValidationResult]:
+    """What the ingest and validate stages make of `path`: rows read, valid and quarantined."""
+    raw, valid, bad = (path.with_name(name) for name in ("raw.parquet", "v.parquet", "q.csv"))
+    ingested = ingest_file(path, raw, chunk_rows=3)
+    counts = quarantine_file(raw, valid, bad, chunk_rows=2)
+    quarantined = pd.read_csv(bad, dtype=str, keep_default_na=False).astype({"row": int})
+    assert ingested.rows == counts.input_rows == counts.valid_rows + counts.quarantined_rows
+    assert counts.quarantined_rows == len(quarantined)
+    return ingested.rows, ValidationResult(pd.read_parquet(valid), quarantined)
 
 
 def with_cell(line: str, column: str, value: str) -> str:
@@ -79,7 +87,7 @@ def test_truncated_last_line_is_quarantined_not_dropped(tmp_path):
 @pytest.mark.parametrize(
     ("name", "text", "error", "message"),
     [
-        ("header.csv", HEADER + "\n", None, None),
+        ("header.csv", HEADER + "\n", DataSourceError, "a header but no rows"),
         (
             "dup.csv",
             HEADER + ",SFH\n" + "\n".join(good_lines(2)),
@@ -93,7 +101,12 @@ def test_truncated_last_line_is_quarantined_not_dropped(tmp_path):
             SchemaError,
             "unexpected column(s) 'note'",
         ),
-        ("fewer.csv", HEADER.replace(",Iframe", "") + "\n", SchemaError, "missing column Iframe"),
+        (
+            "fewer.csv",
+            "\n".join(line.replace(",Iframe", "") for line in [HEADER, HEADER]),
+            SchemaError,
+            "missing column Iframe",
+        ),
         ("semicolons.csv", HEADER.replace(",", ";") + "\n", DataSourceError, "';'-delimited"),
         ("junk.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", DataSourceError, "binary"),
         ("data.xlsx", "whatever", DataSourceError, "unknown file type '.xlsx'"),
@@ -101,13 +114,11 @@ def test_truncated_last_line_is_quarantined_not_dropped(tmp_path):
 )
 def test_file_level_problems_are_one_clear_error(tmp_path, name, text, error, message):
     path = write(tmp_path, name, text)
-    if error is None:  # header only: no rows, nothing to lose
-        assert read_table(path).empty
-        return
     with pytest.raises(error) as raised:
         validate_file(path)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+    assert not {"v.parquet", "q.csv"} & {p.name for p in tmp_path.iterdir()}  # nothing validated
 
 
 def test_json_booleans_and_nulls_are_quarantined(tmp_path):
