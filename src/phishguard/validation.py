@@ -189,16 +189,16 @@ class DuplicateCounter:
 
     def stats(self) -> dict[str, int]:
         """Exact duplicates and feature vectors that carry both labels, over the rows added."""
-        _, vector_of_key, labels_per_vector = np.unique(
-            self.keys // 2, return_inverse=True, return_counts=True
-        )
-        conflicting = labels_per_vector > 1
+        # A row id is its feature vector's id * 2 + label bit, and the ids are sorted: a vector
+        # with both labels is two neighbouring ids with the same vector id.
+        vectors = self.keys >> 1
+        both = vectors[1:] == vectors[:-1]
         return {
             "exact_duplicate_rows": int(self.counts.sum()) - len(self.keys),
             "unique_rows": len(self.keys),
-            "unique_feature_vectors": len(labels_per_vector),
-            "conflicting_feature_vectors": int(conflicting.sum()),
-            "conflicting_rows": int(self.counts[conflicting[vector_of_key]].sum()),
+            "unique_feature_vectors": len(self.keys) - int(both.sum()),
+            "conflicting_feature_vectors": int(both.sum()),
+            "conflicting_rows": int(self.counts[:-1][both].sum() + self.counts[1:][both].sum()),
         }
 
 
