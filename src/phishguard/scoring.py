@@ -336,12 +336,17 @@ def _overflow_problems(rows: list[tuple[int, ...]]) -> list[str]:
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
             if value.bit_length() >= 64:
-                name = FEATURES[j]
                 shown = (
                     str(value)
                     if value.bit_length() < 128
                     else f"an integer of {value.bit_length()} bits"
                 )
-                domain = ", ".join(map(str, DOMAINS[name]))
-                problems.append(f"record {i}: field {name!r} = {shown} is far outside {{{domain}}}")
+                problems.append(far_outside_problem(i, FEATURES[j], shown))
     return problems
+
+
+def far_outside_problem(index: int, name: str, shown: str) -> str:
+    """The problem of a value far beyond feature `name`'s domain, `shown` as text: for values
+    past int64 here, and for numbers too long to parse (`phishguard.json_numbers`)."""
+    domain = ", ".join(map(str, DOMAINS[name]))
+    return f"record {index}: field {name!r} = {shown} is far outside {{{domain}}}"
