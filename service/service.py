@@ -205,6 +205,10 @@ class Phishguard:
             scores = score_table(self.scorer, table)
         except PhishguardError as error:
             raise _client_error(error) from None
+        if table.empty:  # as an empty list of records (the columns are checked first)
+            raise _client_error(
+                RecordError(["no rows: the CSV has a header but no data rows; send at least one"])
+            )
         if len(scores.rejected):
             reasons = [f"row {r.row}: {r.reason}" for r in scores.rejected.itertuples()]
             raise _client_error(RecordError(reasons))

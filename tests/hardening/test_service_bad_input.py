@@ -371,9 +371,13 @@ def test_csv_upload_without_the_file_field(limited_client) -> None:
     assert response.status_code == 400 and '"loc":["file"]' in response.text
 
 
-def test_csv_header_only_scores_nothing(limited_client) -> None:
-    response = limited_client.post("/predict_csv", files=csv_file(header(*FEATURES)))
-    assert response.status_code == 200 and response.json() == {"results": []}
+@pytest.mark.parametrize(
+    "text", [header(*FEATURES), header(*FEATURES, LABEL), header(*FEATURES) + b"\n\n"]
+)
+def test_csv_header_only_is_422_like_an_empty_list(limited_client, text) -> None:
+    response = limited_client.post("/predict_csv", files=csv_file(text))
+    assert response.status_code == 422
+    assert "no rows: the CSV has a header but no data rows" in response.text
 
 
 @pytest.mark.parametrize(
