@@ -2,8 +2,9 @@
 
 Start it with `make serve` (127.0.0.1, port 3000 unless PORT is set). The model is the
 package stage's output (`phishguard:latest` in the repo-local store, or the folder named by
-PHISHGUARD_PACKAGE_DIR), loaded once per worker and sha256-verified. Validation and scoring are
-`phishguard.scoring`, shared with the batch CLI. BentoML adds /healthz, /readyz, /metrics.
+PHISHGUARD_PACKAGE_DIR), sha256-verified before any worker starts (`bentoml serve` exits on a
+mismatch) and loaded once per worker. Validation and scoring are `phishguard.scoring`, shared
+with the batch CLI. BentoML adds /healthz, /readyz, /metrics.
 
 Environment: PHISHGUARD_WORKERS (default 1), PHISHGUARD_MAX_ROWS (default 10,000 per request).
 """
@@ -41,6 +42,7 @@ from phishguard.scoring import (
     load_scorer,
     max_rows_from_env,
     records_matrix,
+    verify_package,
 )
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
@@ -129,6 +131,20 @@ def _json(document: Any) -> Response:
 class Phishguard:
     """Phishing-website scoring with the packaged, evaluated XGBoost model."""
 
+    @bentoml.on_deployment
+    def verify_packaged_model() -> None:
+        """Check the model's sha256 once, before `bentoml serve` starts any worker.
+
+        A worker whose start-up fails is restarted forever, so a server with an altered model
+        would never become ready yet never exit. Failing here stops `bentoml serve` with exit
+        status 1 and one line naming the file and both hashes. Each worker checks again as it
+        loads the model.
+        """
+        try:
+            verify_package(_package_dir())
+        except PhishguardError as error:
+            raise BentoMLException(f"refusing to start: {error}") from None
+
     def __init__(self) -> None:
         self.scorer: Scorer = load_scorer(_package_dir(), nthread=1)
         self.max_rows = max_rows_from_env()
@@ -189,6 +205,10 @@ class Phishguard:
             scores = score_table(self.scorer, table)
         except PhishguardError as error:
             raise _client_error(error) from None
+        if table.empty:  # as an empty list of records (the columns are checked first)
+            raise _client_error(
+                RecordError(["no rows: the CSV has a header but no data rows; send at least one"])
+            )
         if len(scores.rejected):
             reasons = [f"row {r.row}: {r.reason}" for r in scores.rejected.itertuples()]
             raise _client_error(RecordError(reasons))

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real dataset, synthetic rows from the schema, and pipeline clones."""
+"""Shared fixtures: the real dataset, synthetic rows from the schema, a small packaged model
+(for the serving and hardening tests), and pipeline clones."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from phishguard.schema import COLUMNS, DOMAINS
+
+if TYPE_CHECKING:
+    from phishguard.scoring import Scorer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "phishing_websites.csv"
@@ -56,6 +61,22 @@ def synthetic_rows(n: int, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def make_rows() -> Callable[..., pd.DataFrame]:
     return synthetic_rows
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small packaged XGBoost model trained on synthetic rows (`packaged_model`)."""
+    from packaged_model import write_package
+
+    return write_package(tmp_path_factory.mktemp("package"))
+
+
+@pytest.fixture(scope="session")
+def scorer(package_dir: Path) -> Scorer:
+    """The model of `package_dir`, loaded (and sha256-verified) as the service loads it."""
+    from phishguard.scoring import load_scorer
+
+    return load_scorer(package_dir)
 
 
 def tool_env(workdir: Path | None = None) -> dict[str, str]:

@@ -10,6 +10,9 @@ parses it (pydantic would otherwise hold the whole body, and every record object
   Browsers send `text/plain` and form-encoded bodies cross-site without a CORS pre-flight; a
   JSON-only API cannot be driven that way by another web page.
 
+One answer is improved after parsing: the JSON parser's generic 400 for a number longer than
+4,300 digits becomes the 4xx of `phishguard.json_numbers`, naming the record and field.
+
 The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
 `phishguard.scoring`.
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from phishguard.json_numbers import MAX_DIGITS, long_number_problem
 
 MAX_BODY_ENV = "PHISHGUARD_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -68,6 +73,7 @@ class RequestLimits:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await _refuse(send, 413, self._too_large(f"{int(declared)} bytes"))
             return
+        body = None
         # Multipart bodies are read here too (bounded by the limit) and checked before BentoML
         # parses them: its parser turns a malformed upload into a 500, not a client error.
         if not declared.isdigit() or media_type == "multipart/form-data":
@@ -90,6 +96,9 @@ class RequestLimits:
                     await _refuse(send, 400, f"malformed multipart/form-data body: {problem}")
                     return
             receive = _replay(body, receive)
+        # A body shorter than that cannot hold a number too long for the JSON parser.
+        if media_type == "application/json" and (body is not None or int(declared) > MAX_DIGITS):
+            receive, send = _explaining_long_numbers(receive, send, body)
         # With a Content-Length the HTTP server itself refuses a body of any other length.
         await self.app(scope, receive, send)
 
@@ -116,6 +125,49 @@ def _multipart_problem(content_type: bytes, body: bytes) -> str | None:
     except MultipartParseError as error:
         return str(error)
     return None
+
+
+def _explaining_long_numbers(
+    receive: Receive, send: Send, body: bytes | None
+) -> tuple[Receive, Send]:
+    """`receive` and `send` for the app, such that its 400 for a JSON number too long to parse
+    (a generic "number out of range") becomes the 4xx of `json_numbers`, naming the record and
+    field.
+
+    The body's chunks are kept as they arrive (or `body`, if already read) until the answer
+    starts, and looked at only when it is a 400: a request that parses pays no scan, only one
+    more reference to its body while it is scored.
+    """
+    parts = [] if body is None else [body]
+    held: Message | None = None
+    replaced = False
+
+    async def recording() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            parts.append(message.get("body", b""))
+        return message
+
+    async def explaining(message: Message) -> None:
+        nonlocal held, replaced
+        if replaced:
+            return  # the rest of the answer that was replaced
+        if message["type"] == "http.response.start":
+            if message["status"] == 400:
+                held = message
+                return
+            parts.clear()
+        if held is not None:
+            start, held = held, None
+            answer = long_number_problem(b"".join(parts))
+            if answer is not None:
+                replaced = True
+                await _refuse(send, *answer)
+                return
+            await send(start)
+        await send(message)
+
+    return (recording if body is None else receive), explaining
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -193,14 +193,14 @@ class Scorer:
         ]
 
 
-def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
-    """Load a packaged model, verifying its sha256; one predict thread by default.
+def verify_package(directory: Path) -> dict[str, Any]:
+    """Check a packaged model without loading it; return its manifest (`package.json`).
 
-    One thread is right for online scoring: on 2 cores XGBoost's 2-thread single-row predict
-    was ~50x slower than one thread (see the brief). XGBoost models are read from their native
-    format, scikit-learn models with skops against the allow-list; never a pickle.
+    Raises `PackageError` for a missing manifest or model file or a feature order other than
+    `phishguard.schema`'s, and `IntegrityError` when the model file's sha256 is not the one
+    recorded at packaging. Cheap (no XGBoost import), so a server can run it before it starts
+    any worker.
     """
-    directory = latest_package() if directory is None else directory
     manifest = directory / PACKAGE_FILE
     if not manifest.is_file():
         raise PackageError(f"{manifest}: missing; re-run the package stage")
@@ -218,6 +218,19 @@ def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
             f"{model_path}: sha256 {actual[:12]}… does not match the packaged "
             f"{metadata['model_sha256'][:12]}…; re-run the pipeline"
         )
+    return metadata
+
+
+def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
+    """Load a packaged model, verifying its sha256; one predict thread by default.
+
+    One thread is right for online scoring: on 2 cores XGBoost's 2-thread single-row predict
+    was ~50x slower than one thread (see the brief). XGBoost models are read from their native
+    format, scikit-learn models with skops against the allow-list; never a pickle.
+    """
+    directory = latest_package() if directory is None else directory
+    metadata = verify_package(directory)
+    model_path = directory / metadata["model_file"]
     if model_path.suffix == ".ubj":
         from xgboost import Booster
 
@@ -336,12 +349,17 @@ def _overflow_problems(rows: list[tuple[int, ...]]) -> list[str]:
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
             if value.bit_length() >= 64:
-                name = FEATURES[j]
                 shown = (
                     str(value)
                     if value.bit_length() < 128
                     else f"an integer of {value.bit_length()} bits"
                 )
-                domain = ", ".join(map(str, DOMAINS[name]))
-                problems.append(f"record {i}: field {name!r} = {shown} is far outside {{{domain}}}")
+                problems.append(far_outside_problem(i, FEATURES[j], shown))
     return problems
+
+
+def far_outside_problem(index: int, name: str, shown: str) -> str:
+    """The problem of a value far beyond feature `name`'s domain, `shown` as text: for values
+    past int64 here, and for numbers too long to parse (`phishguard.json_numbers`)."""
+    domain = ", ".join(map(str, DOMAINS[name]))
+    return f"record {index}: field {name!r} = {shown} is far outside {{{domain}}}"

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving.conftest import REPO, write_package
-
-from phishguard.scoring import Scorer, load_scorer
+from serving.conftest import REPO
 
 MAX_ROWS = 500
 MAX_BODY_BYTES = 1024 * 1024  # 501 records (~430 kB) stay under it, so both limits are reachable
@@ -18,17 +16,6 @@ LIMITS = {
     "PHISHGUARD_MAX_ROWS": str(MAX_ROWS),
     "PHISHGUARD_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
 }
-
-
-@pytest.fixture(scope="session")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small packaged model (as in tests/serving), trained on synthetic rows."""
-    return write_package(tmp_path_factory.mktemp("package"))
-
-
-@pytest.fixture(scope="session")
-def scorer(package_dir: Path) -> Scorer:
-    return load_scorer(package_dir)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,15 @@ MongoDB unreachable or dropping mid-load is tested in tests/test_mongodb.py
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clone_project, run_tool
+from conftest import clone_project, run_tool, tool_env
 from s3_endpoint import BUCKET, FAKE_AWS, moto_s3
 from serving.conftest import REPO, free_port, stop
 
+from phishguard.provenance import file_sha256, read_json
 from phishguard.scoring import PACKAGE_FILE
 
 
@@ -28,49 +30,57 @@ def tampered_copy(package_dir: Path, destination: Path) -> Path:
 
 
 @pytest.mark.e2e
-def test_service_refuses_to_start_on_an_altered_model(package_dir: Path, tmp_path: Path) -> None:
-    """BentoML keeps restarting a worker whose start-up fails, so `bentoml serve` never
-    becomes ready: the log names the file and both hashes, and /readyz never answers 200."""
-    import subprocess
-    import time
-    import urllib.request
-
-    from conftest import tool_env
-
+def test_bentoml_serve_exits_on_an_altered_model(package_dir: Path, tmp_path: Path) -> None:
+    """The service's deployment hook checks the model before any worker starts (a worker
+    whose start-up fails is restarted forever): `bentoml serve` exits non-zero within 60 s
+    with one line naming the file and both hashes, and no traceback."""
     copy = tampered_copy(package_dir, tmp_path / "package")
+    model = copy / "model.ubj"
+    packaged = read_json(copy / PACKAGE_FILE)["model_sha256"]
     log = tmp_path / "serve.log"
-    port = free_port()
     env = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
     env.update(BENTOML_HOME=str(tmp_path / "home"), PHISHGUARD_PACKAGE_DIR=str(copy))
     command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
     server = subprocess.Popen(
-        [*command, "--port", str(port)],
+        [*command, "--port", str(free_port())],
         cwd=REPO,
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    ready = False
     try:
-        deadline = time.monotonic() + 60
-        while "does not match the packaged" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                ready = r.status == 200
-        except OSError:
-            pass
-    finally:
+        status = server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
         stop(server)
+        pytest.fail(f"bentoml serve still running after 60 s:\n{log.read_text()[-3000:]}")
     text = log.read_text()
-    assert f"{copy / 'model.ubj'}: sha256" in text and "does not match the packaged" in text
-    assert not ready
+    named = [line for line in text.splitlines() if "does not match the packaged" in line]
+    assert status != 0, text
+    assert len(named) == 1, text
+    assert f"{model}: sha256 {file_sha256(model)[:12]}… does not match the packaged " in named[0]
+    assert packaged[:12] in named[0] and "refusing to start" in named[0]
+    assert "Traceback" not in text and "Starting production" not in text, text
+
+
+def test_deployment_hook_names_the_mismatch(
+    package_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bentoml.exceptions import BentoMLException
+
+    from service.service import Phishguard
+
+    copy = tampered_copy(package_dir, tmp_path / "package")
+    monkeypatch.setenv("PHISHGUARD_PACKAGE_DIR", str(copy))
+    with pytest.raises(BentoMLException) as refused:
+        Phishguard.inner.verify_packaged_model()
+    assert f"refusing to start: {copy / 'model.ubj'}: sha256" in str(refused.value)
+    monkeypatch.setenv("PHISHGUARD_PACKAGE_DIR", str(package_dir))
+    Phishguard.inner.verify_packaged_model()  # an intact package passes
 
 
 def test_in_process_start_up_names_the_mismatch(package_dir: Path, tmp_path: Path) -> None:
     from phishguard.models import IntegrityError
-    from phishguard.provenance import read_json
     from phishguard.scoring import load_scorer
 
     copy = tampered_copy(package_dir, tmp_path / "package")

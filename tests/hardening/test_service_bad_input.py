@@ -32,6 +32,14 @@ def body_of(records_: object) -> bytes:
     return json.dumps({"records": records_}).encode()
 
 
+LONG = 123456789  # in a record, replaced by `long_number`'s text in the body
+
+
+def long_number(records_: list, text: bytes) -> bytes:
+    """The body of `records_` with the value `LONG` written as `text` (too long to build)."""
+    return body_of(records_).replace(str(LONG).encode(), text)
+
+
 # (name, raw body, content type, status, fragment of the answer)
 RAW_CASES = [
     ("invalid JSON", b'{"records": [', "application/json", 400, "Invalid JSON"),
@@ -85,12 +93,64 @@ RAW_CASES = [
         422,
         "record 0: field 'port' must be an integer, got -inf",
     ),
+    # The JSON parser refuses integers of over 4,300 digits with a generic 400 ("number out
+    # of range"); the request limits middleware names the record and field instead.
     (
         "integer of 5,000 digits",
-        body_of([one(port=1)]).replace(b'"port": 1', b'"port": ' + b"9" * 5_000),
+        long_number([one(port=LONG)], b"9" * 5_000),
+        "application/json",
+        422,
+        "record 0: field 'port' = an integer of 5000 digits is far outside {-1, 1}",
+    ),
+    (
+        "negative integer of 4,301 digits in the second record",
+        long_number([one(), one(SFH=LONG)], b"-" + b"1" * 4_301),
+        "application/json",
+        422,
+        "record 1: field 'SFH' = an integer of 4301 digits is far outside {-1, 0, 1}",
+    ),
+    (
+        "long integers in two records",
+        long_number([one(Redirect=LONG), one(), one(port=LONG)], b"7" * 6_000),
+        "application/json",
+        422,
+        "record 0: field 'Redirect' = an integer of 6000 digits is far outside {0, 1}; "
+        "record 2: field 'port' = an integer of 6000 digits is far outside {-1, 1}",
+    ),
+    (
+        "number with an integer part of 4,301 digits",
+        long_number([one(port=LONG)], b"1" * 4_301 + b".5e-3"),
+        "application/json",
+        422,
+        "record 0: field 'port' = a number of 4301 digits is far outside {-1, 1}",
+    ),
+    (
+        "integer of 5,000 digits in an unknown field",
+        long_number([one(colour=LONG)], b"9" * 5_000),
+        "application/json",
+        422,
+        "record 0: unknown field 'colour' = an integer of 5000 digits is longer than the 4300",
+    ),
+    (
+        "integer of 4,300 digits (the parser's limit)",
+        long_number([one(port=LONG)], b"9" * 4_300),
+        "application/json",
+        422,
+        "record 0: field 'port' = an integer of 14285 bits is far outside {-1, 1}",
+    ),
+    (
+        "5,000 digits in a string",
+        long_number([one(port=str(LONG))], b"9" * 5_000),
+        "application/json",
+        422,
+        "record 0: field 'port' must be an integer, got '99999",
+    ),
+    (
+        "integer of 5,000 digits in invalid JSON",
+        long_number([one(port=LONG)], b"9" * 5_000)[:-1],
         "application/json",
         400,
-        "Invalid JSON: number out of range",
+        "Invalid JSON",
     ),
 ]
 
@@ -207,6 +267,14 @@ def test_chunked_body_over_the_limit_is_413(limited_client) -> None:
     assert "more than" in response.text and "PHISHGUARD_MAX_BODY_BYTES" in response.text
 
 
+def test_chunked_body_with_a_long_integer_names_record_and_field(limited_client) -> None:
+    body = long_number([one(), one(SFH=LONG)], b"8" * 5_000)
+    chunks = iter([body[:3_000], body[3_000:6_000], body[6_000:]])
+    response = limited_client.post("/predict", content=chunks, headers=JSON)
+    assert response.status_code == 422
+    assert "record 1: field 'SFH' = an integer of 5000 digits is far outside" in response.text
+
+
 def test_chunked_body_under_the_limit_is_scored(limited_client) -> None:
     body = body_of(records(3, 62))
     response = limited_client.post("/predict", content=iter([body[:10], body[10:]]), headers=JSON)
@@ -229,6 +297,15 @@ def test_explain_top_must_be_an_integer(limited_client) -> None:
     extreme = limited_client.post("/explain", json={"records": [one()], "top": 10**30})
     assert extreme.status_code == 200  # clamped to the 30 features
     assert len(extreme.json()["results"][0]["reasons"]) == len(FEATURES)
+
+
+def test_explain_top_too_long_to_parse_is_400_naming_it(limited_client) -> None:
+    body = json.dumps({"records": [one()], "top": LONG}).encode()
+    response = limited_client.post(
+        "/explain", content=body.replace(str(LONG).encode(), b"9" * 5_000), headers=JSON
+    )
+    assert response.status_code == 400
+    assert "field 'top' = an integer of 5000 digits is longer than the 4300" in response.text
 
 
 def test_wrong_method_is_405(limited_client) -> None:
@@ -294,9 +371,13 @@ def test_csv_upload_without_the_file_field(limited_client) -> None:
     assert response.status_code == 400 and '"loc":["file"]' in response.text
 
 
-def test_csv_header_only_scores_nothing(limited_client) -> None:
-    response = limited_client.post("/predict_csv", files=csv_file(header(*FEATURES)))
-    assert response.status_code == 200 and response.json() == {"results": []}
+@pytest.mark.parametrize(
+    "text", [header(*FEATURES), header(*FEATURES, LABEL), header(*FEATURES) + b"\n\n"]
+)
+def test_csv_header_only_is_422_like_an_empty_list(limited_client, text) -> None:
+    response = limited_client.post("/predict_csv", files=csv_file(text))
+    assert response.status_code == 422
+    assert "no rows: the CSV has a header but no data rows" in response.text
 
 
 @pytest.mark.parametrize(

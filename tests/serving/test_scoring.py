@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import synthetic_rows
+from packaged_model import THRESHOLD
 
 from phishguard.models import IntegrityError, load_model, phishing_probability
 from phishguard.packaging import package_version
@@ -24,7 +25,7 @@ from phishguard.scoring import (
 )
 from phishguard.validation import quarantine
 
-from .conftest import THRESHOLD, records
+from .conftest import records
 
 
 def test_records_matrix_matches_the_canonical_order() -> None:
@@ -164,9 +165,10 @@ def test_package_version_is_content_derived(scorer) -> None:
 def test_every_zoo_model_is_served_like_the_pipeline_scores_it(
     tmp_path, spec, engineered, explains
 ) -> None:
+    from packaged_model import write_package
+
     from phishguard.models import load_model, phishing_probability
     from phishguard.scoring import ExplanationUnavailableError
-    from serving.conftest import write_package
 
     directory = write_package(tmp_path, spec=spec)
     served = load_scorer(directory)

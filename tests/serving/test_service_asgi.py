@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import synthetic_rows
+from packaged_model import THRESHOLD
 
 from phishguard.schema import FEATURES
 
-from .conftest import THRESHOLD, records
+from .conftest import records
 
 
 def post(client, route: str, body: dict):
