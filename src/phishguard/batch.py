@@ -71,10 +71,15 @@ class BatchSummary:
 
 
 class _ChunkWriter:
-    """Append DataFrames to a CSV or Parquet file, one chunk at a time."""
+    """Append DataFrames to a CSV or Parquet file, one chunk at a time.
+
+    Chunks go to a hidden `.part` file beside `path`, renamed to `path` by `commit`, so a run
+    that fails half-way leaves no partial output (and `discard` removes the part).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._part = path.with_name(f".{path.name}.part")
         self._parquet = None
         self._started = False
 
@@ -85,19 +90,28 @@ class _ChunkWriter:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
+                self._parquet = pq.ParquetWriter(self._part, table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
         else:
             frame.to_csv(
-                self.path, mode="a" if self._started else "w", header=not self._started, index=False
+                self._part,
+                mode="a" if self._started else "w",
+                header=not self._started,
+                index=False,
             )
         self._started = True
 
-    def close(self, empty: pd.DataFrame) -> None:
+    def commit(self, empty: pd.DataFrame) -> None:
         if not self._started:
             self.write(empty)
         if self._parquet is not None:
             self._parquet.close()
+        self._part.replace(self.path)
+
+    def discard(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self._part.unlink(missing_ok=True)
 
 
 def predict_file(
@@ -109,6 +123,8 @@ def predict_file(
     progress: bool | None = None,
 ) -> BatchSummary:
     """Score `source` (CSV or Parquet) into `output`, invalid rows into `rejects` (CSV or Parquet).
+
+    Both files appear only when the whole input is scored; a file without rows is an error.
 
     The progress bar goes to stderr, by default only when stderr is a terminal.
     """
@@ -128,20 +144,27 @@ def predict_file(
     scored_out, rejected_out = _ChunkWriter(output), _ChunkWriter(rejects)
     rows = scored = rejected = 0
     show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar:
-        for chunk in iter_chunks(source, chunk_rows):
-            part = score_table(scorer, chunk, first_row=rows + 1)
-            scored_out.write(part.scored)
-            if len(part.rejected):
-                rejected_out.write(part.rejected)
-            rows += len(chunk)
-            scored += len(part.scored)
-            rejected += len(part.rejected)
-            bar.update(len(chunk))
-    scored_out.close(pd.DataFrame(columns=[ROW, *RESULT_COLUMNS]))
-    rejected_out.close(pd.DataFrame(columns=[ROW, *FEATURES, REASON]))
-    if scored + rejected != rows:  # cannot happen unless quarantine lost a row
-        raise PhishguardError(f"row counts do not add up: {scored} + {rejected} != {rows}")
+    try:
+        with tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar:
+            for chunk in iter_chunks(source, chunk_rows):
+                part = score_table(scorer, chunk, first_row=rows + 1)
+                scored_out.write(part.scored)
+                if len(part.rejected):
+                    rejected_out.write(part.rejected)
+                rows += len(chunk)
+                scored += len(part.scored)
+                rejected += len(part.rejected)
+                bar.update(len(chunk))
+        if rows == 0:
+            raise PhishguardError(f"{source}: no rows to score (a header but no rows?)")
+        if scored + rejected != rows:  # cannot happen unless quarantine lost a row
+            raise PhishguardError(f"row counts do not add up: {scored} + {rejected} != {rows}")
+    except BaseException:
+        scored_out.discard()
+        rejected_out.discard()
+        raise
+    scored_out.commit(pd.DataFrame(columns=[ROW, *RESULT_COLUMNS]))
+    rejected_out.commit(pd.DataFrame(columns=[ROW, *FEATURES, REASON]))
     return BatchSummary(rows=rows, scored=scored, rejected=rejected)
 
 

@@ -10,8 +10,10 @@ parses it (pydantic would otherwise hold the whole body, and every record object
   Browsers send `text/plain` and form-encoded bodies cross-site without a CORS pre-flight; a
   JSON-only API cannot be driven that way by another web page.
 
-One answer is improved after parsing: the JSON parser's generic 400 for a number longer than
-4,300 digits becomes the 4xx of `phishguard.json_numbers`, naming the record and field.
+Two answers are improved after parsing: the JSON parser's generic 400 for a number longer than
+4,300 digits becomes the 4xx of `phishguard.json_numbers`, naming the record and field; and
+every 4xx is one JSON object `{"error": "..."}` (BentoML 1.4 wraps the errors its endpoints
+raise in a one-element list, but not its own validation errors).
 
 The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
 `phishguard.scoring`.
@@ -56,6 +58,7 @@ class RequestLimits:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        send = _one_error_object(send)
         headers = dict(scope["headers"])
         media_type = (
             headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
@@ -170,6 +173,48 @@ def _explaining_long_numbers(
     return (recording if body is None else receive), explaining
 
 
+def _one_error_object(send: Send) -> Send:
+    """`send` such that a 4xx JSON answer `[{"error": ...}]` goes out as `{"error": ...}`."""
+    held: Message | None = None
+    parts: list[bytes] = []
+
+    async def unwrapping(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            json_error = 400 <= message["status"] < 500 and headers.get(
+                b"content-type", b""
+            ).startswith(b"application/json")
+            if json_error:
+                held = message
+                return
+        if held is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        parts.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        start, body = held, b"".join(parts)
+        held = None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict):
+            body = json.dumps(answer[0], ensure_ascii=False).encode()
+            start = {
+                **start,
+                "headers": [
+                    (name, str(len(body)).encode() if name.lower() == b"content-length" else value)
+                    for name, value in start.get("headers", [])
+                ],
+            }
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return unwrapping
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
@@ -184,7 +229,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message}, ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",

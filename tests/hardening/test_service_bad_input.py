@@ -32,6 +32,13 @@ def body_of(records_: object) -> bytes:
     return json.dumps({"records": records_}).encode()
 
 
+def assert_error(response, status: int, fragment: str) -> None:
+    """`status`, and one JSON object whose "error" text holds `fragment`."""
+    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+    answer = response.json()
+    assert isinstance(answer, dict) and isinstance(answer["error"], str), response.text[:500]
+
+
 LONG = 123456789  # in a record, replaced by `long_number`'s text in the body
 
 
@@ -217,7 +224,7 @@ RECORD_CASES = [
 def test_raw_bodies(limited_client, route, body, content_type, status, fragment) -> None:
     headers = {"content-type": content_type} if content_type else {}
     response = limited_client.post(route, content=body, headers=headers)
-    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+    assert_error(response, status, fragment)
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
@@ -228,7 +235,7 @@ def test_raw_bodies(limited_client, route, body, content_type, status, fragment)
 )
 def test_bad_records(limited_client, route, batch, status, fragment) -> None:
     response = limited_client.post(route, json={"records": batch})
-    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+    assert_error(response, status, fragment)
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
@@ -354,7 +361,7 @@ CSV_CASES = [
 )
 def test_bad_csv_uploads(limited_client, text, status, fragment) -> None:
     response = limited_client.post("/predict_csv", files=csv_file(text))
-    assert (response.status_code, fragment in response.text) == (status, True), response.text[:500]
+    assert_error(response, status, fragment)
 
 
 def test_csv_with_too_many_rows_is_413(limited_client) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_tool, synthetic_rows
 
+from phishguard import PhishguardError
 from phishguard.batch import predict_file, score_table
 from phishguard.schema import FEATURES
 
@@ -102,3 +103,23 @@ def test_cli_errors_are_one_line(package_dir: Path, tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1].startswith("phishguard: error:")
     assert "no such file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_header_only_is_an_error_and_writes_nothing(scorer, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(",".join(FEATURES) + "\n")
+    with pytest.raises(PhishguardError, match="no rows to score"):
+        predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_file_broken_half_way_leaves_no_partial_output(scorer, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    lines = dirty_table(300, 35).to_csv(index=False).splitlines()
+    lines[250] += ",1,1,1"  # too many fields: the reader stops in the third chunk
+    source.write_text("\n".join(lines) + "\n")
+    (tmp_path / "out.csv").write_text("earlier results\n")
+    with pytest.raises(PhishguardError, match="malformed CSV"):
+        predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv", 100)
+    assert (tmp_path / "out.csv").read_text() == "earlier results\n"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
