@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from phishguard.record_checks import records_matrix
 from phishguard.schema import DOMAINS, FEATURES
-from phishguard.scoring import latest_package, load_scorer, records_matrix
+from phishguard.scoring import latest_package, load_scorer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -3,7 +3,7 @@
 Start it with `make serve` (127.0.0.1, port 3000 unless PORT is set). The model is the
 package stage's output (`phishguard:latest` in the repo-local store, or the folder named by
 PHISHGUARD_PACKAGE_DIR), sha256-verified before any worker starts (`bentoml serve` exits on a
-mismatch) and loaded once per worker. Validation and scoring are `phishguard.scoring`, shared
+mismatch) and loaded once per worker. Validation and scoring are `phishguard.record_checks` and `phishguard.scoring`, shared
 with the batch CLI. BentoML adds /healthz, /readyz, /metrics.
 
 Environment: PHISHGUARD_WORKERS (default 1), PHISHGUARD_MAX_ROWS (default 10,000 per request).
@@ -34,14 +34,16 @@ except ImportError:  # inside a built bento the package's source is bundled besi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from phishguard import PhishguardError
-from phishguard.scoring import (
-    ExplanationUnavailableError,
+from phishguard.record_checks import (
     RecordError,
-    Scorer,
     TooManyRecordsError,
-    load_scorer,
     max_rows_from_env,
     records_matrix,
+)
+from phishguard.scoring import (
+    ExplanationUnavailableError,
+    Scorer,
+    load_scorer,
     verify_package,
 )
 

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError
+from phishguard.record_checks import frame_matrix
 from phishguard.schema import FEATURES, LABEL
-from phishguard.scoring import Scorer, frame_matrix
+from phishguard.scoring import Scorer
 
 log = logging.getLogger(__name__)
 

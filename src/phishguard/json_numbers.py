@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from phishguard.record_checks import RecordError, far_outside_problem
 from phishguard.schema import FEATURES
-from phishguard.scoring import RecordError, far_outside_problem
 
 MAX_DIGITS = 4300  # jiter's limit on a number's integer part (4,300 parse, 4,301 do not)
 

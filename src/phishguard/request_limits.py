@@ -16,7 +16,7 @@ every 4xx is one JSON object `{"error": "..."}` (BentoML 1.4 wraps the errors it
 raise in a one-element list, but not its own validation errors).
 
 The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
-`phishguard.scoring`.
+`phishguard.record_checks`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def max_body_bytes_from_env() -> int:
     """The request-body limit in bytes: `PHISHGUARD_MAX_BODY_BYTES`, else 16 MiB."""
-    from phishguard.scoring import positive_int_from_env
+    from phishguard.record_checks import positive_int_from_env
 
     return positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
 

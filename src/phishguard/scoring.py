@@ -1,17 +1,11 @@
-"""Scoring with the packaged model: load it once (sha256-verified), validate records, predict.
+"""Scoring with the packaged model: load it once (sha256-verified), predict, explain.
 
 The service, the batch CLI and the benchmark all score through this module, so they share one
-model loader and one set of checks, both derived from `phishguard.schema`. Records are checked
-as a whole batch with numpy (no object per row), which keeps 1,000-row requests cheap.
+model loader; they check their input with `phishguard.record_checks` first.
 """
 
 from __future__ import annotations
 
-import difflib
-import itertools
-import operator
-import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,50 +17,11 @@ from phishguard import PhishguardError, paths
 from phishguard.features import SIGNAL_COUNTS, with_signal_counts
 from phishguard.packaging import PACKAGE_FILE
 from phishguard.provenance import file_sha256, read_json
-from phishguard.schema import CLASS_NAMES, DOMAINS, FEATURES
-
-MAX_ROWS_ENV = "PHISHGUARD_MAX_ROWS"
-DEFAULT_MAX_ROWS = 10_000
-MAX_REPORTED_PROBLEMS = 10
-
-_FEATURE_SET = frozenset(FEATURES)
-_values_of = operator.itemgetter(*FEATURES)
-# ALLOWED[j, v + 1] is True when value v ∈ {-1, 0, 1} is in feature j's domain.
-_ALLOWED = np.array([[v in DOMAINS[name] for v in (-1, 0, 1)] for name in FEATURES], dtype=bool)
-_COLUMN_INDEX = np.arange(len(FEATURES))
+from phishguard.schema import CLASS_NAMES, FEATURES
 
 
 class PackageError(PhishguardError, FileNotFoundError):
     """The packaged model is missing or incomplete; run the pipeline (`make pipeline`)."""
-
-
-class RecordError(PhishguardError, ValueError):
-    """Some records do not match the schema; `problems` says which record and which field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        more = len(problems) - len(shown)
-        super().__init__("; ".join(shown) + (f"; and {more} more" if more > 0 else ""))
-
-
-class TooManyRecordsError(PhishguardError, ValueError):
-    """A request holds more records than the configured limit."""
-
-
-def positive_int_from_env(name: str, default: int) -> int:
-    """A positive integer setting from environment variable `name`, else `default`."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise PhishguardError(f"{name} must be a positive integer, got {text!r}")
-    return int(text)
-
-
-def max_rows_from_env() -> int:
-    """The per-request row limit: `PHISHGUARD_MAX_ROWS`, else 10,000."""
-    return positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
 
 
 def latest_package(store: Path = paths.PACKAGE_STORE) -> Path:
@@ -250,116 +205,3 @@ def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
         metadata=metadata,
         engineered=width > len(FEATURES),
     )
-
-
-def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.ndarray:
-    """Validate JSON records against the schema as one batch; return a float32 matrix.
-
-    Raises `TooManyRecordsError` over `max_rows`, and `RecordError` naming the record (0-based, in
-    request order) and field of every problem: missing, unknown/misspelled, not an integer,
-    or outside the feature's domain. Key order within a record does not matter.
-    """
-    if len(records) > max_rows:
-        raise TooManyRecordsError(f"{len(records)} records in one request; the limit is {max_rows}")
-    if not records:
-        raise RecordError(["no records: send at least one"])
-    try:
-        if any(len(r) != len(FEATURES) for r in records):
-            raise KeyError
-        # One flat list of values in canonical order: cheaper than a list of row tuples.
-        flat = list(itertools.chain.from_iterable(map(_values_of, records)))
-    except (KeyError, TypeError):
-        raise RecordError(_shape_problems(records)) from None
-    # Checked by type, not converted: JSON true/1.0/"1" are not integers here.
-    if not set(map(type, flat)) <= {int}:
-        raise RecordError(_type_problems([_values_of(r) for r in records]))
-    try:
-        values = np.fromiter(flat, dtype=np.int64, count=len(flat)).reshape(-1, len(FEATURES))
-    except OverflowError:
-        raise RecordError(_overflow_problems([_values_of(r) for r in records])) from None
-    inside = (values >= -1) & (values <= 1)
-    allowed = inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]
-    if not allowed.all():
-        bad = np.argwhere(~allowed)
-        raise RecordError([_domain_problem(int(i), int(j), values[i, j]) for i, j in bad])
-    return values.astype(np.float32)
-
-
-def frame_matrix(features: pd.DataFrame) -> np.ndarray | None:
-    """The float32 matrix of a table whose 30 feature columns are all clean, in-domain integers.
-
-    Returns None when any cell is not (text that is not an integer, a float, a bool, a
-    missing value, a value out of domain): the caller then runs the pipeline's `quarantine`
-    for per-row reasons. Columns must already have been checked.
-    """
-    columns = features.loc[:, list(FEATURES)]
-    try:
-        if all(
-            pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
-            for t in columns.dtypes
-        ):
-            values = columns.to_numpy(dtype=np.int64)
-        else:  # text (CSV): bools become 'True' and NaN 'nan', which do not parse
-            values = columns.to_numpy(dtype=str).astype(np.int64)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    inside = (values >= -1) & (values <= 1)
-    if not (inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]).all():
-        return None
-    return values.astype(np.float32)
-
-
-def _shape_problems(records: Sequence[Any]) -> list[str]:
-    problems = []
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            problems.append(f"record {index}: expected an object of the 30 features")
-            continue
-        missing = [f for f in FEATURES if f not in record]
-        extra = [k for k in record if k not in _FEATURE_SET]
-        for name in extra:
-            near = difflib.get_close_matches(str(name), missing, n=1, cutoff=0.75)
-            if near:
-                missing.remove(near[0])
-                problems.append(f"record {index}: unknown field {name!r} (misspelled {near[0]!r}?)")
-            else:
-                problems.append(f"record {index}: unknown field {name!r}")
-        problems += [f"record {index}: missing field {name!r}" for name in missing]
-    return problems
-
-
-def _type_problems(rows: list[tuple[Any, ...]]) -> list[str]:
-    return [
-        f"record {i}: field {FEATURES[j]!r} must be an integer, got {value!r}"
-        for i, row in enumerate(rows)
-        for j, value in enumerate(row)
-        if type(value) is not int
-    ]
-
-
-def _domain_problem(index: int, column: int, value: int) -> str:
-    name = FEATURES[column]
-    domain = ", ".join(map(str, DOMAINS[name]))
-    return f"record {index}: field {name!r} = {value} is not in {{{domain}}}"
-
-
-def _overflow_problems(rows: list[tuple[int, ...]]) -> list[str]:
-    """The values beyond int64, named by record and field (too large to print in full)."""
-    problems = []
-    for i, row in enumerate(rows):
-        for j, value in enumerate(row):
-            if value.bit_length() >= 64:
-                shown = (
-                    str(value)
-                    if value.bit_length() < 128
-                    else f"an integer of {value.bit_length()} bits"
-                )
-                problems.append(far_outside_problem(i, FEATURES[j], shown))
-    return problems
-
-
-def far_outside_problem(index: int, name: str, shown: str) -> str:
-    """The problem of a value far beyond feature `name`'s domain, `shown` as text: for values
-    past int64 here, and for numbers too long to parse (`phishguard.json_numbers`)."""
-    domain = ", ".join(map(str, DOMAINS[name]))
-    return f"record {index}: field {name!r} = {shown} is far outside {{{domain}}}"

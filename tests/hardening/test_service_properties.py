@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from phishguard.record_checks import RecordError, records_matrix
 from phishguard.schema import DOMAINS, FEATURES
-from phishguard.scoring import RecordError, records_matrix
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

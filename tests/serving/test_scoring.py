@@ -13,16 +13,14 @@ from packaged_model import THRESHOLD
 
 from phishguard.models import IntegrityError, load_model, phishing_probability
 from phishguard.packaging import package_version
-from phishguard.schema import FEATURES, LABEL
-from phishguard.scoring import (
-    PACKAGE_FILE,
-    PackageError,
+from phishguard.record_checks import (
     RecordError,
     TooManyRecordsError,
     frame_matrix,
-    load_scorer,
     records_matrix,
 )
+from phishguard.schema import FEATURES, LABEL
+from phishguard.scoring import PACKAGE_FILE, PackageError, load_scorer
 from phishguard.validation import quarantine
 
 from .conftest import records
