@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import logging
 import os
 import sys
 from http import HTTPStatus
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import bentoml
 from bentoml.exceptions import BentoMLException
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -111,6 +112,31 @@ def _client_error(error: PhishguardError) -> BentoMLException:
         else HTTPStatus.UNPROCESSABLE_ENTITY
     )
     return BentoMLException(str(error), error_code=status)
+
+
+class _ClientErrorsInOneLine(logging.Filter):
+    """BentoML logs every failed request with its traceback. For bad input (a 4xx, which the
+    answer already explains) one warning line is enough: no stack, so a flood of bad requests
+    cannot flood the log, and a real 5xx keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            status, text = HTTPStatus.BAD_REQUEST, f"{error.error_count()} validation error(s)"
+        elif isinstance(error, BentoMLException) and error.error_code < 500:
+            status, text = error.error_code, str(error)
+        else:
+            return True
+        shown = text.splitlines()[0] if text else type(error).__name__
+        where = record.getMessage().replace("Exception on", "Bad input to", 1)
+        record.msg, record.args = "%s: HTTP %d: %s", (where, status, shown[:300])
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# The logger of BentoML's `log_exception`, which every endpoint error goes through.
+logging.getLogger("bentoml._internal.server.http_app").addFilter(_ClientErrorsInOneLine())
 
 
 def _json(document: Any) -> Response:

@@ -9,6 +9,7 @@ cases on /explain too.
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from conftest import synthetic_rows
@@ -405,3 +406,15 @@ def test_malformed_multipart_is_400(limited_client, content_type, body, fragment
     )
     assert response.status_code == 400
     assert fragment in response.text
+
+
+def test_bad_input_is_logged_as_one_line_without_a_traceback(limited_client, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="bentoml._internal.server.http_app"):
+        limited_client.post("/predict", content=body_of([one(port=5)]), headers=JSON)
+        limited_client.post("/predict", content=b'{"x": 1}', headers=JSON)
+    records = [r for r in caplog.records if r.name == "bentoml._internal.server.http_app"]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)] * 2
+    assert "HTTP 422: record 0: field 'port' = 5 is not in {-1, 1}" in records[0].getMessage()
+    assert (
+        "Bad input to /predict [POST]: HTTP 400: 1 validation error(s)" in records[1].getMessage()
+    )
