@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -48,6 +49,13 @@ def dataset_path() -> Path:
 def real_table(dataset_path: Path) -> pd.DataFrame:
     """The real dataset as text, exactly as the CSV reader hands it to validation."""
     return pd.read_csv(dataset_path, dtype=str)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (servers in tests bind loopback only)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def synthetic_rows(n: int, seed: int = 0) -> pd.DataFrame:

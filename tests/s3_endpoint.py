@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from conftest import free_port
 
 BUCKET = "phishguard-e2e"
 FAKE_AWS = {
@@ -14,12 +15,6 @@ FAKE_AWS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "NO_PROXY": "127.0.0.1,localhost",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def s3_client(endpoint: str) -> Any:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, clone_project, run_pipeline, run_tool
+from conftest import REPO, clone_project, free_port, run_pipeline, run_tool
 from s3_endpoint import BUCKET, FAKE_AWS, moto_s3, s3_client
-from s3_endpoint import free_port as _free_port
 
 
 def test_default_remote_is_s3_without_credentials() -> None:
@@ -92,7 +91,7 @@ def test_push_delete_pull_restores_identical_outputs(
 @pytest.mark.e2e
 def test_s3_local_starts_configures_and_stops(tmp_path: Path) -> None:
     workdir = clone_project(tmp_path / "clone")
-    port = str(_free_port())
+    port = str(free_port())
 
     started = run_tool(["python", "-m", "phishguard.local_s3", "start", "--port", port], workdir)
     try:

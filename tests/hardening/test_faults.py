@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clone_project, run_tool, tool_env
+from conftest import clone_project, free_port, run_tool, tool_env
 from s3_endpoint import BUCKET, FAKE_AWS, moto_s3
-from serving.conftest import REPO, free_port, stop
+from serving.conftest import REPO, stop
 
 from phishguard.provenance import file_sha256, read_json
 from phishguard.scoring import PACKAGE_FILE

@@ -5,7 +5,6 @@ subprocess on loopback. The small packaged model (`package_dir`, `scorer`) is in
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,35 +29,38 @@ def records(n: int, seed: int) -> list[dict[str, int]]:
 @pytest.fixture(scope="session")
 def service_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The BentoML service's ASGI app, in-process, with a 500-row limit."""
-    saved = {k: os.environ.get(k) for k in ("PHISHGUARD_PACKAGE_DIR", "PHISHGUARD_MAX_ROWS")}
-    os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
-    os.environ["PHISHGUARD_PACKAGE_DIR"] = str(package_dir)
-    os.environ["PHISHGUARD_MAX_ROWS"] = "500"
-    sys.path.insert(0, str(REPO))
+    saved = set_service_env(package_dir, tmp_path_factory, PHISHGUARD_MAX_ROWS="500")
     from starlette.testclient import TestClient
 
     from service.service import Phishguard
 
     try:
         with TestClient(Phishguard.to_asgi()) as client:
-            _restore(saved)  # the service read them at start-up; don't leak into other tests
+            restore_env(saved)  # the service read them at start-up; don't leak into other tests
             yield client
     finally:
-        _restore(saved)
+        restore_env(saved)
 
 
-def _restore(saved: dict[str, str | None]) -> None:
+def set_service_env(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> dict[str, str | None]:
+    """Point the in-process service at `package_dir` with `settings`; return what to restore."""
+    env = {"PHISHGUARD_PACKAGE_DIR": str(package_dir), **settings}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
+    os.environ.update(env)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return saved
+
+
+def restore_env(saved: dict[str, str | None]) -> None:
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess.Popen:

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_tool
+from conftest import free_port, run_tool
 
 from phishguard.models import load_model, phishing_probability
 from phishguard.schema import FEATURES
 
-from .conftest import free_port, start_bentoml, stop
+from .conftest import start_bentoml, stop
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
