@@ -216,13 +216,18 @@ class Phishguard:
         import pandas as pd
 
         from phishguard.batch import score_table
+        from phishguard.sources import csv_header_problem
 
         try:
+            with Path(file).open(encoding="utf-8-sig") as handle:
+                problem = csv_header_problem(handle.readline())
             table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
         except (ValueError, pd.errors.ParserError) as error:
             raise BentoMLException(
                 f"not a readable CSV: {error}", error_code=HTTPStatus.BAD_REQUEST
             ) from None
+        if problem:
+            raise _client_error(RecordError([problem]))
         if len(table) > self.max_rows:
             raise _client_error(
                 TooManyRecordsError(

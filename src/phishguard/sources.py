@@ -52,20 +52,29 @@ def _check_text(path: Path) -> None:
             ) from None
 
 
-def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    _check_text(path)
-    with path.open(encoding="utf-8-sig", errors="strict") as handle:
-        header = handle.readline().rstrip("\r\n")
-    names = [name.strip() for name in next(csv.reader([header]), [])]
+def csv_header_problem(header: str) -> str | None:
+    """What is wrong with a CSV header line that pandas would silently work around, or None.
+
+    pandas renames a duplicated column (`SFH.1`) and reads a `;`-delimited file as one column;
+    either would later show up as a confusing column error.
+    """
+    names = [name.strip() for name in next(csv.reader([header.rstrip("\r\n")]), [])]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
-        raise DataSourceError(f"{path}: duplicated column(s) {', '.join(duplicated)}")
+        return f"duplicated column(s) {', '.join(duplicated)}"
     if "," not in header:
         for delimiter in (";", "\t", "|"):
             if delimiter in header:
-                raise DataSourceError(
-                    f"{path}: the header is {delimiter!r}-delimited; expected comma-separated values"
-                )
+                return f"the header is {delimiter!r}-delimited; expected comma-separated values"
+    return None
+
+
+def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    _check_text(path)
+    with path.open(encoding="utf-8-sig", errors="strict") as handle:
+        problem = csv_header_problem(handle.readline())
+    if problem:
+        raise DataSourceError(f"{path}: {problem}")
     try:
         reader = pd.read_csv(
             path,

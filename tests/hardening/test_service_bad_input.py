@@ -342,10 +342,15 @@ CSV_CASES = [
         "duplicated column",
         header(*FEATURES, "SFH") + b"1," * 30 + b"1\n",
         422,
-        "SFH.1",
+        "duplicated column(s) SFH",
     ),
     ("missing column", header(*FEATURES[1:]) + b"1," * 28 + b"1\n", 422, "having_IP_Address"),
-    ("semicolons", header(*FEATURES).replace(b",", b";"), 422, "missing column"),
+    (
+        "semicolons",
+        header(*FEATURES).replace(b",", b";") + b"1;" * 29 + b"1\n",
+        422,
+        "the header is ';'-delimited; expected comma-separated values",
+    ),
     (
         "blank and text cells",
         header(*FEATURES) + b"," * 29 + b"\n" + b"x," * 29 + b"x\n",
