@@ -132,7 +132,7 @@ def predict_file(
     from tqdm import tqdm
 
     from phishguard.sources import iter_chunks
-    from phishguard.validation import REASON
+    from phishguard.validation import REASON, SchemaError
 
     if output.suffix not in OUTPUT_SUFFIXES:
         raise PhishguardError(f"{output}: output must end in .csv or .parquet")
@@ -148,7 +148,10 @@ def predict_file(
     try:
         with tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar:
             for chunk in iter_chunks(source, chunk_rows):
-                part = score_table(scorer, chunk, first_row=rows + 1)
+                try:
+                    part = score_table(scorer, chunk, first_row=rows + 1)
+                except SchemaError as error:
+                    raise SchemaError(f"{source}: {error}") from None
                 scored_out.write(part.scored)
                 if len(part.rejected):
                     rejected_out.write(part.rejected)

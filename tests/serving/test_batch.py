@@ -123,3 +123,11 @@ def test_a_file_broken_half_way_leaves_no_partial_output(scorer, tmp_path: Path)
         predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv", 100)
     assert (tmp_path / "out.csv").read_text() == "earlier results\n"  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_wrong_columns_in_a_file_name_the_file(scorer, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    synthetic_rows(5, 36).drop(columns="Iframe").to_csv(source, index=False)
+    with pytest.raises(PhishguardError, match=r"in\.csv: schema error: missing column Iframe"):
+        predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
