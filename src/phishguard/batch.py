@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError
+from phishguard.chunk_output import ChunkWriter
 from phishguard.record_checks import frame_matrix
 from phishguard.schema import FEATURES, LABEL
 from phishguard.scoring import Scorer
@@ -71,50 +72,6 @@ class BatchSummary:
     rejected: int
 
 
-class _ChunkWriter:
-    """Append DataFrames to a CSV or Parquet file, one chunk at a time.
-
-    Chunks go to a hidden `.part` file beside `path`, renamed to `path` by `commit`, so a run
-    that fails half-way leaves no partial output (and `discard` removes the part).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._part = path.with_name(f".{path.name}.part")
-        self._parquet = None
-        self._started = False
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.path.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._part, table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema))
-        else:
-            frame.to_csv(
-                self._part,
-                mode="a" if self._started else "w",
-                header=not self._started,
-                index=False,
-            )
-        self._started = True
-
-    def commit(self, empty: pd.DataFrame) -> None:
-        if not self._started:
-            self.write(empty)
-        if self._parquet is not None:
-            self._parquet.close()
-        self._part.replace(self.path)
-
-    def discard(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        self._part.unlink(missing_ok=True)
-
-
 def predict_file(
     scorer: Scorer,
     source: Path,
@@ -125,9 +82,8 @@ def predict_file(
 ) -> BatchSummary:
     """Score `source` (CSV or Parquet) into `output`, invalid rows into `rejects` (CSV or Parquet).
 
-    Both files appear only when the whole input is scored; a file without rows is an error.
-
-    The progress bar goes to stderr, by default only when stderr is a terminal.
+    Both files appear only when the whole input is scored (`ChunkWriter`); a file without rows
+    is an error. The progress bar goes to stderr, by default only when stderr is a terminal.
     """
     from tqdm import tqdm
 
@@ -140,36 +96,30 @@ def predict_file(
         raise PhishguardError(
             f"{output}: the output must differ from the input and the rejects file"
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    rejects.parent.mkdir(parents=True, exist_ok=True)
-    scored_out, rejected_out = _ChunkWriter(output), _ChunkWriter(rejects)
-    rows = scored = rejected = 0
+    rows = 0
     show = sys.stderr.isatty() if progress is None else progress
-    try:
-        with tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar:
-            for chunk in iter_chunks(source, chunk_rows):
-                try:
-                    part = score_table(scorer, chunk, first_row=rows + 1)
-                except SchemaError as error:
-                    raise SchemaError(f"{source}: {error}") from None
-                scored_out.write(part.scored)
-                if len(part.rejected):
-                    rejected_out.write(part.rejected)
-                rows += len(chunk)
-                scored += len(part.scored)
-                rejected += len(part.rejected)
-                bar.update(len(chunk))
+    with (
+        ChunkWriter(output, pd.DataFrame(columns=[ROW, *RESULT_COLUMNS])) as scored,
+        ChunkWriter(rejects, pd.DataFrame(columns=[ROW, *FEATURES, REASON])) as rejected,
+        tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar,
+    ):
+        for chunk in iter_chunks(source, chunk_rows):
+            try:
+                part = score_table(scorer, chunk, first_row=rows + 1)
+            except SchemaError as error:
+                raise SchemaError(f"{source}: {error}") from None
+            scored.write(part.scored)
+            if len(part.rejected):
+                rejected.write(part.rejected)
+            rows += len(chunk)
+            bar.update(len(chunk))
         if rows == 0:
             raise PhishguardError(f"{source}: no rows to score (a header but no rows?)")
-        if scored + rejected != rows:  # cannot happen unless quarantine lost a row
-            raise PhishguardError(f"row counts do not add up: {scored} + {rejected} != {rows}")
-    except BaseException:
-        scored_out.discard()
-        rejected_out.discard()
-        raise
-    scored_out.commit(pd.DataFrame(columns=[ROW, *RESULT_COLUMNS]))
-    rejected_out.commit(pd.DataFrame(columns=[ROW, *FEATURES, REASON]))
-    return BatchSummary(rows=rows, scored=scored, rejected=rejected)
+        if scored.rows + rejected.rows != rows:  # cannot happen unless quarantine lost a row
+            raise PhishguardError(
+                f"row counts do not add up: {scored.rows} + {rejected.rows} != {rows}"
+            )
+    return BatchSummary(rows=rows, scored=scored.rows, rejected=rejected.rows)
 
 
 def predict_command(

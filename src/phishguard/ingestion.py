@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from phishguard.parquet_output import ParquetChunkWriter
+from phishguard.chunk_output import ChunkWriter
 from phishguard.schema import COLUMNS, ContentHash
 from phishguard.sources import (
     DEFAULT_CHUNK_ROWS,
@@ -174,7 +174,7 @@ def ingest_file(
     as_int8 = {name: as_int8[name] for name in _ordered(list(as_int8))}
     digest = ContentHash(list(as_int8))
     empty = _canonical_chunk(pd.DataFrame(columns=list(as_int8)), as_int8)
-    with ParquetChunkWriter(destination, empty) as writer:
+    with ChunkWriter(destination, empty) as writer:
         for chunk in iter_chunks(source, chunk_rows):
             canonical = _canonical_chunk(chunk, as_int8)
             digest.update(canonical)

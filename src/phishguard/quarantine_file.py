@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from phishguard.parquet_output import ParquetChunkWriter
+from phishguard.chunk_output import ChunkWriter
 from phishguard.schema import COLUMNS
 from phishguard.validation import REASON, ROW, DuplicateCounter, check_columns, quarantine
 
@@ -59,23 +59,21 @@ def quarantine_file(
     check_columns(list(table.schema_arrow.names))
     counts = FileValidation()
     empty_valid = pd.DataFrame({name: pd.Series(dtype=np.int8) for name in COLUMNS})
-    quarantine_out.parent.mkdir(parents=True, exist_ok=True)
-    part = quarantine_out.with_name(f".{quarantine_out.name}.part")
-    try:
-        with ParquetChunkWriter(valid_out, empty_valid) as valid, part.open("w") as bad:
-            bad.write(",".join([ROW, *COLUMNS, REASON]) + "\n")
-            for batch in table.iter_batches(batch_size=chunk_rows):
-                result = quarantine(batch.to_pandas())
-                valid.write(result.valid)
-                quarantined = result.quarantined.copy()
-                quarantined[ROW] += counts.input_rows
-                quarantined.to_csv(bad, index=False, header=False)
-                counts.input_rows += batch.num_rows
-                counts.valid_rows += len(result.valid)
-                counts.quarantined_rows += len(quarantined)
-                counts.reasons.update(result.reason_counts())
-                counts.duplicates.add(result.valid)
-        part.replace(quarantine_out)
-    finally:
-        part.unlink(missing_ok=True)
+    empty_quarantined = pd.DataFrame(columns=[ROW, *COLUMNS, REASON])
+    with (
+        ChunkWriter(valid_out, empty_valid) as valid,
+        ChunkWriter(quarantine_out, empty_quarantined) as bad,
+    ):
+        for batch in table.iter_batches(batch_size=chunk_rows):
+            result = quarantine(batch.to_pandas())
+            quarantined = result.quarantined.copy()
+            quarantined[ROW] += counts.input_rows
+            valid.write(result.valid)
+            if len(quarantined):
+                bad.write(quarantined)
+            counts.input_rows += batch.num_rows
+            counts.valid_rows += len(result.valid)
+            counts.quarantined_rows += len(quarantined)
+            counts.reasons.update(result.reason_counts())
+            counts.duplicates.add(result.valid)
     return counts

@@ -1,0 +1,75 @@
+"""Writing a CSV or Parquet file chunk by chunk, so a table never has to fit in memory at once.
+
+Chunks go to a hidden `.part` file beside the target, which is renamed into place only when
+every chunk is written: a failure half-way leaves no partial output behind, and the path keeps
+whatever it held before.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import pandas as pd
+
+
+class ChunkWriter:
+    """Append DataFrames to `path` (Parquet if it ends in `.parquet`, else CSV with a header).
+
+    The first chunk fixes the columns and types (later Parquet chunks are cast to them);
+    `empty` is written when no chunk was, so the file always exists and has its header.
+    """
+
+    def __init__(self, path: Path, empty: pd.DataFrame) -> None:
+        self.path = path
+        self.rows = 0
+        self._empty = empty
+        self._parquet = path.suffix == ".parquet"
+        self._writer = None
+        self._started = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed at once, renamed in __exit__)
+            dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
+        )
+        part.close()
+        self._part = Path(part.name)
+
+    def write(self, chunk: pd.DataFrame) -> None:
+        if self._parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._part, table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+        else:
+            chunk.to_csv(
+                self._part,
+                mode="a" if self._started else "w",
+                header=not self._started,
+                index=False,
+            )
+        self._started = True
+        self.rows += len(chunk)
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if kind is None and not self._started:
+                self.write(self._empty)
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+        if kind is None:
+            self._part.replace(self.path)
+        else:
+            self._part.unlink(missing_ok=True)
