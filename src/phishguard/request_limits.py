@@ -58,7 +58,6 @@ class RequestLimits:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        send = _one_error_object(send)
         headers = dict(scope["headers"])
         media_type = (
             headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
@@ -100,10 +99,13 @@ class RequestLimits:
                     return
             receive = _replay(body, receive)
         # A body shorter than that cannot hold a number too long for the JSON parser.
+        request: list[bytes] | None = None
         if media_type == "application/json" and (body is not None or int(declared) > MAX_DIGITS):
-            receive, send = _explaining_long_numbers(receive, send, body)
+            request = [] if body is None else [body]
+            if body is None:
+                receive = _recording(receive, request)
         # With a Content-Length the HTTP server itself refuses a body of any other length.
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _plain_client_errors(send, request))
 
     def _too_large(self, size: str) -> str:
         return (
@@ -130,20 +132,8 @@ def _multipart_problem(content_type: bytes, body: bytes) -> str | None:
     return None
 
 
-def _explaining_long_numbers(
-    receive: Receive, send: Send, body: bytes | None
-) -> tuple[Receive, Send]:
-    """`receive` and `send` for the app, such that its 400 for a JSON number too long to parse
-    (a generic "number out of range") becomes the 4xx of `json_numbers`, naming the record and
-    field.
-
-    The body's chunks are kept as they arrive (or `body`, if already read) until the answer
-    starts, and looked at only when it is a 400: a request that parses pays no scan, only one
-    more reference to its body while it is scored.
-    """
-    parts = [] if body is None else [body]
-    held: Message | None = None
-    replaced = False
+def _recording(receive: Receive, parts: list[bytes]) -> Receive:
+    """`receive` that also appends each chunk of the request body to `parts`."""
 
     async def recording() -> Message:
         message = await receive()
@@ -151,68 +141,67 @@ def _explaining_long_numbers(
             parts.append(message.get("body", b""))
         return message
 
-    async def explaining(message: Message) -> None:
-        nonlocal held, replaced
-        if replaced:
-            return  # the rest of the answer that was replaced
-        if message["type"] == "http.response.start":
-            if message["status"] == 400:
-                held = message
-                return
-            parts.clear()
-        if held is not None:
-            start, held = held, None
-            answer = long_number_problem(b"".join(parts))
-            if answer is not None:
-                replaced = True
-                await _refuse(send, *answer)
-                return
-            await send(start)
-        await send(message)
-
-    return (recording if body is None else receive), explaining
+    return recording
 
 
-def _one_error_object(send: Send) -> Send:
-    """`send` such that a 4xx JSON answer `[{"error": ...}]` goes out as `{"error": ...}`."""
+def _plain_client_errors(send: Send, request: list[bytes] | None) -> Send:
+    """`send` for the app, with its 4xx JSON answers held back and made plain:
+
+    - BentoML wraps the errors its endpoints raise in a one-element list; `[{"error": ...}]`
+      goes out as `{"error": ...}`;
+    - the JSON parser's generic 400 for a number too long to parse ("number out of range")
+      becomes the 4xx of `json_numbers`, naming the record and field. `request` holds the
+      body's chunks (None when the body is too short to hold such a number); they are kept
+      until the answer starts and scanned only for a 400, so a request that parses pays no
+      scan, only one more reference to its body while it is scored.
+    """
     held: Message | None = None
-    parts: list[bytes] = []
+    answer: list[bytes] = []
 
-    async def unwrapping(message: Message) -> None:
+    async def plain(message: Message) -> None:
         nonlocal held
         if message["type"] == "http.response.start":
-            headers = dict(message.get("headers", []))
-            json_error = 400 <= message["status"] < 500 and headers.get(
-                b"content-type", b""
-            ).startswith(b"application/json")
-            if json_error:
+            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+            if 400 <= message["status"] < 500 and content_type.startswith(b"application/json"):
                 held = message
                 return
+            if request is not None:
+                request.clear()
         if held is None or message["type"] != "http.response.body":
             await send(message)
             return
-        parts.append(message.get("body", b""))
+        answer.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        start, body = held, b"".join(parts)
-        held = None
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            answer = None
-        if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict):
-            body = json.dumps(answer[0], ensure_ascii=False).encode()
-            start = {
-                **start,
-                "headers": [
-                    (name, str(len(body)).encode() if name.lower() == b"content-length" else value)
-                    for name, value in start.get("headers", [])
-                ],
-            }
-        await send(start)
+        start, held = held, None
+        status, body = start["status"], _unwrapped(b"".join(answer))
+        problem = long_number_problem(b"".join(request)) if request and status == 400 else None
+        if problem is not None:
+            status, body = (
+                problem[0],
+                json.dumps({"error": problem[1]}, ensure_ascii=False).encode(),
+            )
+        if request is not None:
+            request.clear()
+        headers = [
+            (name, str(len(body)).encode() if name.lower() == b"content-length" else value)
+            for name, value in start.get("headers", [])
+        ]
+        await send({**start, "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    return unwrapping
+    return plain
+
+
+def _unwrapped(body: bytes) -> bytes:
+    """A JSON body `[{...}]` as `{...}`; any other body as it is."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict):
+        return json.dumps(answer[0], ensure_ascii=False).encode()
+    return body
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
