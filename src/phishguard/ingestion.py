@@ -93,10 +93,15 @@ def canonical_table(table: pd.DataFrame) -> pd.DataFrame:
     other column stays text, so validation can quarantine the odd values with their reasons.
     The result depends only on the rows, not on the file format they came from.
     """
-    for name in table.columns[table.columns.duplicated()]:
-        raise DataSourceError(f"duplicated column {name!r}")
+    _check_unique(list(map(str, table.columns)), "the table")
     columns = _ordered(list(table.columns))
     return _canonical_chunk(table, {name: _as_int8(table[name]) is not None for name in columns})
+
+
+def _check_unique(names: list[str], where: str) -> None:
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataSourceError(f"{where}: duplicated column(s) {', '.join(duplicated)}")
 
 
 def _ordered(columns: list[str]) -> list[str]:
@@ -160,9 +165,7 @@ def ingest_file(
     rows = 0
     for chunk in iter_chunks(source, chunk_rows):
         names = [str(c) for c in chunk.columns]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise DataSourceError(f"{source}: duplicated column(s) {', '.join(duplicated)}")
+        _check_unique(names, str(source))
         for name in as_int8.keys() - set(names):
             as_int8[name] = False  # absent from this chunk: its cells are missing
         for name in names:
