@@ -4,10 +4,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# uv from PATH, else installed for this user with pip (no other download).
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 VENV := .venv
+# uv, resolved once to an absolute path before .venv/bin joins PATH, so the venv's python (which
+# has neither pip nor uv) can never shadow it: uv from PATH, else the system Python's user-level
+# copy (~/.local/bin/uv, installed by the `$(UV)` rule below with pip if missing).
+SYSTEM_PYTHON := $(firstword $(filter-out $(CURDIR)/$(VENV)/%,$(shell type -ap python3 2>/dev/null)))
+UV := $(or $(firstword $(filter-out $(CURDIR)/$(VENV)/%,$(shell type -ap uv 2>/dev/null))),$(shell $(SYSTEM_PYTHON) -c 'import site; print(site.getuserbase())' 2>/dev/null)/bin/uv)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# uv trusts the system's certificate store, as pip does (a TLS-inspecting proxy's CA included).
+export UV_SYSTEM_CERTS ?= true
+export UV_NATIVE_TLS ?= true
 # Offline copy of the dataset used when PHISHING_DATA is not set and the file exists.
 export PHISHING_DATA ?= $(wildcard $(CURDIR)/../shared/data/phishing_websites.csv)
 # No telemetry: nothing but loopback and the package index is ever contacted.
@@ -20,12 +26,12 @@ export DO_NOT_TRACK := 1
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-.PHONY: uv
-uv:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+$(UV):
+	@echo "uv not found: installing it for this user with $(SYSTEM_PYTHON) -m pip (into $(@D))"
+	@$(SYSTEM_PYTHON) -m pip install --quiet --user uv || { echo "could not install uv with pip: install it (https://docs.astral.sh/uv/) and re-run make" >&2; exit 1; }
 
-$(VENV)/.synced: uv.lock pyproject.toml | uv
-	$(UV) sync --frozen --compile-bytecode
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
 	@touch $@
 
 .PHONY: install
@@ -44,8 +50,16 @@ pipeline: data ## set up and run the whole pipeline (dvc repro)
 	dvc repro
 
 .PHONY: test
-test: install ## run the whole test suite (end-to-end tests included)
+test: install test-tools ## run the whole test suite (end-to-end tests included)
 	pytest -q
+
+# The browser test drives Debian's chromium: installed with apt when make runs as root, else named.
+.PHONY: test-tools
+test-tools:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "installing Debian's chromium for the browser test (apt-get)" \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is missing: the browser test needs it (Debian: sudo apt-get install chromium)" >&2
 
 .PHONY: test-fast
 test-fast: install ## run the tests without the slow end-to-end ones
@@ -94,19 +108,18 @@ load-dry-run: install ## validate and count PHISHING_DATA for MongoDB, without a
 	phishguard load "$(PHISHING_DATA)" --dry-run
 # --- serving (issue 5) ---
 PORT ?= 3000
-SERVING_ENV := BENTOML_HOME=$(CURDIR)/models/bentoml
 
 .PHONY: serve
 serve: install ## serve the packaged model with BentoML on 127.0.0.1:$PORT (default 3000)
-	$(SERVING_ENV) bentoml serve service.service:Phishguard --host 127.0.0.1 --port $(PORT)
+	bentoml serve service.service:Phishguard --host 127.0.0.1 --port $(PORT)
 
 .PHONY: bento
 bento: install ## build the bento offline from bentofile.yaml and the packaged model
-	$(SERVING_ENV) bentoml build
+	bentoml build
 
 .PHONY: bench-serve
 bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
-	$(SERVING_ENV) python benchmarks/serve.py
+	python benchmarks/serve.py
 # --- experiments (issue 4) ---
 MLFLOW_PORT ?= 5000
 BASELINE ?= HEAD
@@ -140,8 +153,8 @@ test-hardening: install ## bad input, fuzzing, properties and faults of the serv
 
 .PHONY: bench-load
 bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks/results/load.md)
-	$(SERVING_ENV) python benchmarks/load.py
+	python benchmarks/load.py
 
 .PHONY: bench-memory
 bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predict, 100k vs 3M rows (benchmarks/results/memory.md)
-	$(SERVING_ENV) python benchmarks/memory.py
+	python benchmarks/memory.py

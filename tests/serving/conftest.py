@@ -83,6 +83,11 @@ def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    return wait_ready(server, port, log)
+
+
+def wait_ready(server: subprocess.Popen, port: int, log: Path) -> subprocess.Popen:
+    """Wait (≤ 90 s) until the server started as `server` answers /readyz on `port`."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if server.poll() is not None:
