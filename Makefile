@@ -158,3 +158,8 @@ bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks
 .PHONY: bench-memory
 bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predict, 100k vs 3M rows (benchmarks/results/memory.md)
 	python benchmarks/memory.py
+
+# --- the experiment loop (issue 10) ---
+.PHONY: bench-pipeline
+bench-pipeline: install ## thread counts, cold stages, one dvc exp run, fresh set-up: before vs after (benchmarks/results/pipeline.md)
+	python benchmarks/pipeline.py --out benchmarks/results/pipeline.md

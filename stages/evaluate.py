@@ -25,6 +25,7 @@ class Gate:
 @dataclass(frozen=True)
 class EvaluateParams:
     cv_folds: int
+    cv_workers: int
     seed: int
     target_fpr: float
     gate: Gate
@@ -39,7 +40,15 @@ def main() -> None:
     train, test = pd.read_parquet(paths.TRAIN_TABLE), pd.read_parquet(paths.TEST_TABLE)
 
     result = evaluate_model(
-        model, spec, train_seed, train, test, params.cv_folds, params.seed, params.target_fpr
+        model,
+        spec,
+        train_seed,
+        train,
+        test,
+        params.cv_folds,
+        params.seed,
+        params.target_fpr,
+        cv_workers=params.cv_workers,
     )
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
