@@ -65,7 +65,7 @@ def thread_counts(train: pd.DataFrame, repeats: int) -> list[dict]:
     rows = []
     y = train[TARGET].to_numpy()
     for name in THREADED_MODELS:
-        base = compose_params([f"model={name}"])["model"]
+        base = yaml.safe_load(compose_params([f"model={name}"], REPO / "conf"))["model"]
         times: dict[str, dict[str, list[float]]] = {s: {"fit": [], "cv": []} for s in SETTINGS}
         for _ in range(repeats):
             for setting, knobs in SETTINGS.items():
