@@ -279,3 +279,9 @@ from phishguard.request_limits import RequestLimits  # noqa: E402
 
 Phishguard.add_asgi_middleware(RequestLimits)
 
+# --- header limits (issue 15) ---
+# Request line + headers over PHISHGUARD_MAX_HEADER_BYTES (default 64 KiB) → 431, counted by
+# the HTTP server's protocol as the bytes arrive (a middleware would see them only parsed).
+from phishguard import header_limits  # noqa: E402
+
+header_limits.install()

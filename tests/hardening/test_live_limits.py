@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import pytest
 from serving.conftest import records
 
+from phishguard.header_limits import DEFAULT_MAX_HEADER_BYTES
 from phishguard.record_checks import DEFAULT_MAX_EXPLAIN_ROWS, DEFAULT_MAX_ROWS
 from phishguard.request_limits import DEFAULT_MAX_BODY_BYTES
 from phishguard.schema import FEATURES
@@ -107,3 +109,68 @@ def test_explain_over_its_row_limit_is_413_naming_the_limit(live_service: int) -
     status, _, text = post(live_service, "/explain", body)
     assert status == 413
     assert f"the limit is {DEFAULT_MAX_EXPLAIN_ROWS}" in json.loads(text)["error"]
+
+
+def raw_request(port: int, head: bytes, chunk: int = 64 * 1024) -> tuple[bytes, int]:
+    """Send a request head over a raw socket, `chunk` bytes at a time, stopping if the server
+    closes; return the status line of the answer and the bytes the server took."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        sent = 0
+        try:
+            while sent < len(head):
+                sent += connection.send(head[sent : sent + chunk])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            answer = connection.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    return answer.split(b"\r\n", 1)[0], sent
+
+
+def head_with(headers: list[tuple[str, str]], path: str = "/readyz") -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+REFUSED = b"HTTP/1.1 431 Request Header Fields Too Large"
+HEADS = {
+    "one header just under the limit": (
+        head_with([("X-Pad", "a" * (DEFAULT_MAX_HEADER_BYTES - 200))]),
+        b"HTTP/1.1 200 OK",
+    ),
+    "one 10 MB header": (head_with([("X-Pad", "a" * 10_000_000)]), REFUSED),
+    "a 10 MB header name": (head_with([("X" * 10_000_000, "1")]), REFUSED),
+    "a 1 MB URL": (head_with([], path="/readyz?" + "q" * 1_000_000), REFUSED),
+    "2,000 headers of 100 bytes": (
+        head_with([(f"X-H{i}", "a" * 100) for i in range(2000)]),
+        REFUSED,
+    ),
+    "a head that never ends": (b"GET /readyz HTTP/1.1\r\nX-Pad: " + b"a" * 5_000_000, REFUSED),
+}
+
+
+@pytest.mark.parametrize("case", list(HEADS))
+def test_request_heads_over_the_limit_are_refused_as_they_arrive(live_service: int, case: str):
+    head, expected = HEADS[case]
+    status_line, taken = raw_request(live_service, head)
+    assert status_line == expected
+    if expected == REFUSED:  # refused early: the server did not read the whole head
+        assert taken < min(len(head), 8 * 1024 * 1024), taken
+
+
+def test_four_64_mb_headers_do_not_stall_health_checks(live_service: int) -> None:
+    head = head_with([("X-Pad", "a" * 64_000_000)])
+    answers: list[bytes] = []
+    senders = [
+        threading.Thread(target=lambda: answers.append(raw_request(live_service, head)[0]))
+        for _ in range(4)
+    ]
+    for sender in senders:
+        sender.start()
+    slowest = slowest_health_check(live_service, lambda: any(s.is_alive() for s in senders))
+    for sender in senders:
+        sender.join()
+    print(f"\nfour 64 MB headers: slowest health check {slowest:.3f} s")
+    assert answers == [REFUSED] * 4
+    assert slowest < HEALTH_LIMIT_S
