@@ -36,6 +36,7 @@ except ImportError:  # inside a built bento the package's source is bundled besi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from phishguard import PhishguardError
+from phishguard.package_checks import verify_package
 from phishguard.record_checks import (
     RecordError,
     TooManyRecordsError,
@@ -43,12 +44,7 @@ from phishguard.record_checks import (
     max_rows_from_env,
     records_matrix,
 )
-from phishguard.scoring import (
-    ExplanationUnavailableError,
-    Scorer,
-    load_scorer,
-    verify_package,
-)
+from phishguard.scoring import ExplanationUnavailableError, Scorer, load_scorer
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
 PAGE = Path(__file__).with_name("ui.html")
@@ -163,11 +159,12 @@ class Phishguard:
 
     @bentoml.on_deployment
     def verify_packaged_model() -> None:
-        """Check the model's sha256 once, before `bentoml serve` starts any worker.
+        """Verify the package once, before `bentoml serve` starts any worker: the sha256 of
+        every file it trusts (model and manifest) and the range of every trusted value.
 
         A worker whose start-up fails is restarted forever, so a server with an altered model
         would never become ready yet never exit. Failing here stops `bentoml serve` with exit
-        status 1 and one line naming the file and both hashes. Each worker checks again as it
+        status 1 and one line naming the file and the problem. Each worker checks again as it
         loads the model.
         """
         try:
