@@ -36,6 +36,14 @@ class ChunkWriter:
         self._part = Path(part.name)
 
     def write(self, chunk: pd.DataFrame) -> None:
+        try:
+            self._write(chunk)
+        except OSError as error:  # name the file the user asked for, not the hidden .part
+            raise OSError(error.errno, error.strerror or str(error), str(self.path)) from error
+        self._started = True
+        self.rows += len(chunk)
+
+    def _write(self, chunk: pd.DataFrame) -> None:
         if self._parquet:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -51,8 +59,6 @@ class ChunkWriter:
                 header=not self._started,
                 index=False,
             )
-        self._started = True
-        self.rows += len(chunk)
 
     def __enter__(self) -> ChunkWriter:
         return self

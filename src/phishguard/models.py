@@ -13,30 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phishguard import PhishguardError
 from phishguard.features import SIGNAL_COUNTS, with_signal_counts
-from phishguard.provenance import file_sha256
+from phishguard.hyperparameters import ModelConfigError, check_hyperparameters
+from phishguard.provenance import IntegrityError, file_sha256
 from phishguard.schema import FEATURES
 
 
-class ModelConfigError(PhishguardError, ValueError):
-    """The `model` params name an unknown model or a parameter it does not take."""
-
-
-class IntegrityError(PhishguardError, RuntimeError):
-    """A model file's bytes do not match the hash recorded when it was written."""
-
-
 def _xgboost(params: dict[str, Any], seed: int) -> Any:
-    import inspect
+    from xgboost import XGBClassifier
 
-    from xgboost import XGBClassifier, XGBModel
-
-    # XGBoost accepts any keyword and merely warns about unused ones; a typo must be an error.
-    known = set(inspect.signature(XGBModel.__init__).parameters) - {"self", "kwargs"}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(f"unexpected hyperparameter(s) {', '.join(unknown)}")
     return XGBClassifier(
         **params,
         random_state=seed,
@@ -83,6 +68,8 @@ def _soft_voting(params: dict[str, Any], seed: int) -> Any:
     unknown = sorted(set(members) - set(BUILDERS) | ({"soft_voting"} & set(members)))
     if unknown:
         raise ModelConfigError(f"soft_voting: unknown member model(s) {', '.join(unknown)}")
+    for name, member in members.items():
+        check_hyperparameters(name, dict(member), f"model.members.{name}")
     estimators = [(name, BUILDERS[name](dict(member), seed)) for name, member in members.items()]
     return VotingClassifier(estimators, voting="soft", **params)
 
@@ -142,6 +129,7 @@ def build_model(spec: dict[str, Any], seed: int) -> Any:
     params.pop("signal_counts", None)  # an input choice (see `design_matrix`), not a hyperparameter
     if name not in BUILDERS:
         raise ModelConfigError(f"unknown model '{name}' (choose one of {', '.join(BUILDERS)})")
+    check_hyperparameters(name, params)  # before any library sees them: one clear line
     try:
         return BUILDERS[name](params, seed)
     except TypeError as error:
