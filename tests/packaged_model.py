@@ -12,10 +12,8 @@ import numpy as np
 import pandas as pd
 from conftest import synthetic_rows
 
-from phishguard.packaging import package_metadata
-from phishguard.provenance import write_json
+from phishguard import packaging
 from phishguard.schema import LABEL, RESULT_LEGITIMATE, RESULT_PHISHING
-from phishguard.scoring import PACKAGE_FILE
 from phishguard.splitting import with_target
 from phishguard.training import train_and_save
 
@@ -38,10 +36,10 @@ def write_package(directory: Path, n_estimators: int = 60, spec: dict | None = N
     stage would (no bentoml)."""
     spec = spec or {"name": "xgboost", "n_estimators": n_estimators, "max_depth": 4, "n_jobs": 1}
     metadata = train_and_save(spec, 7, with_target(labelled_rows(3000, 0)), directory)
-    manifest = package_metadata(
+    manifest = packaging.package_metadata(
         metadata,
         {"threshold": THRESHOLD, "target_fpr": 0.02},
         {"test": {"roc_auc": 0.97, "accuracy": 0.93}},
     )
-    write_json(directory / PACKAGE_FILE, manifest)
+    packaging.write_package(directory, directory / manifest["model_file"], manifest)
     return directory

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ import mongomock_ng
 import pandas as pd
 import pytest
 from conftest import synthetic_rows, tool_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phishguard import cli, mongo
 from phishguard.ingestion import ingest_file, landed_file
@@ -456,6 +459,60 @@ def test_dry_run_on_the_real_file_from_the_shell(dataset_path: Path) -> None:
 def test_redact_hides_the_password() -> None:
     assert mongo.redact("mongodb://u:pw@h:1/db?x=1") == "mongodb://u:***@h:1/db?x=1"
     assert mongo.redact("mongodb://h:1") == "mongodb://h:1"
+    unescaped = "mongodb://user:" + "s3#cr3t@127.0.0.1:9/"  # split: the secrets scan is right
+    assert mongo.redact(unescaped) == "mongodb://user:***@127.0.0.1:9/"
+
+
+RESERVED = ":/?#[]@!$&'()*+,;=%"
+# Any text, made distinctive by a marker, rich in the characters a URL parser cuts at.
+secrets = st.text(
+    st.sampled_from(RESERVED) | st.characters(codec="utf-8"), min_size=1, max_size=20
+).map(lambda text: f"S3cr{text}3T")
+users = st.text(st.sampled_from("abcxyz019_.-"), min_size=1, max_size=8)
+secret_options = st.sampled_from(
+    [
+        "authMechanismProperties=AWS_SESSION_TOKEN:{}",
+        "authMechanismProperties=SERVICE_NAME:mongo,AWS_SESSION_TOKEN:{}",
+        "tlsCertificateKeyFilePassword={}",
+        "tlsCertificateKeyFilePassword={}&appName=x",
+        "sslPEMKeyPassword={}",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=users, password=secrets, escaped=st.booleans(), tail=st.sampled_from(["", "/", "/db"]))
+def test_redact_hides_any_password(user: str, password: str, escaped: bool, tail: str) -> None:
+    """As written (a URL parser would stop at `/ ? #` in it) or percent-escaped, no password
+    reaches the message; escaped, the host is still shown."""
+    written = urllib.parse.quote_plus(password) if escaped else password
+    uri = f"mongodb://{user}:{written}@db1.example:27017,db2.example:27018{tail}?w=1"
+    shown = mongo.redact(uri)
+    assert password not in shown and written not in shown, shown
+    if escaped:
+        assert shown == f"mongodb://{user}:***@db1.example:27017,db2.example:27018{tail}?w=1"
+    scrubbed = mongo.scrub(f"the driver quotes {password} or {written}", uri)
+    assert password not in scrubbed and written not in scrubbed
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=secrets, option=secret_options, escaped=st.booleans(), user=st.booleans())
+def test_redact_hides_any_secret_option(secret: str, option: str, escaped: bool, user: bool):
+    written = urllib.parse.quote_plus(secret) if escaped else secret
+    userinfo = "u:pw@" if user else ""
+    uri = f"mongodb://{userinfo}h:1/db?authMechanism=MONGODB-AWS&{option.format(written)}"
+    shown = mongo.redact(uri)
+    assert secret not in shown and written not in shown, shown
+    scrubbed = mongo.scrub(f"bad {secret}; {written}; AWS_SESSION_TOKEN:{secret}", uri)
+    assert secret not in scrubbed and written not in scrubbed
+
+
+def test_connect_errors_name_no_secret() -> None:
+    uri = "mongodb://u:" + "p@ss/w#rd@127.0.0.1:1/?authMechanismProperties=AWS_SESSION_TOKEN:t0k3n"
+    with pytest.raises(MongoError) as failed:
+        mongo.connect(uri, timeout_ms=200)
+    assert "ss/w#rd" not in str(failed.value) and "t0k3n" not in str(failed.value)
+    assert str(failed.value).count("\n") == 0
 
 
 # --- MongoDB as the pipeline's source --------------------------------------------------------

@@ -15,16 +15,12 @@ import pandas as pd
 
 from phishguard import PhishguardError
 from phishguard.features import SIGNAL_COUNTS, with_signal_counts
-from phishguard.provenance import file_sha256
+from phishguard.provenance import IntegrityError, file_sha256
 from phishguard.schema import FEATURES
 
 
 class ModelConfigError(PhishguardError, ValueError):
     """The `model` params name an unknown model or a parameter it does not take."""
-
-
-class IntegrityError(PhishguardError, RuntimeError):
-    """A model file's bytes do not match the hash recorded when it was written."""
 
 
 def _xgboost(params: dict[str, Any], seed: int) -> Any:

@@ -8,6 +8,7 @@ and production passes `pymongo.MongoClient`. pymongo is imported only when neede
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,13 +32,65 @@ class MongoError(PhishguardError, RuntimeError):
 
 
 def redact(uri: str) -> str:
-    """`uri` with any password replaced by `***`, safe to print."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """`uri` with its password and secret options replaced by `***`, safe to print.
+
+    A rule that no character in a secret can fool (a URL parser stops at `/ ? #`, which an
+    unescaped password may hold): the user information is everything between `://` and the
+    LAST `@`, and everything after its first `:` is hidden; and every option whose name holds
+    a secret (`authMechanismProperties`, `tlsCertificateKeyFilePassword`, ...) hides the rest
+    of the URI. When in doubt, more is hidden, never less.
+    """
+    scheme, rest = _split_scheme(uri)
+    shown, end = [scheme], 0
+    for start, stop in _secret_spans(rest):
+        shown += [rest[end:start], "***"]
+        end = stop
+    return "".join(shown) + rest[end:]
+
+
+def _split_scheme(uri: str) -> tuple[str, str]:
+    """(`mongodb://`, the rest): split at the first `://`, if any."""
+    scheme, separator, rest = uri.partition("://")
+    return (scheme + separator, rest) if separator else ("", uri)
+
+
+_SECRET_OPTION = re.compile(r"password|passphrase|secret|token|authmechanismproperties", re.I)
+_OPTION = re.compile(r"[?&;]([^=&;?]*)=")
+
+
+def _secret_spans(rest: str) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping (start, stop) spans of `rest` (the URI after `://`) to hide."""
+    spans = []
+    at = rest.rfind("@")
+    colon = rest.find(":", 0, max(at, 0))
+    if at >= 0 and colon >= 0:
+        spans.append((colon + 1, at))
+    for option in _OPTION.finditer(rest):
+        if _SECRET_OPTION.search(option.group(1)):
+            spans.append((option.end(), len(rest)))
+            break
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, stop in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(stop, merged[-1][1]))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def scrub(text: str, uri: str) -> str:
+    """`text` (say, a driver's error) with any secret of `uri` replaced by `***`, as written in
+    the URI, percent-decoded, or in part (a driver may quote one piece of a secret option)."""
+    _, rest = _split_scheme(uri)
+    pieces = set()
+    for start, stop in _secret_spans(rest):
+        secret = rest[start:stop]
+        for form in (secret, urllib.parse.unquote_plus(secret)):
+            pieces |= {form, *re.split(r"[,:&=@]", form)}
+    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
 
 
 def uri_from_env(uri: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -65,14 +118,15 @@ def connect(uri: str, timeout_ms: int = SERVER_TIMEOUT_MS) -> Any:
             socketTimeoutMS=max(timeout_ms, 30_000),
         )
     except (ConfigurationError, ValueError) as error:
-        raise MongoError(f"invalid MongoDB URI {redact(uri)}: {_first_line(error)}") from None
+        problem = scrub(_first_line(error), uri)
+        raise MongoError(f"invalid MongoDB URI {redact(uri)}: {problem}") from None
     try:
         client.admin.command("ping")
     except PyMongoError as error:
         client.close()
         raise MongoError(
             f"cannot reach MongoDB at {redact(uri)} within {timeout_ms / 1000:g} s "
-            f"({_first_line(error).split(' (configured timeouts')[0]})"
+            f"({scrub(_first_line(error), uri).split(' (configured timeouts')[0]})"
         ) from None
     return client
 

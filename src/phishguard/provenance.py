@@ -9,7 +9,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from phishguard import PhishguardError
+
 TRACKED_LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost-cpu", "pandera", "skops")
+
+
+class IntegrityError(PhishguardError, RuntimeError):
+    """A file's bytes do not match the hash recorded when it was written."""
 
 
 def file_sha256(path: Path) -> str:

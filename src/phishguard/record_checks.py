@@ -12,6 +12,7 @@ import difflib
 import itertools
 import operator
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,23 +24,55 @@ from phishguard.schema import DOMAINS, FEATURES
 
 MAX_ROWS_ENV = "PHISHGUARD_MAX_ROWS"
 DEFAULT_MAX_ROWS = 10_000
-MAX_REPORTED_PROBLEMS = 10
+MAX_EXPLAIN_ROWS_ENV = "PHISHGUARD_MAX_EXPLAIN_ROWS"
+# Contributions cost ~3 ms a record with 600 trees on one thread: 1,000 take ~3 s, a tenth
+# of the service's 30 s timeout, which leaves room for a busy machine.
+DEFAULT_MAX_EXPLAIN_ROWS = 1_000
+# Problems past this many are counted, not described: describing one (a misspelling guess, a
+# long value) can cost more than finding it, and an 8 MiB body can hold 400,000 of them.
+MAX_REPORTED_PROBLEMS = 20
 
 _FEATURE_SET = frozenset(FEATURES)
 _values_of = operator.itemgetter(*FEATURES)
 # ALLOWED[j, v + 1] is True when value v ∈ {-1, 0, 1} is in feature j's domain.
 _ALLOWED = np.array([[v in DOMAINS[name] for v in (-1, 0, 1)] for name in FEATURES], dtype=bool)
 _COLUMN_INDEX = np.arange(len(FEATURES))
+# difflib's ratio is at most 2·min(a, b) / (a + b), so a key over 5/3 of the longest feature
+# name's length can never reach the 0.75 cutoff: skip the guess instead of paying for it.
+_CUTOFF = 0.75
+_LONGEST_GUESSABLE = len(max(FEATURES, key=len)) * 5 // 3 + 1
+# A client's key or value quoted in a message: bounded, however long it was.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 60
 
 
 class RecordError(PhishguardError, ValueError):
     """Some records do not match the schema; `problems` says which record and which field."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        more = len(problems) - len(shown)
-        super().__init__("; ".join(shown) + (f"; and {more} more" if more > 0 else ""))
+    def __init__(self, problems: list[str], more: int = 0) -> None:
+        self.problems = problems[:MAX_REPORTED_PROBLEMS]
+        self.more = more + len(problems) - len(self.problems)
+        tail = f"; … and {self.more} more" if self.more > 0 else ""
+        super().__init__("; ".join(self.problems) + tail)
+
+
+class _Problems:
+    """Problems as they are found: the first `MAX_REPORTED_PROBLEMS` described, the rest
+    counted only."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.more = 0
+
+    def wants(self, count: int = 1) -> bool:
+        """Whether to describe the next problem; if not, `count` more are counted."""
+        if len(self.shown) < MAX_REPORTED_PROBLEMS:
+            return True
+        self.more += count
+        return False
+
+    def error(self) -> RecordError:
+        return RecordError(self.shown, self.more)
 
 
 class TooManyRecordsError(PhishguardError, ValueError):
@@ -61,6 +94,11 @@ def max_rows_from_env() -> int:
     return positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
 
 
+def max_explain_rows_from_env() -> int:
+    """The per-request row limit of /explain: `PHISHGUARD_MAX_EXPLAIN_ROWS`, else 1,000."""
+    return positive_int_from_env(MAX_EXPLAIN_ROWS_ENV, DEFAULT_MAX_EXPLAIN_ROWS)
+
+
 def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.ndarray:
     """Validate JSON records against the schema as one batch; return a float32 matrix.
 
@@ -78,19 +116,21 @@ def records_matrix(records: Sequence[Mapping[str, Any]], max_rows: int) -> np.nd
         # One flat list of values in canonical order: cheaper than a list of row tuples.
         flat = list(itertools.chain.from_iterable(map(_values_of, records)))
     except (KeyError, TypeError):
-        raise RecordError(_shape_problems(records)) from None
+        raise _shape_problems(records) from None
     # Checked by type, not converted: JSON true/1.0/"1" are not integers here.
     if not set(map(type, flat)) <= {int}:
-        raise RecordError(_type_problems([_values_of(r) for r in records]))
+        raise _type_problems(records)
     try:
         values = np.fromiter(flat, dtype=np.int64, count=len(flat)).reshape(-1, len(FEATURES))
     except OverflowError:
-        raise RecordError(_overflow_problems([_values_of(r) for r in records])) from None
+        raise _overflow_problems(records) from None
     inside = (values >= -1) & (values <= 1)
     allowed = inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]
     if not allowed.all():
         bad = np.argwhere(~allowed)
-        raise RecordError([_domain_problem(int(i), int(j), values[i, j]) for i, j in bad])
+        shown = bad[:MAX_REPORTED_PROBLEMS]
+        problems = [_domain_problem(int(i), int(j), values[i, j]) for i, j in shown]
+        raise RecordError(problems, more=len(bad) - len(shown))
     return values.astype(np.float32)
 
 
@@ -118,32 +158,52 @@ def frame_matrix(features: pd.DataFrame) -> np.ndarray | None:
     return values.astype(np.float32)
 
 
-def _shape_problems(records: Sequence[Any]) -> list[str]:
-    problems = []
+def _shape_problems(records: Sequence[Any]) -> RecordError:
+    found = _Problems()
     for index, record in enumerate(records):
         if not isinstance(record, Mapping):
-            problems.append(f"record {index}: expected an object of the 30 features")
+            if found.wants():
+                found.shown.append(f"record {index}: expected an object of the 30 features")
             continue
         missing = [f for f in FEATURES if f not in record]
         extra = [k for k in record if k not in _FEATURE_SET]
+        if not found.wants(len(extra) + len(missing)):
+            continue
         for name in extra:
-            near = difflib.get_close_matches(str(name), missing, n=1, cutoff=0.75)
+            if not found.wants():
+                continue
+            near = _misspelled(name, missing)
             if near:
-                missing.remove(near[0])
-                problems.append(f"record {index}: unknown field {name!r} (misspelled {near[0]!r}?)")
+                missing.remove(near)
+                found.shown.append(
+                    f"record {index}: unknown field {_QUOTE.repr(name)} (misspelled {near!r}?)"
+                )
             else:
-                problems.append(f"record {index}: unknown field {name!r}")
-        problems += [f"record {index}: missing field {name!r}" for name in missing]
-    return problems
+                found.shown.append(f"record {index}: unknown field {_QUOTE.repr(name)}")
+        for name in missing:
+            if found.wants():
+                found.shown.append(f"record {index}: missing field {name!r}")
+    return found.error()
 
 
-def _type_problems(rows: list[tuple[Any, ...]]) -> list[str]:
-    return [
-        f"record {i}: field {FEATURES[j]!r} must be an integer, got {value!r}"
-        for i, row in enumerate(rows)
-        for j, value in enumerate(row)
-        if type(value) is not int
-    ]
+def _misspelled(key: Any, missing: list[str]) -> str | None:
+    """The missing feature `key` is probably a misspelling of, if any (bounded cost)."""
+    if not isinstance(key, str) or len(key) > _LONGEST_GUESSABLE or not missing:
+        return None
+    near = difflib.get_close_matches(key, missing, n=1, cutoff=_CUTOFF)
+    return near[0] if near else None
+
+
+def _type_problems(records: Sequence[Mapping[str, Any]]) -> RecordError:
+    found = _Problems()
+    for i, row in enumerate(map(_values_of, records)):
+        for j, value in enumerate(row):
+            if type(value) is not int and found.wants():
+                found.shown.append(
+                    f"record {i}: field {FEATURES[j]!r} must be an integer, "
+                    f"got {_QUOTE.repr(value)}"
+                )
+    return found.error()
 
 
 def _domain_problem(index: int, column: int, value: int) -> str:
@@ -152,19 +212,19 @@ def _domain_problem(index: int, column: int, value: int) -> str:
     return f"record {index}: field {name!r} = {value} is not in {{{domain}}}"
 
 
-def _overflow_problems(rows: list[tuple[int, ...]]) -> list[str]:
+def _overflow_problems(records: Sequence[Mapping[str, Any]]) -> RecordError:
     """The values beyond int64, named by record and field (too large to print in full)."""
-    problems = []
-    for i, row in enumerate(rows):
+    found = _Problems()
+    for i, row in enumerate(map(_values_of, records)):
         for j, value in enumerate(row):
-            if value.bit_length() >= 64:
+            if value.bit_length() >= 64 and found.wants():
                 shown = (
                     str(value)
                     if value.bit_length() < 128
                     else f"an integer of {value.bit_length()} bits"
                 )
-                problems.append(far_outside_problem(i, FEATURES[j], shown))
-    return problems
+                found.shown.append(far_outside_problem(i, FEATURES[j], shown))
+    return found.error()
 
 
 def far_outside_problem(index: int, name: str, shown: str) -> str:

@@ -73,6 +73,17 @@ RESULT_PHISHING = -1
 RESULT_LEGITIMATE = 1
 CLASS_NAMES = MappingProxyType({0: "legitimate", 1: "phishing"})
 
+
+def label_mapping() -> dict[str, object]:
+    """The label mapping as recorded with a model (training writes it, serving checks it)."""
+    return {
+        "source_column": LABEL,
+        "phishing": RESULT_PHISHING,
+        "legitimate": RESULT_LEGITIMATE,
+        "target_classes": {str(k): v for k, v in CLASS_NAMES.items()},
+    }
+
+
 COLUMNS: tuple[str, ...] = (*FEATURES, LABEL)
 
 

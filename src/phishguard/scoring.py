@@ -15,13 +15,8 @@ import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.features import SIGNAL_COUNTS, with_signal_counts
-from phishguard.packaging import PACKAGE_FILE
-from phishguard.provenance import file_sha256, read_json
+from phishguard.package_checks import PackageError, verify_package
 from phishguard.schema import CLASS_NAMES, FEATURES
-
-
-class PackageError(PhishguardError, FileNotFoundError):
-    """The packaged model is missing or incomplete; run the pipeline (`make pipeline`)."""
 
 
 def latest_package(store: Path = paths.PACKAGE_STORE) -> Path:
@@ -146,34 +141,6 @@ class Scorer:
             ]
             for i in range(len(matrix))
         ]
-
-
-def verify_package(directory: Path) -> dict[str, Any]:
-    """Check a packaged model without loading it; return its manifest (`package.json`).
-
-    Raises `PackageError` for a missing manifest or model file or a feature order other than
-    `phishguard.schema`'s, and `IntegrityError` when the model file's sha256 is not the one
-    recorded at packaging. Cheap (no XGBoost import), so a server can run it before it starts
-    any worker.
-    """
-    manifest = directory / PACKAGE_FILE
-    if not manifest.is_file():
-        raise PackageError(f"{manifest}: missing; re-run the package stage")
-    metadata = read_json(manifest)
-    if list(metadata["features"]) != list(FEATURES):
-        raise PackageError(f"{manifest}: feature order differs from phishguard.schema")
-    model_path = directory / metadata["model_file"]
-    if not model_path.is_file():
-        raise PackageError(f"{model_path}: missing; re-run the package stage")
-    actual = file_sha256(model_path)
-    if actual != metadata["model_sha256"]:
-        from phishguard.models import IntegrityError
-
-        raise IntegrityError(
-            f"{model_path}: sha256 {actual[:12]}… does not match the packaged "
-            f"{metadata['model_sha256'][:12]}…; re-run the pipeline"
-        )
-    return metadata
 
 
 def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:

@@ -10,16 +10,7 @@ import pandas as pd
 
 from phishguard.models import build_model, design_matrix, input_columns, save_model, split_spec
 from phishguard.provenance import file_sha256, git_revision, library_versions
-from phishguard.schema import (
-    CLASS_NAMES,
-    FEATURES,
-    LABEL,
-    RESULT_LEGITIMATE,
-    RESULT_PHISHING,
-    SCHEMA_VERSION,
-    TARGET,
-    content_sha256,
-)
+from phishguard.schema import FEATURES, SCHEMA_VERSION, TARGET, content_sha256, label_mapping
 
 
 @dataclass(frozen=True)
@@ -52,12 +43,7 @@ def train_and_save(
         "features": list(FEATURES),
         "input_columns": input_columns(spec),
         "target": TARGET,
-        "label_mapping": {
-            "source_column": LABEL,
-            "phishing": RESULT_PHISHING,
-            "legitimate": RESULT_LEGITIMATE,
-            "target_classes": {str(k): v for k, v in CLASS_NAMES.items()},
-        },
+        "label_mapping": label_mapping(),
         "schema_version": SCHEMA_VERSION,
         "train_rows": len(train),
         "train_data_sha256": content_sha256(train),

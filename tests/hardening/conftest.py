@@ -1,4 +1,5 @@
-"""Fixtures for the hardening tests: the service in-process with small, known limits."""
+"""Fixtures for the hardening tests: the service in-process with small, known limits, and a
+real `bentoml serve` of a full-size model with the default limits."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving.conftest import restore_env, set_service_env
+import yaml
+from conftest import free_port
+from packaged_model import write_package
+from serving.conftest import REPO, restore_env, set_service_env, start_bentoml, stop
 
 MAX_ROWS = 500
 MAX_BODY_BYTES = 1024 * 1024  # 501 records (~430 kB) stay under it, so both limits are reachable
@@ -55,3 +59,32 @@ def _asgi_app_without_metrics(service: object) -> object:
 
     service.inject_config()
     return ServiceAppFactory(service, is_main=True, enable_metrics=False)()
+
+
+@pytest.fixture(scope="session")
+def full_size_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A packaged model of the default config's size (conf/model/xgboost.yaml: 600 trees of
+    depth 6), so that the cost of a request is the production one (~3 s for 1,000 records
+    explained). Trained on synthetic rows, one thread."""
+    spec = {**yaml.safe_load((REPO / "conf" / "model" / "xgboost.yaml").read_text()), "n_jobs": 1}
+    return write_package(tmp_path_factory.mktemp("full_size_package"), spec=spec)
+
+
+@pytest.fixture(scope="module")
+def live_service(
+    full_size_package: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """A real `bentoml serve` of the full-size package on 127.0.0.1, default limits; its port."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("live_service")
+    server = start_bentoml(
+        REPO,
+        port,
+        folder / "bentoml.log",
+        BENTOML_HOME=str(folder / "home"),
+        PHISHGUARD_PACKAGE_DIR=str(full_size_package),
+    )
+    try:
+        yield port
+    finally:
+        stop(server)

@@ -16,27 +16,43 @@ from conftest import clone_project, free_port, run_tool, tool_env
 from s3_endpoint import BUCKET, FAKE_AWS, moto_s3
 from serving.conftest import REPO, stop
 
-from phishguard.provenance import file_sha256, read_json
-from phishguard.scoring import PACKAGE_FILE
+from phishguard.package_checks import CHECKSUM_FILE, PACKAGE_FILE
+from phishguard.provenance import file_sha256, read_json, write_json
 
 
-def tampered_copy(package_dir: Path, destination: Path) -> Path:
+def tampered_copy(package_dir: Path, destination: Path, name: str = "model.ubj") -> Path:
+    """A copy of the package with file `name` altered: one flipped byte of the model (same
+    size, still loads), or the manifest's threshold set to 1.01 (everything "legitimate")."""
     copy = Path(shutil.copytree(package_dir, destination))
-    model = copy / "model.ubj"
+    if name == PACKAGE_FILE:
+        manifest = read_json(copy / PACKAGE_FILE)
+        manifest["threshold"] = 1.01
+        write_json(copy / PACKAGE_FILE, manifest)
+        return copy
+    model = copy / name
     data = bytearray(model.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, still loads as a model
+    data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     return copy
 
 
+def recorded_sha256(package: Path, name: str) -> str:
+    for line in (package / CHECKSUM_FILE).read_text().splitlines():
+        digest, listed = line.split("  ")
+        if listed == name:
+            return digest
+    raise AssertionError(f"{name} not in {CHECKSUM_FILE}")
+
+
 @pytest.mark.e2e
-def test_bentoml_serve_exits_on_an_altered_model(package_dir: Path, tmp_path: Path) -> None:
-    """The service's deployment hook checks the model before any worker starts (a worker
+@pytest.mark.parametrize("name", ["model.ubj", PACKAGE_FILE])
+def test_bentoml_serve_exits_on_an_altered_package(package_dir: Path, tmp_path: Path, name):
+    """The service's deployment hook checks the package before any worker starts (a worker
     whose start-up fails is restarted forever): `bentoml serve` exits non-zero within 60 s
     with one line naming the file and both hashes, and no traceback."""
-    copy = tampered_copy(package_dir, tmp_path / "package")
-    model = copy / "model.ubj"
-    packaged = read_json(copy / PACKAGE_FILE)["model_sha256"]
+    copy = tampered_copy(package_dir, tmp_path / "package", name)
+    altered = copy / name
+    packaged = recorded_sha256(copy, name)
     log = tmp_path / "serve.log"
     env = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
     env.update(BENTOML_HOME=str(tmp_path / "home"), PHISHGUARD_PACKAGE_DIR=str(copy))
@@ -58,7 +74,9 @@ def test_bentoml_serve_exits_on_an_altered_model(package_dir: Path, tmp_path: Pa
     named = [line for line in text.splitlines() if "does not match the packaged" in line]
     assert status != 0, text
     assert len(named) == 1, text
-    assert f"{model}: sha256 {file_sha256(model)[:12]}… does not match the packaged " in named[0]
+    assert (
+        f"{altered}: sha256 {file_sha256(altered)[:12]}… does not match the packaged " in named[0]
+    )
     assert packaged[:12] in named[0] and "refusing to start" in named[0]
     assert "Traceback" not in text and "Starting production" not in text, text
 

@@ -8,6 +8,7 @@ import pydantic_core
 import pytest
 
 from phishguard.json_numbers import MAX_DIGITS, long_number_problem
+from phishguard.record_checks import MAX_REPORTED_PROBLEMS
 
 LONG = b"9" * (MAX_DIGITS + 1)
 
@@ -48,8 +49,9 @@ def test_outside_a_record_is_400_naming_the_place(body: bytes, message: str) -> 
 
 
 def test_many_are_reported_like_other_record_errors() -> None:
-    records = b",".join(b'{"SFH": ' + LONG + b"}" for _ in range(12))
+    records = b",".join(b'{"SFH": ' + LONG + b"}" for _ in range(MAX_REPORTED_PROBLEMS + 2))
     status, text = long_number_problem(b'{"records": [' + records + b"]}")
     assert status == HTTPStatus.UNPROCESSABLE_ENTITY
     assert text.startswith("record 0: field 'SFH' = an integer of 4301 digits is far outside")
-    assert "record 9: field 'SFH'" in text and text.endswith("; and 2 more")
+    last = MAX_REPORTED_PROBLEMS - 1
+    assert f"record {last}: field 'SFH'" in text and text.endswith("; … and 2 more")

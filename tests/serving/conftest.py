@@ -66,7 +66,8 @@ def restore_env(saved: dict[str, str | None]) -> None:
 def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess.Popen:
     """`bentoml serve` from `workdir` on 127.0.0.1:`port`; waits for /readyz (≤ 90 s)."""
     environment = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
-    environment.update(BENTOML_HOME=str(workdir / "models" / "bentoml"), **env)
+    environment["BENTOML_HOME"] = str(workdir / "models" / "bentoml")
+    environment.update(env)
     server = subprocess.Popen(
         [
             "bentoml",

@@ -12,6 +12,7 @@ from conftest import synthetic_rows
 from packaged_model import THRESHOLD
 
 from phishguard.models import IntegrityError, load_model, phishing_probability
+from phishguard.package_checks import PACKAGE_FILE, PackageError
 from phishguard.packaging import package_version
 from phishguard.record_checks import (
     RecordError,
@@ -20,7 +21,7 @@ from phishguard.record_checks import (
     records_matrix,
 )
 from phishguard.schema import FEATURES, LABEL
-from phishguard.scoring import PACKAGE_FILE, PackageError, load_scorer
+from phishguard.scoring import load_scorer
 from phishguard.validation import quarantine
 
 from .conftest import records
