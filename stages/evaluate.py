@@ -1,14 +1,17 @@
 """evaluate: held-out test metrics, grouped CV on the training split, plots, promotion gate,
 and the MLflow run of this model (params, every metric, the model, provenance tags)."""
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.entrypoint import run
-from phishguard.evaluation import evaluate_model, gate_failures, write_plots
+from phishguard.evaluation import EvaluationResult, evaluate_model, gate_failures, write_plots
 from phishguard.models import load_model
+from phishguard.packaging import package_metadata, package_version, write_package
 from phishguard.params import load_section, section
 from phishguard.provenance import read_json, write_json
 from phishguard.schema import content_sha256
@@ -54,7 +57,7 @@ def main() -> None:
     write_json(paths.OPERATING_POINT, result.operating_point)
     write_plots(result, paths.PLOTS)
 
-    _track(model, metadata, result.metrics, pd.concat([train, test], ignore_index=True))
+    _track(metadata, result, train, test)
     failures = gate_failures(
         result.metrics["test"],
         minimums={"roc_auc": params.gate.min_roc_auc, "accuracy": params.gate.min_accuracy},
@@ -64,12 +67,20 @@ def main() -> None:
         raise PhishguardError("promotion gate failed on the test split: " + "; ".join(failures))
 
 
-def _track(model: object, metadata: dict, metrics: dict, data: pd.DataFrame) -> None:
+def _track(
+    metadata: dict, result: EvaluationResult, train: pd.DataFrame, test: pd.DataFrame
+) -> None:
+    # Imported here: MLflow costs ~3.5 s to import, and evaluate may fail its checks first.
     from phishguard.tracking import record_run, run_tags
 
     params = {name: section(name) for name in ("model", "train", "split", "evaluate")}
-    tags = run_tags(metadata, content_sha256(data))
-    record_run(params, metrics, tags, model, paths.MODEL_DIR, [paths.OPERATING_POINT])
+    manifest = package_metadata(metadata, result.operating_point, result.metrics)
+    tags = run_tags(metadata, content_sha256(pd.concat([train, test], ignore_index=True)))
+    tags["package_version"] = package_version(manifest)
+    # The run's model is the package as the package stage will write it (same manifest).
+    with tempfile.TemporaryDirectory(prefix="phishguard-package-") as staging:
+        write_package(Path(staging), paths.MODEL_DIR / metadata["model_file"], manifest)
+        record_run(params, result.metrics, tags, Path(staging), example=test.head(5))
 
 
 if __name__ == "__main__":

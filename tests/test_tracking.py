@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -12,12 +13,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
+import numpy as np
+import pandas as pd
 import pytest
-from conftest import synthetic_rows, tool_env
+from conftest import tool_env
+from packaged_model import labelled_rows, write_package
 
-from phishguard import tracking
-from phishguard.schema import LABEL, to_target
-from phishguard.training import train_and_save
+from phishguard import packaging, tracking
+from phishguard.record_checks import RecordError
+from phishguard.schema import FEATURES
+from phishguard.scoring import load_scorer
 
 METRICS = {
     "test": {
@@ -38,15 +44,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _fitted(tmp_path: Path, spec: dict) -> tuple[object, dict, Path]:
-    rows = synthetic_rows(200, seed=1)
-    table = rows.drop(columns=[LABEL]).assign(is_phishing=to_target(rows[LABEL]))
-    model_dir = tmp_path / "model"
-    metadata = train_and_save(spec, 42, table, model_dir)
-    from phishguard.models import load_model
+def _package(tmp_path: Path, spec: dict) -> tuple[Path, dict, pd.DataFrame]:
+    """A small package as the package stage writes it, its manifest, and an input example."""
+    directory = write_package(tmp_path / "package", spec=spec)
+    manifest = json.loads((directory / "package.json").read_text())
+    return directory, manifest, labelled_rows(200, seed=3)
 
-    model = load_model(model_dir / metadata["model_file"], metadata["model_sha256"])
-    return model, metadata, model_dir
+
+def _tags(manifest: dict, data_sha256: str) -> dict[str, str]:
+    return {
+        **tracking.run_tags(manifest, data_sha256),
+        "package_version": packaging.package_version(manifest),
+    }
 
 
 def test_flatten_and_numeric_metrics() -> None:
@@ -83,45 +92,77 @@ def test_pip_requirements_are_pinned() -> None:
     assert any(r.startswith("skops==") for r in tracking.pip_requirements("extra_trees"))
 
 
-def test_sklearn_run_logged_to_local_sqlite(monkeypatch, tmp_path: Path) -> None:
-    import mlflow
-
+def test_pyfunc_logged_registered_and_made_champion_in_local_sqlite(
+    monkeypatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     spec = {"name": "random_forest", "n_estimators": 5, "max_depth": 3}
-    model, metadata, model_dir = _fitted(tmp_path, spec)
-    tags = tracking.run_tags(metadata, "f" * 64)
+    package_dir, manifest, example = _package(tmp_path, spec)
+    tags = _tags(manifest, "f" * 64)
     started = time.monotonic()
-    recorded = tracking.record_run(PARAMS, METRICS, tags, model, model_dir)
-    assert time.monotonic() - started < 60
+    recorded = tracking.record_run(PARAMS, METRICS, tags, package_dir, example)
+    assert time.monotonic() - started < 90
     assert recorded is not None
     uri, run_id = recorded
     assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-    run = mlflow.MlflowClient(uri).get_run(run_id)
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(run_id)
     assert run.data.params["model.max_depth"] == "null"
     assert run.data.metrics["cv.recall_at_target_fpr"] == pytest.approx(0.93)
-    assert run.data.tags["model_sha256"] == metadata["model_sha256"]
+    assert run.data.tags["model_sha256"] == manifest["model_sha256"]
     assert run.info.artifact_uri.startswith((tmp_path.resolve() / "mlruns").as_uri())
-    loaded = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
-    assert type(loaded).__name__ == "RandomForestClassifier"
+    (version,) = client.search_model_versions("name='phishguard'")
+    assert version.tags["package_version"] == tags["package_version"]
+    assert version.tags["git_revision"] == tags["git_revision"]
+    assert version.tags["data_sha256"] == "f" * 64
+    assert tracking.set_champion(tags["package_version"]) == str(version.version)
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/phishguard@champion")
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == list(FEATURES)
+    scored = model.predict(example.loc[:, list(FEATURES)])
+    expected = load_scorer(package_dir).decisions(
+        example.loc[:, list(FEATURES)].to_numpy(np.float32)
+    )
+    assert list(scored.columns) == ["phishing_probability", "is_phishing", "label"]
+    np.testing.assert_array_equal(scored["phishing_probability"], expected["phishing_probability"])
+    assert (scored["is_phishing"] == expected["is_phishing"]).all()
+
+
+def test_pyfunc_refuses_out_of_domain_rows_naming_them(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    package_dir, manifest, example = _package(tmp_path, {"name": "xgboost", "n_estimators": 5})
+    uri, run_id = tracking.record_run(PARAMS, METRICS, _tags(manifest, "a"), package_dir, example)
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    bad = example.loc[:, list(FEATURES)].head(3).copy()
+    bad.loc[1, "SSLfinal_State"] = 7
+    with pytest.raises(RecordError, match=r"row 2: SSLfinal_State=7 not in \{-1, 0, 1\}"):
+        model.predict(bad)
+
+
+def test_no_registered_version_is_one_warning(monkeypatch, tmp_path: Path, caplog) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="phishguard.tracking"):
+        assert tracking.set_champion("0123456789abcdef") is None
+    assert "alias champion was not moved" in caplog.text
 
 
 def test_unreachable_server_falls_back_to_local_store(monkeypatch, tmp_path: Path, caplog) -> None:
-    import mlflow
-
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    model, metadata, model_dir = _fitted(tmp_path, {"name": "xgboost", "n_estimators": 5})
+    package_dir, manifest, example = _package(tmp_path, {"name": "xgboost", "n_estimators": 5})
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="phishguard.tracking"):
-        recorded = tracking.record_run(
-            PARAMS, METRICS, tracking.run_tags(metadata, "a"), model, model_dir
-        )
+        recorded = tracking.record_run(PARAMS, METRICS, _tags(manifest, "a"), package_dir, example)
     assert time.monotonic() - started < 60, "an unreachable server must not hang the stage"
     assert "unreachable" in caplog.text and "local fallback" in caplog.text
     assert recorded is not None and recorded[0] == tracking.local_uri()
     assert mlflow.MlflowClient(recorded[0]).get_run(recorded[1]).data.metrics["threshold"] == 0.7
-    assert (model_dir / metadata["model_file"]).exists()
+    assert (package_dir / manifest["model_file"]).exists()
 
 
 def test_no_store_at_all_warns_and_returns_none(monkeypatch, tmp_path: Path, caplog) -> None:
@@ -129,14 +170,12 @@ def test_no_store_at_all_warns_and_returns_none(monkeypatch, tmp_path: Path, cap
     blocked.write_text("a file where the store's folder should be")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
     monkeypatch.setenv("DVC_ROOT", str(blocked))
-    model, metadata, model_dir = _fitted(tmp_path, {"name": "xgboost", "n_estimators": 5})
+    package_dir, manifest, example = _package(tmp_path, {"name": "xgboost", "n_estimators": 5})
     with caplog.at_level(logging.WARNING, logger="phishguard.tracking"):
-        recorded = tracking.record_run(
-            PARAMS, METRICS, tracking.run_tags(metadata, "a"), model, model_dir
-        )
+        recorded = tracking.record_run(PARAMS, METRICS, _tags(manifest, "a"), package_dir, example)
     assert recorded is None
     assert "was not recorded" in caplog.text
-    assert (model_dir / metadata["model_file"]).exists()
+    assert (package_dir / manifest["model_file"]).exists()
 
 
 @pytest.fixture
@@ -184,15 +223,12 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 def test_run_logged_to_a_real_server_and_read_back(
     mlflow_server: str, monkeypatch, tmp_path: Path
 ) -> None:
-    import mlflow
-
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.setenv("DVC_EXP_NAME", "served-run")
-    model, metadata, model_dir = _fitted(tmp_path, {"name": "xgboost", "n_estimators": 5})
-    recorded = tracking.record_run(
-        PARAMS, METRICS, tracking.run_tags(metadata, "b" * 64), model, model_dir
-    )
+    package_dir, manifest, example = _package(tmp_path, {"name": "xgboost", "n_estimators": 5})
+    tags = _tags(manifest, "b" * 64)
+    recorded = tracking.record_run(PARAMS, METRICS, tags, package_dir, example)
     assert recorded is not None and recorded[0] == mlflow_server
     assert not (tmp_path / "mlflow.db").exists(), "nothing may fall back while the server is up"
     client = mlflow.MlflowClient(mlflow_server)
@@ -202,7 +238,13 @@ def test_run_logged_to_a_real_server_and_read_back(
     assert run.data.tags["dvc_experiment"] == "served-run"
     assert run.data.tags["data_sha256"] == "b" * 64
     assert run.info.run_name == "served-run"
-    assert {a.path for a in client.list_artifacts(recorded[1])} >= {"model_files"}
-    booster = mlflow.xgboost.load_model(f"runs:/{recorded[1]}/model")
-    assert booster.n_estimators == 5 or booster.get_booster().num_boosted_rounds() == 5
+    version = tracking.set_champion(tags["package_version"])
+    assert version is not None
+    assert str(client.get_model_version_by_alias("phishguard", "champion").version) == version
+    assert client.get_model_version("phishguard", version).tags["dvc_experiment"] == "served-run"
+    mlflow.set_tracking_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model("models:/phishguard@champion")
+    rows = example.loc[:, list(FEATURES)]
+    expected = load_scorer(package_dir).probability(rows.to_numpy(np.float32))
+    np.testing.assert_array_equal(model.predict(rows)["phishing_probability"], expected)
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"

@@ -11,6 +11,12 @@ repository root — the parent repository's root during a queued `dvc exp run`, 
 one store. If the configured store cannot be reached, the run goes to that local file instead
 and a warning says so; if even that fails, a warning says the run was not recorded. Tracking
 never fails the stage: the model is already on disk, as DVC's output of `train`.
+
+The run's model is a pyfunc (`phishguard.mlflow_pyfunc`): the 30 features in, the phishing
+probability and the decision at the operating threshold out, with a signature, an input example
+and the package's own files as its artifact. Each one is registered as a new version of
+`phishguard`; the package stage moves the alias `champion` to the version it serves
+(`set_champion`). Registry failures, like tracking failures, are one warning.
 """
 
 from __future__ import annotations
@@ -24,9 +30,30 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from phishguard import mlflow_pyfunc
+from phishguard.schema import FEATURES
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "phishguard"
+REGISTERED_MODEL = "phishguard"
+CHAMPION = "champion"  # the alias of the version the package stage serves
+REGISTRY_TAGS = ("git_revision", "data_sha256", "dvc_experiment", "model_sha256", "package_version")
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("long", name) for name in FEATURES]),
+    outputs=Schema(
+        [
+            ColSpec("double", "phishing_probability"),
+            ColSpec("boolean", "is_phishing"),
+            ColSpec("string", "label"),
+        ]
+    ),
+)
 LOCAL_STORE = "mlflow.db"
 # Fail fast when a tracking server is down: MLflow's defaults retry for minutes.
 _HTTP_DEFAULTS = {
@@ -86,12 +113,10 @@ def run_tags(model_metadata: Mapping[str, Any], data_sha256: str) -> dict[str, s
 
 
 def pip_requirements(model_name: str) -> list[str]:
-    """Exact requirements for the logged model; given explicitly, MLflow skips its slow
-    dependency inference."""
-    packages = ["numpy", "scikit-learn", "skops"]
-    if model_name == "xgboost":
-        packages = ["numpy", "xgboost-cpu"]
-    elif model_name == "soft_voting":  # its members may include XGBoost
+    """Exact requirements of the logged pyfunc (its code is phishguard's, bundled with it);
+    given explicitly, MLflow skips its slow dependency inference."""
+    packages = ["mlflow", "numpy", "pandas", "pandera", "pyarrow", "scikit-learn", "skops"]
+    if model_name in ("xgboost", "soft_voting"):  # soft voting's members may include XGBoost
         packages.append("xgboost-cpu")
     return [f"{name}=={metadata.version(name)}" for name in packages]
 
@@ -118,12 +143,9 @@ def _log_run(
     params: Mapping[str, Any],
     metrics: Mapping[str, Any],
     tags: Mapping[str, str],
-    model: Any,
-    model_dir: Path,
-    extra_files: list[Path],
+    package_dir: Path,
+    example: pd.DataFrame,
 ) -> str:
-    import mlflow
-
     with _store_lock(uri):
         mlflow.set_tracking_uri(uri)
         if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(EXPERIMENT) is None:
@@ -137,45 +159,79 @@ def _log_run(
             mlflow.set_tags(dict(tags))
             mlflow.log_params({k: "null" if v is None else v for k, v in flatten(params).items()})
             mlflow.log_metrics(numeric_metrics(metrics))
-            _log_model(model, tags["model_name"])
-            mlflow.log_artifacts(str(model_dir), artifact_path="model_files")
-            for path in extra_files:
-                if path.exists():
-                    mlflow.log_artifact(str(path))
-            return run.info.run_id
+            logged = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=mlflow_pyfunc.__file__,
+                artifacts={mlflow_pyfunc.PACKAGE_ARTIFACT: str(package_dir)},
+                code_paths=[str(Path(mlflow_pyfunc.__file__).parent)],
+                signature=SIGNATURE,
+                input_example=example.loc[:, list(FEATURES)].astype("int64"),
+                pip_requirements=pip_requirements(tags["model_name"]),
+            )
+        _register(logged.model_uri, tags)
+        return run.info.run_id
 
 
-def _log_model(model: Any, model_name: str) -> None:
-    requirements = pip_requirements(model_name)
-    if model_name == "xgboost":
-        import mlflow.xgboost
-
-        mlflow.xgboost.log_model(
-            model, name="model", model_format="ubj", pip_requirements=requirements
+def _register(model_uri: str, tags: Mapping[str, str]) -> None:
+    """A new version of the registered model `phishguard`; a failure is one warning."""
+    try:
+        version = mlflow.register_model(
+            model_uri, REGISTERED_MODEL, tags={k: tags[k] for k in REGISTRY_TAGS if k in tags}
         )
+    except Exception as error:  # the registry is optional: never fail the stage
+        log.warning("WARNING: the run was recorded but not registered (%s)", _first_line(error))
         return
-    import mlflow.sklearn
+    log.info("registered %s version %s", REGISTERED_MODEL, version.version)
 
-    from phishguard.models import SKOPS_TRUSTED
 
-    mlflow.sklearn.log_model(
-        model,
-        name="model",
-        serialization_format="skops",
-        skops_trusted_types=list(SKOPS_TRUSTED),
-        pip_requirements=requirements,
+def set_champion(package_version: str) -> str | None:
+    """Give the alias `champion` to the registered version of the served package.
+
+    The version is found by its `package_version` tag, the content-derived name the package
+    stage gave the package. Returns the version number, or None after one warning when no
+    store or no such version can be found: never a failed stage.
+    """
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    uris = list(dict.fromkeys([tracking_uri(), local_uri()]))
+    for uri in uris:
+        try:
+            client = mlflow.MlflowClient(uri)
+            found = client.search_model_versions(
+                f"name='{REGISTERED_MODEL}' and tags.package_version='{package_version}'"
+            )
+            if not found:
+                continue
+            newest = max(found, key=lambda v: int(v.version))
+            client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, newest.version)
+        except Exception as error:  # the registry is optional: never fail the stage
+            log.warning("WARNING: MLflow registry at %s: %s", uri, _first_line(error))
+            continue
+        log.info("%s@%s is version %s (%s)", REGISTERED_MODEL, CHAMPION, newest.version, uri)
+        return str(newest.version)
+    log.warning(
+        "WARNING: no registered version of %s holds package %s; the alias %s was not moved",
+        REGISTERED_MODEL,
+        package_version,
+        CHAMPION,
     )
+    return None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
 def record_run(
     params: Mapping[str, Any],
     metrics: Mapping[str, Any],
     tags: Mapping[str, str],
-    model: Any,
-    model_dir: Path,
-    extra_files: list[Path] | None = None,
+    package_dir: Path,
+    example: pd.DataFrame,
 ) -> tuple[str, str] | None:
-    """Log one run; return (tracking URI, run id), or None if no store could take it.
+    """Log one run with the model as a pyfunc of `package_dir` and register it; return
+    (tracking URI, run id), or None if no store could take it.
 
     Never raises: an unreachable store means a warning and the local fallback.
     """
@@ -186,10 +242,9 @@ def record_run(
         uris.append(local_uri())
     for position, uri in enumerate(uris):
         try:
-            run_id = _log_run(uri, params, metrics, tags, model, model_dir, extra_files or [])
+            run_id = _log_run(uri, params, metrics, tags, package_dir, example)
         except Exception as error:  # any failure of the store: a warning, never a failed stage
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            detail = f"{type(error).__name__}: {first_line[:200]}"
+            detail = _first_line(error)
             if position + 1 < len(uris):
                 log.warning(
                     "WARNING: MLflow tracking at %s is unreachable (%s); logging this run to the "
@@ -201,10 +256,9 @@ def record_run(
             else:
                 log.warning(
                     "WARNING: MLflow tracking failed at %s (%s); this run was not recorded. The "
-                    "model and metrics are safe in %s and reports/metrics.json",
+                    "model and metrics are safe in models/ and reports/metrics.json",
                     uri,
                     detail,
-                    model_dir,
                 )
             continue
         log.info("MLflow run %s recorded at %s (experiment '%s')", run_id, uri, EXPERIMENT)
