@@ -43,5 +43,8 @@ def os_error_line(error: OSError) -> str:
 
 
 def _fail(name: str, message: str) -> None:
-    print(f"{name}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    line = f"{name}: error: {' '.join(message.splitlines())}"
+    # A file name of undecodable bytes carries surrogates that no terminal encoding takes.
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    print(line, file=sys.stderr)
     raise SystemExit(1) from None
