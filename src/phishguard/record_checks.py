@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError
-from phishguard.schema import DOMAINS, FEATURES
+from phishguard.schema import DOMAINS, FEATURES, MAX_CELL_CHARS, clipped
 
 MAX_ROWS_ENV = "PHISHGUARD_MAX_ROWS"
 DEFAULT_MAX_ROWS = 10_000
@@ -30,6 +30,8 @@ _values_of = operator.itemgetter(*FEATURES)
 # ALLOWED[j, v + 1] is True when value v ∈ {-1, 0, 1} is in feature j's domain.
 _ALLOWED = np.array([[v in DOMAINS[name] for v in (-1, 0, 1)] for name in FEATURES], dtype=bool)
 _COLUMN_INDEX = np.arange(len(FEATURES))
+# The text of every in-domain value as a CSV cell holds it; anything else takes the slow path.
+_SMALL_INTEGERS = {text: value for value in (-1, 0, 1) for text in (str(value), f"{value:+d}")}
 
 
 class RecordError(PhishguardError, ValueError):
@@ -102,16 +104,24 @@ def frame_matrix(features: pd.DataFrame) -> np.ndarray | None:
     for per-row reasons. Columns must already have been checked.
     """
     columns = features.loc[:, list(FEATURES)]
-    try:
-        if all(
-            pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
-            for t in columns.dtypes
-        ):
-            values = columns.to_numpy(dtype=np.int64)
-        else:  # text (CSV): bools become 'True' and NaN 'nan', which do not parse
-            values = columns.to_numpy(dtype=str).astype(np.int64)
-    except (ValueError, TypeError, OverflowError):
-        return None
+    if all(
+        pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
+        for t in columns.dtypes
+    ):
+        values = columns.to_numpy(dtype=np.int64)
+    else:  # text (CSV): looked up cell by cell, never widened to the longest cell
+        values = np.empty(columns.shape, dtype=np.int64)
+        for j, name in enumerate(FEATURES):
+            column = columns[name]
+            if pd.api.types.is_integer_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+                column.dtype
+            ):
+                values[:, j] = column.to_numpy(dtype=np.int64)
+                continue
+            looked_up = column.map(_SMALL_INTEGERS).to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isnan(looked_up).any():  # not plain integer text: the caller judges each row
+                return None
+            values[:, j] = looked_up
     inside = (values >= -1) & (values <= 1)
     if not (inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]).all():
         return None
@@ -139,7 +149,7 @@ def _shape_problems(records: Sequence[Any]) -> list[str]:
 
 def _type_problems(rows: list[tuple[Any, ...]]) -> list[str]:
     return [
-        f"record {i}: field {FEATURES[j]!r} must be an integer, got {value!r}"
+        f"record {i}: field {FEATURES[j]!r} must be an integer, got {_shown(value)}"
         for i, row in enumerate(rows)
         for j, value in enumerate(row)
         if type(value) is not int
@@ -172,3 +182,13 @@ def far_outside_problem(index: int, name: str, shown: str) -> str:
     past int64 here, and for numbers too long to parse (`phishguard.json_numbers`)."""
     domain = ", ".join(map(str, DOMAINS[name]))
     return f"record {index}: field {name!r} = {shown} is far outside {{{domain}}}"
+
+
+def _shown(value: Any) -> str:
+    """A JSON value in a message: a string or container over `MAX_CELL_CHARS` is clipped, so
+    a huge value costs a short message, not a copy of itself."""
+    if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+        return f"{value[:MAX_CELL_CHARS]!r}… (a string of {len(value)} characters)"
+    if isinstance(value, list | dict) and len(value) > MAX_CELL_CHARS:
+        return f"a {type(value).__name__} of {len(value)} items"
+    return clipped(repr(value))
