@@ -162,7 +162,7 @@ class RowDropGuard:
 
     def problem(self, rows: int) -> str | None:
         """Why `rows` is too big a drop from `previous_rows`, or None."""
-        drop = 1 - rows / self.previous_rows if self.previous_rows else 0.0
+        drop = (self.previous_rows - rows) / self.previous_rows if self.previous_rows else 0.0
         if drop <= self.max_row_drop:
             return None
         return (
