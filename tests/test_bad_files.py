@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from phishguard.chunk_output import spreadsheet_safe
 from phishguard.csv_reader import BLOCK_BYTES
 from phishguard.ingestion import ingest_file
 from phishguard.quarantine_file import quarantine_file
@@ -213,3 +214,56 @@ def test_json_booleans_and_nulls_are_quarantined(tmp_path):
         2: "Favicon='True' is not a number",
         3: "SFH is missing",
     }
+
+
+formula_cells = st.builds(
+    str.__add__, st.sampled_from(["=", "+", "-", "@", "\t"]), st.text(min_size=1, max_size=20)
+).filter(lambda cell: "\n" not in cell and "\r" not in cell[1:] and cell.strip(" ") == cell)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cell=st.one_of(
+        formula_cells, st.sampled_from(["=cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0"])
+    )
+)
+def test_formula_cells_are_escaped_in_the_quarantine_file(tmp_path, cell):
+    """OWASP CSV injection: a quarantined cell that a spreadsheet would run gets a leading '."""
+    lines = good_lines(4)
+    lines[1] = with_cell(lines[1], "SFH", '"' + cell.replace('"', '""') + '"')
+    directory = Path(tempfile.mkdtemp(dir=tmp_path))
+    path = write(directory, "d.csv", "\n".join([HEADER, *lines]) + "\n")
+    raw, valid, bad = (directory / name for name in ("raw.parquet", "v.parquet", "q.csv"))
+    ingest_file(path, raw)
+    quarantine_file(raw, valid, bad)
+    written = pd.read_csv(bad, dtype=str, keep_default_na=False)
+    if cell.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        return  # a plain number (e.g. "-2"): not a formula, written as is
+    assert written.at[0, "SFH"] == "'" + cell
+    other = written.drop(columns=["row", "SFH", "reason"]).iloc[0]
+    assert set(other) <= {"-1", "0", "1"}  # numbers such as -1 are never escaped
+
+
+def test_spreadsheet_safe_escapes_text_formulas_but_not_numbers():
+    table = pd.DataFrame(
+        {
+            "cell": [
+                "=1+1",
+                "@SUM(A1)",
+                "+cmd",
+                "-cmd",
+                "\t=1",
+                "\r=1",
+                "-1",
+                "+1",
+                "-0.5",
+                "1e5",
+                "x",
+            ]
+        }
+    )
+    assert spreadsheet_safe(table)["cell"].tolist() == [
+        "'=1+1", "'@SUM(A1)", "'+cmd", "'-cmd", "'\t=1", "'\r=1", "-1", "+1", "-0.5", "1e5", "x"
+    ]  # fmt: skip
