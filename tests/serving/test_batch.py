@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_tool, synthetic_rows
+from conftest import REPO, run_tool, synthetic_rows, tool_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -187,3 +190,26 @@ def test_a_long_cell_is_rejected_naming_the_field(scorer, tmp_path: Path) -> Non
     rejected = pd.read_csv(tmp_path / "r.csv")
     assert rejected["reason"].tolist() == ["field 'port' has 100000 characters; the limit is 64"]
     assert (tmp_path / "r.csv").stat().st_size < 1_000  # the cell is not copied into the rejects
+
+
+def test_sigterm_during_predict_leaves_no_part_files(package_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "big.csv"
+    synthetic_rows(300_000, 40).to_csv(source, index=False)
+    command = ["phishguard", "predict", str(source), "-o", str(tmp_path / "out.csv")]
+    process = subprocess.Popen(
+        [*command, "--model", str(package_dir), "--chunk-rows", "2000"],
+        cwd=REPO,
+        env=tool_env(REPO),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".*.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".*.part")), "predict never started writing"
+    time.sleep(0.5)  # mid-way through the chunks
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]  # no .part, no output
