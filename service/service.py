@@ -222,21 +222,19 @@ class Phishguard:
         output: Literal["json", "csv"] = "json",
     ) -> Results:
         """Score an uploaded CSV (header = the 30 features; a `Result` column is ignored)."""
-        import pandas as pd
-
         from phishguard.batch import score_table
-        from phishguard.sources import csv_header_problem
+        from phishguard.csv_reader import CsvHeaderError, read_csv_chunks
+        from phishguard.sources import DataSourceError
 
-        try:
-            with Path(file).open(encoding="utf-8-sig") as handle:
-                problem = csv_header_problem(handle.readline())
-            table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
-        except (ValueError, pd.errors.ParserError) as error:
+        try:  # at most one row over the limit is read: enough to refuse the upload
+            with Path(file).open("rb") as handle:
+                table = next(read_csv_chunks(handle, "the upload", self.max_rows + 1))
+        except CsvHeaderError as error:
+            raise _client_error(RecordError([str(error)])) from None
+        except DataSourceError as error:
             raise BentoMLException(
                 f"not a readable CSV: {error}", error_code=HTTPStatus.BAD_REQUEST
             ) from None
-        if problem:
-            raise _client_error(RecordError([problem]))
         if len(table) > self.max_rows:
             raise _client_error(
                 TooManyRecordsError(

@@ -1,14 +1,30 @@
 """ingest: the landed source file → the canonical raw table + reports/ingest.json."""
 
+from dataclasses import dataclass
+
 from phishguard import paths
 from phishguard.entrypoint import run
-from phishguard.ingestion import ingest_file, landed_file
-from phishguard.provenance import file_sha256, write_json
+from phishguard.ingestion import RowDropGuard, ingest_file, landed_file
+from phishguard.params import ParamsError, load_section
+from phishguard.provenance import file_sha256, read_json, write_json
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    max_row_drop: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_row_drop <= 1:
+            raise ParamsError(f"ingest.max_row_drop must be in [0, 1], got {self.max_row_drop}")
 
 
 def main() -> None:
+    params = load_section("ingest", IngestParams)
     source = landed_file(paths.LANDING_DIR)
-    summary = ingest_file(source, paths.RAW_TABLE)
+    # The last ingest's report (a persistent output, so `dvc repro` keeps it until replaced).
+    previous = read_json(paths.INGEST_REPORT) if paths.INGEST_REPORT.exists() else {}
+    guard = RowDropGuard(previous["rows"], params.max_row_drop) if "rows" in previous else None
+    summary = ingest_file(source, paths.RAW_TABLE, guard=guard)
     write_json(
         paths.INGEST_REPORT,
         {

@@ -310,6 +310,8 @@ def _bad_file(kind: str, directory: Path) -> tuple[Path, str]:
         return _text(directory / "semi.csv", good.replace(",", ";")), "';'-delimited"
     if kind == "truncated last line":
         return _text(directory / "cut.csv", good[: good.rindex("\n", 0, -1) + 9]), "truncated"
+    if kind == "cut just after a comma":
+        return _text(directory / "cut.csv", good[: good.rstrip().rindex(",") + 1]), "truncated"
     if kind == "truncated JSON line":
         lines = synthetic_rows(3, seed=1).to_json(orient="records", lines=True)
         return _text(directory / "cut.jsonl", lines.rstrip()[:-20]), "line 3 is not valid JSON"
@@ -336,6 +338,7 @@ BAD_KINDS = [
     "junk Parquet",
     "semicolon delimiter",
     "truncated last line",
+    "cut just after a comma",
     "truncated JSON line",
     "unknown extension",
     "missing path",

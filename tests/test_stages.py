@@ -96,3 +96,32 @@ def test_fetch_with_no_reachable_source_names_the_variable(tmp_path):
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert "unreachable" in line and "PHISHING_DATA" in line
+
+
+def test_ingest_refuses_a_row_drop_over_the_limit_unless_allowed(tmp_path):
+    work = landed(scratch(tmp_path), synthetic_rows(100, 3))
+    assert run_stage("ingest", work).returncode == 0  # the first ingest sets the baseline
+    landed(work, synthetic_rows(94, 3))  # 6% fewer rows than the last ingest
+    before = (work / "reports" / "ingest.json").read_text()
+    result = run_stage("ingest", work)
+    assert_one_clear_line(result, "ingest", "94 rows, 6.0% fewer than the 100", "max_row_drop")
+    assert (work / "reports" / "ingest.json").read_text() == before  # the baseline stays
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["ingest"]["max_row_drop"] = 0.1
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_stage("ingest", work).returncode == 0
+    assert '"rows": 94' in (work / "reports" / "ingest.json").read_text()
+
+
+def test_ingest_within_the_row_drop_limit_passes(tmp_path):
+    work = landed(scratch(tmp_path), synthetic_rows(100, 3))
+    assert run_stage("ingest", work).returncode == 0
+    assert run_stage("ingest", landed(work, synthetic_rows(95, 3))).returncode == 0
+
+
+def test_ingest_max_row_drop_out_of_range_is_named(tmp_path):
+    work = landed(scratch(tmp_path), synthetic_rows(10, 3))
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["ingest"]["max_row_drop"] = 5
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_one_clear_line(run_stage("ingest", work), "ingest", "max_row_drop must be in [0, 1]")

@@ -5,3 +5,7 @@ __version__ = "0.1.0"
 
 class PhishguardError(Exception):
     """An error the user can fix; entry points print its message as one line, no traceback."""
+
+
+class DataSourceError(PhishguardError, ValueError):
+    """A source cannot be read; the message names the source and the problem."""

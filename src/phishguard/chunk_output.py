@@ -1,8 +1,13 @@
 """Writing a CSV or Parquet file chunk by chunk, so a table never has to fit in memory at once.
 
 Chunks go to a hidden `.part` file beside the target, which is renamed into place only when
-every chunk is written: a failure half-way leaves no partial output behind, and the path keeps
-whatever it held before.
+every chunk is written: a failure half-way (an exception, Ctrl-C, or SIGTERM turned into an
+exit by the command) leaves no partial output behind, and the path keeps whatever it held.
+
+CSV files are opened by people in spreadsheets, so a text cell that a spreadsheet would run as
+a formula is written with a leading single quote, as OWASP advises against CSV injection: a
+cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return, unless the whole cell is a
+plain number (`-1` stays `-1`, so files of numbers read back unchanged). Parquet is not escaped.
 """
 
 from __future__ import annotations
@@ -12,6 +17,24 @@ from pathlib import Path
 from types import TracebackType
 
 import pandas as pd
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with every text cell a spreadsheet would run as a formula prefixed by `'`."""
+    escaped = {}
+    for name in table.columns:
+        column = table[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        text = column.astype("string")
+        risky = text.str.startswith(FORMULA_START) & ~text.str.fullmatch(_PLAIN_NUMBER)
+        risky = risky.fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            escaped[name] = column.astype(object).where(~risky, "'" + text.astype(object))
+    return table.assign(**escaped) if escaped else table
 
 
 class ChunkWriter:
@@ -53,7 +76,7 @@ class ChunkWriter:
                 self._writer = pq.ParquetWriter(self._part, table.schema)
             self._writer.write_table(table.cast(self._writer.schema))
         else:
-            chunk.to_csv(
+            spreadsheet_safe(chunk).to_csv(
                 self._part,
                 mode="a" if self._started else "w",
                 header=not self._started,

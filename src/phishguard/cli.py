@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -44,7 +45,14 @@ def _load(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from phishguard.batch import predict_command
 
+    # SIGTERM (a scheduler's stop, `kill`) becomes an exception like Ctrl-C, so the output
+    # writers remove their hidden `.part` files on the way out instead of leaving them behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     predict_command(args.input, args.output, args.rejects, args.model, args.chunk_rows)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _params(args: argparse.Namespace) -> None:

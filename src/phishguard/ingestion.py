@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard.chunk_output import ChunkWriter
+from phishguard.csv_reader import cut_off_problem
 from phishguard.schema import COLUMNS, ContentHash
 from phishguard.sources import (
     DEFAULT_CHUNK_ROWS,
@@ -152,14 +153,37 @@ class IngestSummary:
     content_sha256: str
 
 
+@dataclass(frozen=True)
+class RowDropGuard:
+    """The row count of the last ingest, and the largest fraction of it a new file may lose."""
+
+    previous_rows: int
+    max_row_drop: float
+
+    def problem(self, rows: int) -> str | None:
+        """Why `rows` is too big a drop from `previous_rows`, or None."""
+        drop = (self.previous_rows - rows) / self.previous_rows if self.previous_rows else 0.0
+        if drop <= self.max_row_drop:
+            return None
+        return (
+            f"{rows} rows, {drop:.1%} fewer than the {self.previous_rows} of the last ingest, "
+            f"over ingest.max_row_drop ({self.max_row_drop:.1%}); is the file cut off? If the "
+            "smaller data is intended, raise ingest.max_row_drop in conf/config.yaml and params.yaml"
+        )
+
+
 def ingest_file(
-    source: Path, destination: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    source: Path,
+    destination: Path,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    guard: RowDropGuard | None = None,
 ) -> IngestSummary:
     """Write `source` to `destination` (Parquet) as the canonical table, chunk by chunk.
 
     Two passes over the file keep memory bounded by `chunk_rows`: the first settles the
     columns and which ones are int8 (every value of the whole file must fit), the second
-    writes. The result is the same as `canonical_table` of the whole file.
+    writes. The result is the same as `canonical_table` of the whole file. A CSV whose last
+    line is cut off, or a row count that drops past `guard`, stops it before any write.
     """
     as_int8: dict[str, bool] = {}
     rows = 0
@@ -174,6 +198,10 @@ def ingest_file(
         rows += len(chunk)
     if rows == 0:
         raise DataSourceError(f"{source}: a header but no rows")
+    if source.suffix.lower() == ".csv" and (problem := cut_off_problem(source)):
+        raise DataSourceError(f"{source}: {problem}")
+    if guard is not None and (problem := guard.problem(rows)):
+        raise DataSourceError(f"{source}: {problem}")
     as_int8 = {name: as_int8[name] for name in _ordered(list(as_int8))}
     digest = ContentHash(list(as_int8))
     empty = _canonical_chunk(pd.DataFrame(columns=list(as_int8)), as_int8)

@@ -12,7 +12,6 @@ import difflib
 import itertools
 import operator
 import os
-import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError
-from phishguard.schema import DOMAINS, FEATURES
+from phishguard.schema import DOMAINS, FEATURES, MAX_CELL_CHARS, clipped
 
 MAX_ROWS_ENV = "PHISHGUARD_MAX_ROWS"
 DEFAULT_MAX_ROWS = 10_000
@@ -41,9 +40,8 @@ _COLUMN_INDEX = np.arange(len(FEATURES))
 # name's length can never reach the 0.75 cutoff: skip the guess instead of paying for it.
 _CUTOFF = 0.75
 _LONGEST_GUESSABLE = len(max(FEATURES, key=len)) * 5 // 3 + 1
-# A client's key or value quoted in a message: bounded, however long it was.
-_QUOTE = reprlib.Repr()
-_QUOTE.maxstring = _QUOTE.maxother = 60
+# The text of every in-domain value as a CSV cell holds it; anything else takes the slow path.
+_SMALL_INTEGERS = {text: value for value in (-1, 0, 1) for text in (str(value), f"{value:+d}")}
 
 
 class RecordError(PhishguardError, ValueError):
@@ -142,16 +140,24 @@ def frame_matrix(features: pd.DataFrame) -> np.ndarray | None:
     for per-row reasons. Columns must already have been checked.
     """
     columns = features.loc[:, list(FEATURES)]
-    try:
-        if all(
-            pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
-            for t in columns.dtypes
-        ):
-            values = columns.to_numpy(dtype=np.int64)
-        else:  # text (CSV): bools become 'True' and NaN 'nan', which do not parse
-            values = columns.to_numpy(dtype=str).astype(np.int64)
-    except (ValueError, TypeError, OverflowError):
-        return None
+    if all(
+        pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
+        for t in columns.dtypes
+    ):
+        values = columns.to_numpy(dtype=np.int64)
+    else:  # text (CSV): looked up cell by cell, never widened to the longest cell
+        values = np.empty(columns.shape, dtype=np.int64)
+        for j, name in enumerate(FEATURES):
+            column = columns[name]
+            if pd.api.types.is_integer_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+                column.dtype
+            ):
+                values[:, j] = column.to_numpy(dtype=np.int64)
+                continue
+            looked_up = column.map(_SMALL_INTEGERS).to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isnan(looked_up).any():  # not plain integer text: the caller judges each row
+                return None
+            values[:, j] = looked_up
     inside = (values >= -1) & (values <= 1)
     if not (inside & _ALLOWED[_COLUMN_INDEX, np.clip(values + 1, 0, 2)]).all():
         return None
@@ -176,10 +182,10 @@ def _shape_problems(records: Sequence[Any]) -> RecordError:
             if near:
                 missing.remove(near)
                 found.shown.append(
-                    f"record {index}: unknown field {_QUOTE.repr(name)} (misspelled {near!r}?)"
+                    f"record {index}: unknown field {_shown(name)} (misspelled {near!r}?)"
                 )
             else:
-                found.shown.append(f"record {index}: unknown field {_QUOTE.repr(name)}")
+                found.shown.append(f"record {index}: unknown field {_shown(name)}")
         for name in missing:
             if found.wants():
                 found.shown.append(f"record {index}: missing field {name!r}")
@@ -201,7 +207,7 @@ def _type_problems(records: Sequence[Mapping[str, Any]]) -> RecordError:
             if type(value) is not int and found.wants():
                 found.shown.append(
                     f"record {i}: field {FEATURES[j]!r} must be an integer, "
-                    f"got {_QUOTE.repr(value)}"
+                    f"got {_shown(value)}"
                 )
     return found.error()
 
@@ -232,3 +238,15 @@ def far_outside_problem(index: int, name: str, shown: str) -> str:
     past int64 here, and for numbers too long to parse (`phishguard.json_numbers`)."""
     domain = ", ".join(map(str, DOMAINS[name]))
     return f"record {index}: field {name!r} = {shown} is far outside {{{domain}}}"
+
+
+def _shown(value: Any) -> str:
+    """A JSON value in a message: a string or container over `MAX_CELL_CHARS` is clipped, so
+    a huge value costs a short message, not a copy of itself."""
+    if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+        # Cut the repr too: escapes (\ud7fc) can make it six times the characters it shows.
+        shown = repr(value[:MAX_CELL_CHARS])[:MAX_CELL_CHARS]
+        return f"{shown}… (a string of {len(value)} characters)"
+    if isinstance(value, list | dict) and len(value) > MAX_CELL_CHARS:
+        return f"a {type(value).__name__} of {len(value)} items"
+    return clipped(repr(value))

@@ -86,6 +86,24 @@ def label_mapping() -> dict[str, object]:
 
 COLUMNS: tuple[str, ...] = (*FEATURES, LABEL)
 
+MAX_CELL_CHARS = 64
+"""The longest cell any entry point reads (CSV, Parquet, JSON). Every valid value is a small
+integer of at most 2 characters; the cap keeps memory bounded by the row count, never by the
+longest cell, and keeps error messages short. A longer cell rejects its row, naming the field."""
+
+ROW_PROBLEM = "_row_problem"
+"""The column the CSV reader adds to a chunk holding a row it could not split into the
+header's columns (wrong field count, a cell over `MAX_CELL_CHARS`): the reason, else missing.
+Validation quarantines such a row with that reason; its cells are all missing."""
+
+
+def clipped(value: object) -> str:
+    """`value` as text for a message or a rejects file, cut at `MAX_CELL_CHARS` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_CELL_CHARS:
+        return text
+    return f"{text[:MAX_CELL_CHARS]}… ({len(text)} characters)"
+
 
 def _domain(column: str) -> tuple[int, ...]:
     if column in _TERNARY_FEATURES:

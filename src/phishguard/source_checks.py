@@ -8,12 +8,12 @@ header, a header without rows, or a last line cut off mid-row.
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from phishguard.csv_reader import cut_off_problem
 from phishguard.sources import DataSourceError, iter_chunks
 from phishguard.validation import SchemaError, check_columns
 
@@ -75,15 +75,11 @@ def _last_line(path: Path) -> str:
 
 
 def _check_csv_tail(path: Path) -> None:
-    """A last line with fewer fields than the header is a file cut off mid-row."""
-    with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        header = next(csv.reader([handle.readline()]), [])
-    last = next(csv.reader([_last_line(path)]), [])
-    if 0 < len(last) < len(header):
-        raise DataSourceError(
-            f"{path}: the last line is truncated ({len(last)} of {len(header)} fields); "
-            "the file looks cut off"
-        )
+    """A last line with fewer fields than the header, or cut just after a comma, is a file cut
+    off mid-row."""
+    problem = cut_off_problem(path)
+    if problem:
+        raise DataSourceError(f"{path}: {problem}")
 
 
 def _check_jsonl_tail(path: Path) -> None:

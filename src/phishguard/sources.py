@@ -8,7 +8,6 @@ Adding a source kind (MongoDB, say) means adding one entry to `READERS` or `SCHE
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -21,15 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from phishguard import PhishguardError
+from phishguard import DataSourceError
+from phishguard.csv_reader import read_csv_chunks
 
 DEFAULT_CHUNK_ROWS = 50_000
 DOWNLOAD_TIMEOUT_S = 30
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
-
-
-class DataSourceError(PhishguardError, ValueError):
-    """A source cannot be read; the message names the source and the problem."""
 
 
 Reader = Callable[[Path, int], Iterator[pd.DataFrame]]
@@ -52,44 +48,9 @@ def _check_text(path: Path) -> None:
             ) from None
 
 
-def csv_header_problem(header: str) -> str | None:
-    """What is wrong with a CSV header line that pandas would silently work around, or None.
-
-    pandas renames a duplicated column (`SFH.1`) and reads a `;`-delimited file as one column;
-    either would later show up as a confusing column error.
-    """
-    names = [name.strip() for name in next(csv.reader([header.rstrip("\r\n")]), [])]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        return f"duplicated column(s) {', '.join(duplicated)}"
-    if "," not in header:
-        for delimiter in (";", "\t", "|"):
-            if delimiter in header:
-                return f"the header is {delimiter!r}-delimited; expected comma-separated values"
-    return None
-
-
 def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    _check_text(path)
-    with path.open(encoding="utf-8-sig", errors="strict") as handle:
-        problem = csv_header_problem(handle.readline())
-    if problem:
-        raise DataSourceError(f"{path}: {problem}")
-    try:
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            encoding="utf-8-sig",
-            chunksize=chunk_rows,
-            skipinitialspace=True,
-            keep_default_na=False,
-            na_values=[""],
-        )
-        yield from reader
-    except pd.errors.ParserError as error:
-        raise DataSourceError(f"{path}: malformed CSV: {_first_line(error)}") from None
-    except pd.errors.EmptyDataError:
-        raise DataSourceError(f"{path}: the file is empty") from None
+    with path.open("rb") as handle:
+        yield from read_csv_chunks(handle, str(path), chunk_rows)
 
 
 def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:

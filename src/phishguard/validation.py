@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from phishguard import PhishguardError
-from phishguard.schema import COLUMNS, DOMAINS, row_ids
+from phishguard.schema import COLUMNS, DOMAINS, MAX_CELL_CHARS, ROW_PROBLEM, clipped, row_ids
 
 REASON = "reason"
 ROW = "row"
@@ -61,7 +61,11 @@ class ValidationResult:
 
 
 def check_columns(columns: list[str], expected: tuple[str, ...] = COLUMNS) -> None:
-    """Raise `SchemaError` naming every missing, unexpected or duplicated column."""
+    """Raise `SchemaError` naming every missing, unexpected or duplicated column.
+
+    The CSV reader's `ROW_PROBLEM` column is not a data column: it is ignored here.
+    """
+    columns = [c for c in columns if c != ROW_PROBLEM]
     problems = []
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
@@ -90,10 +94,16 @@ def _closest(name: str, candidates: list[str]) -> str | None:
     return matches[0]
 
 
-def _numeric(column: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Coerce one column to float; return it and a mask of cells that were present but not numbers."""
+def _numeric(column: pd.Series) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Coerce one column to float; return it, a mask of cells that were present but not
+    numbers, and a mask of cells longer than `MAX_CELL_CHARS` (judged without parsing them)."""
     if column.dtype == bool or column.dtype == "boolean":
-        return pd.Series(np.nan, index=column.index), column.notna()
+        return pd.Series(np.nan, index=column.index), column.notna(), np.zeros(len(column), bool)
+    too_long = np.zeros(len(column), dtype=bool)
+    if not pd.api.types.is_numeric_dtype(column):
+        too_long = (column.astype("string").str.len() > MAX_CELL_CHARS).fillna(False).to_numpy(bool)
+        if too_long.any():
+            column = column.mask(too_long, None)
     is_bool = (
         column.map(lambda v: isinstance(v, bool | np.bool_)) if column.dtype == object else None
     )
@@ -106,7 +116,7 @@ def _numeric(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     if is_bool is not None and is_bool.any():
         numbers = numbers.mask(is_bool)
         bad = bad | is_bool
-    return numbers, bad.astype(bool)
+    return numbers, bad.astype(bool) | too_long, too_long
 
 
 def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> ValidationResult:
@@ -120,10 +130,15 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
     numeric = pd.DataFrame(index=table.index)
     reasons: dict[int, list[str]] = {}
     for name in columns:
-        numeric[name], not_number = _numeric(table[name])
-        for row in np.flatnonzero(not_number.to_numpy()):
+        numeric[name], not_number, too_long = _numeric(table[name])
+        for row in np.flatnonzero(too_long):
             reasons.setdefault(int(row), []).append(
-                f"{name}={table.at[row, name]!r} is not a number"
+                f"field {name!r} has {len(str(table.at[row, name]))} characters; "
+                f"the limit is {MAX_CELL_CHARS}"
+            )
+        for row in np.flatnonzero(not_number.to_numpy() & ~too_long):
+            reasons.setdefault(int(row), []).append(
+                f"{name}={_quoted(table.at[row, name])} is not a number"
             )
 
     try:
@@ -135,9 +150,12 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
             if (
                 table.at[row, case.column] is not None
                 and row in reasons
-                and any(r.startswith(f"{case.column}=") for r in reasons[row])
+                and any(
+                    r.startswith((f"{case.column}=", f"field {case.column!r} has"))
+                    for r in reasons[row]
+                )
             ):
-                continue  # already reported as not a number
+                continue  # already reported as not a number, or too long
             if case.check == "not_nullable":
                 reasons.setdefault(row, []).append(f"{case.column} is missing")
             else:
@@ -146,14 +164,25 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
                     f"{case.column}={value} {_domain_text(case.column)}"
                 )
 
+    if ROW_PROBLEM in table.columns:  # rows the reader could not split: their reason only
+        problems = table[ROW_PROBLEM]
+        for row in np.flatnonzero(problems.notna().to_numpy()):
+            reasons[int(row)] = [str(problems.iat[row])]
     bad_rows = np.array(sorted(reasons), dtype=np.int64)
     is_bad = np.zeros(len(table), dtype=bool)
     is_bad[bad_rows] = True
     valid = numeric.loc[~is_bad, list(columns)].astype(np.int8).reset_index(drop=True)
     quarantined = table.loc[is_bad, list(columns)].astype("string").copy()
+    for name in columns:  # a rejects file holds no cell longer than the cap either
+        quarantined[name] = quarantined[name].map(clipped, na_action="ignore").astype("string")
     quarantined.insert(0, ROW, bad_rows + 1)
     quarantined[REASON] = pd.array(["; ".join(reasons[int(r)]) for r in bad_rows], dtype="string")
     return ValidationResult(valid=valid, quarantined=quarantined.reset_index(drop=True))
+
+
+def _quoted(value: object) -> str:
+    """A cell in a reason, as Python writes it ('x', True), clipped to `MAX_CELL_CHARS`."""
+    return repr(clipped(value)) if isinstance(value, str) else clipped(repr(value))
 
 
 def _plain(value: object) -> str:

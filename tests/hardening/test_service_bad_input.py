@@ -329,7 +329,7 @@ def header(*names: str) -> bytes:
 
 
 CSV_CASES = [
-    ("empty file", b"", 400, "not a readable CSV: No columns to parse"),
+    ("empty file", b"", 400, "not a readable CSV: the upload: the file is empty"),
     (
         "broken header (unclosed quote)",
         b'having_IP_Address,"URL_Length\n1,1\n',
@@ -352,6 +352,42 @@ CSV_CASES = [
         "the header is ';'-delimited; expected comma-separated values",
     ),
     (
+        "a cell appended to every row",
+        header(*FEATURES) + b"1," * 30 + b"1\n" + b"-1," * 30 + b"-1\n",
+        422,
+        "row 1: has 31 fields but the header has 30; row 2: has 31 fields",
+    ),
+    (
+        "a cell missing from a row",
+        header(*FEATURES) + b"1," * 29 + b"1\n" + b"1," * 28 + b"1\n" + b"1," * 29 + b"1\n",
+        422,
+        "row 2: has 29 fields but the header has 30",
+    ),
+    (
+        "rows of 10,000 cells",
+        header(*FEATURES) + (b"1," * 9_999 + b"1\n") * 3,
+        422,
+        "row 3: has 10000 fields but the header has 30",
+    ),
+    (
+        "a cell of 1,000,000 characters",
+        header(*FEATURES)
+        + b"1," * 29
+        + b"1\n"
+        + b"1," * 10
+        + b"7" * 1_000_000
+        + b",1" * 19
+        + b"\n",
+        422,
+        "row 2: field 'port' has 1000000 characters; the limit is 64",
+    ),
+    (
+        "NUL bytes after valid rows",
+        header(*FEATURES) + (b"1," * 29 + b"1\n") * 400 + b"\0" * 100_000,
+        400,
+        "a NUL byte on line 402",
+    ),
+    (
         "blank and text cells",
         header(*FEATURES) + b"," * 29 + b"\n" + b"x," * 29 + b"x\n",
         422,
@@ -368,6 +404,17 @@ CSV_CASES = [
 def test_bad_csv_uploads(limited_client, text, status, fragment) -> None:
     response = limited_client.post("/predict_csv", files=csv_file(text))
     assert_error(response, status, fragment)
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+def test_a_huge_string_value_is_422_naming_record_and_field_in_a_short_answer(
+    limited_client, route
+) -> None:
+    records_ = [one(), one(), one(SFH="=" * 900_000)]
+    response = limited_client.post(route, content=body_of(records_), headers=JSON)
+    assert_error(response, 422, "record 2: field 'SFH' must be an integer, got '====")
+    assert "(a string of 900000 characters)" in response.text
+    assert len(response.content) < 1_000
 
 
 def test_csv_with_too_many_rows_is_413(limited_client) -> None:

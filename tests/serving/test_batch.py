@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_tool, synthetic_rows
+from conftest import REPO, run_tool, synthetic_rows, tool_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from phishguard import PhishguardError
 from phishguard.batch import predict_file, score_table
@@ -115,12 +121,12 @@ def test_header_only_is_an_error_and_writes_nothing(scorer, tmp_path: Path) -> N
 
 def test_a_file_broken_half_way_leaves_no_partial_output(scorer, tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
-    lines = dirty_table(300, 35).to_csv(index=False).splitlines()
-    lines[250] += ",1,1,1"  # too many fields: the reader stops in the third chunk
+    lines = dirty_table(15_000, 35).to_csv(index=False).splitlines()
+    lines[14_000] += "\0"  # binary: the reader stops in the second block (after 1 MiB)
     source.write_text("\n".join(lines) + "\n")
     (tmp_path / "out.csv").write_text("earlier results\n")
-    with pytest.raises(PhishguardError, match="malformed CSV"):
-        predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv", 100)
+    with pytest.raises(PhishguardError, match="a NUL byte on line 14001"):
+        predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv", 5_000)
     assert (tmp_path / "out.csv").read_text() == "earlier results\n"  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
@@ -131,3 +137,79 @@ def test_wrong_columns_in_a_file_name_the_file(scorer, tmp_path: Path) -> None:
     with pytest.raises(PhishguardError, match=r"in\.csv: schema error: missing column Iframe"):
         predict_file(scorer, source, tmp_path / "out.csv", tmp_path / "rej.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.dictionaries(
+        st.integers(0, 39), st.tuples(st.integers(-29, 60).filter(bool), st.integers(0, 29))
+    )
+)
+def test_rows_with_extra_or_missing_cells_are_rejected_never_scored(scorer, tmp_path, changes):
+    """pandas alone took surplus leading cells as the index and scored the shifted row."""
+    directory = Path(tempfile.mkdtemp(dir=tmp_path))
+    table = synthetic_rows(40, 37).loc[:, list(FEATURES)]
+    lines = table.astype(str).agg(",".join, axis=1).tolist()
+    for index, (extra, at) in changes.items():
+        cells = lines[index].split(",")
+        if extra > 0:
+            cells[at:at] = ["1"] * extra
+        else:
+            del cells[min(at, 30 + extra) : min(at, 30 + extra) - extra]
+        lines[index] = ",".join(cells)
+    source = directory / "in.csv"
+    source.write_text("\n".join([",".join(FEATURES), *lines]) + "\n")
+    summary = predict_file(scorer, source, directory / "o.csv", directory / "r.csv", 16)
+    rejected = pd.read_csv(directory / "r.csv")
+    expected = {
+        i + 1: f"has {30 + extra} fields but the header has 30" for i, (extra, _) in changes.items()
+    }
+    assert (summary.rows, summary.rejected) == (40, len(changes))
+    assert dict(zip(rejected["row"], rejected["reason"], strict=True)) == expected
+    scored = pd.read_csv(directory / "o.csv")
+    kept = table.iloc[scored["row"].to_numpy() - 1].to_numpy(dtype=np.float32)
+    np.testing.assert_allclose(scored["phishing_probability"], scorer.probability(kept), rtol=1e-6)
+
+
+def test_one_cell_appended_to_every_row_scores_nothing(scorer, tmp_path: Path) -> None:
+    lines = synthetic_rows(300, 38).to_csv(index=False).splitlines()
+    (tmp_path / "in.csv").write_text("\n".join([lines[0], *(f"{x},1" for x in lines[1:])]))
+    summary = predict_file(scorer, tmp_path / "in.csv", tmp_path / "o.csv", tmp_path / "r.csv")
+    assert (summary.rows, summary.scored, summary.rejected) == (300, 0, 300)
+    assert set(pd.read_csv(tmp_path / "r.csv")["reason"]) == {"has 32 fields but the header has 31"}
+
+
+def test_a_long_cell_is_rejected_naming_the_field(scorer, tmp_path: Path) -> None:
+    table = synthetic_rows(50, 39).astype(str)
+    table.loc[7, "port"] = "1" * 100_000
+    table.to_csv(tmp_path / "in.csv", index=False)
+    summary = predict_file(scorer, tmp_path / "in.csv", tmp_path / "o.csv", tmp_path / "r.csv")
+    assert (summary.scored, summary.rejected) == (49, 1)
+    rejected = pd.read_csv(tmp_path / "r.csv")
+    assert rejected["reason"].tolist() == ["field 'port' has 100000 characters; the limit is 64"]
+    assert (tmp_path / "r.csv").stat().st_size < 1_000  # the cell is not copied into the rejects
+
+
+def test_sigterm_during_predict_leaves_no_part_files(package_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "big.csv"
+    synthetic_rows(300_000, 40).to_csv(source, index=False)
+    command = ["phishguard", "predict", str(source), "-o", str(tmp_path / "out.csv")]
+    process = subprocess.Popen(
+        [*command, "--model", str(package_dir), "--chunk-rows", "2000"],
+        cwd=REPO,
+        env=tool_env(REPO),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".*.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".*.part")), "predict never started writing"
+    time.sleep(0.5)  # mid-way through the chunks
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]  # no .part, no output
