@@ -83,7 +83,9 @@ def test_unknown_model_hyperparameter_is_an_error(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("ingest", "validate", "featurize"):
         assert run_stage(stage, work).returncode == 0, stage
-    assert_one_clear_line(run_stage("train", work), "train", "not a hyperparameter of xgboost", "max_dept")
+    assert_one_clear_line(
+        run_stage("train", work), "train", "not a hyperparameter of xgboost", "max_dept"
+    )
 
 
 def test_fetch_with_no_reachable_source_names_the_variable(tmp_path):

@@ -206,8 +206,7 @@ def _type_problems(records: Sequence[Mapping[str, Any]]) -> RecordError:
         for j, value in enumerate(row):
             if type(value) is not int and found.wants():
                 found.shown.append(
-                    f"record {i}: field {FEATURES[j]!r} must be an integer, "
-                    f"got {_shown(value)}"
+                    f"record {i}: field {FEATURES[j]!r} must be an integer, got {_shown(value)}"
                 )
     return found.error()
 
