@@ -146,6 +146,10 @@ report: install ## reports/report.md + PNG plots; metrics/params diff against BA
 bench-quality: install ## zoo + LightGBM/CatBoost on 5 seeds × 5 grouped folds, mean ± std, paired → benchmarks/results/quality.md
 	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python benchmarks/quality.py --out benchmarks/results/quality.md
 
+.PHONY: bench-goal
+bench-goal: install ## toward the goal: XGBoost grid on the training split, anchors + counts, learning curve (benchmarks/results/goal.md)
+	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python benchmarks/goal.py --out benchmarks/results/goal.md
+
 # --- hardening (issue 6) ---
 .PHONY: test-hardening
 test-hardening: install ## bad input, fuzzing, properties and faults of the service (tests/hardening)

@@ -49,6 +49,7 @@ FOLDS, SEEDS, MODEL_SEED, TARGET_FPR, WORKERS = 5, (42, 43, 44, 45, 46), 42, 0.0
 CONF_MODELS = Path("conf") / "model"
 METRICS = ("accuracy", "roc_auc", "recall_at_fpr", "fpr")
 LOWER_IS_BETTER = frozenset({"fpr"})
+PROTOCOLS = ("honest", "leaky")
 # Blends: the mean P(phishing) of members already fitted on the same folds (no extra fits).
 BLENDS: tuple[tuple[str, ...], ...] = (
     ("xgboost", "lightgbm"),
@@ -129,10 +130,13 @@ def leaky_cv(candidate: Candidate, table: pd.DataFrame, seeds: Sequence[int]) ->
 
 
 def run_candidates(
-    candidates: Sequence[Candidate], table: pd.DataFrame, seeds: Sequence[int]
+    candidates: Sequence[Candidate],
+    table: pd.DataFrame,
+    seeds: Sequence[int],
+    leaky: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Honest and leaky out-of-fold predictions (seeds × rows) of each candidate, and the
-    wall time of its honest run."""
+    """Honest (and unless `leaky` is false, leaky) out-of-fold predictions, seeds × rows, of
+    each candidate, and the wall time of its honest run."""
     runs = {}
     for candidate in candidates:
         started = time.perf_counter()
@@ -140,11 +144,9 @@ def run_candidates(
             candidate.estimator, table, FOLDS, seeds, None, candidate.signal_counts, WORKERS
         )
         seconds = time.perf_counter() - started
-        runs[candidate.name] = {
-            "honest": honest,
-            "leaky": leaky_cv(candidate, table, seeds),
-            "seconds": seconds,
-        }
+        runs[candidate.name] = {"honest": honest, "seconds": seconds}
+        if leaky:
+            runs[candidate.name]["leaky"] = leaky_cv(candidate, table, seeds)
         print(f"{candidate.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
     return runs
 
@@ -156,22 +158,24 @@ def with_blends(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if all(member in runs for member in members):
             blended["blend: " + " + ".join(members)] = {
                 protocol: np.mean([runs[m][protocol] for m in members], axis=0)
-                for protocol in ("honest", "leaky")
+                for protocol in PROTOCOLS
+                if all(protocol in runs[m] for m in members)
             } | {"seconds": sum(runs[m]["seconds"] for m in members)}
     return blended
 
 
 def summarise(runs: dict[str, dict[str, Any]], y: np.ndarray, default: str) -> list[dict[str, Any]]:
     """Per model: per-seed scores, mean ± std of both protocols, and the paired comparison of
-    the honest scores with the default's (difference and wins per metric)."""
+    the honest scores with the default's (difference and wins per metric). A run without
+    leaky predictions gets the honest protocol only."""
     per_seed = {
-        name: {p: [scores(y, oof) for oof in run[p]] for p in ("honest", "leaky")}
+        name: {p: [scores(y, oof) for oof in run[p]] for p in PROTOCOLS if p in run}
         for name, run in runs.items()
     }
     rows = []
     for name, run in runs.items():
         row: dict[str, Any] = {"model": name, "seconds": run["seconds"]}
-        for protocol in ("honest", "leaky"):
+        for protocol in per_seed[name]:
             seeds = per_seed[name][protocol]
             row[protocol] = {
                 "per_seed": seeds,
