@@ -143,8 +143,12 @@ report: install ## reports/report.md + PNG plots; metrics/params diff against BA
 	python -m phishguard.reporting --baseline "$(BASELINE)"
 
 .PHONY: bench-quality
-bench-quality: install ## every zoo model, honest vs leaky CV → benchmarks/results/quality.md
-	python benchmarks/quality.py --out benchmarks/results/quality.md
+bench-quality: install ## zoo + LightGBM/CatBoost on 5 seeds × 5 grouped folds, mean ± std, paired → benchmarks/results/quality.md
+	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python benchmarks/quality.py --out benchmarks/results/quality.md
+
+.PHONY: bench-goal
+bench-goal: install ## toward the goal: XGBoost grid on the training split, anchors + counts, learning curve (benchmarks/results/goal.md)
+	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python benchmarks/goal.py --out benchmarks/results/goal.md
 
 # --- hardening (issue 6) ---
 .PHONY: test-hardening

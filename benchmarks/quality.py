@@ -1,41 +1,71 @@
-"""Every model of the zoo, side by side, under the honest and the leaky protocol.
+"""Every model of the zoo and the field's anchors on identical repeated folds, honest and leaky.
 
-Honest: StratifiedGroupKFold(5, shuffle, seed 42) over all rows, each group an identical
-feature vector, so no copy of a scored row is ever trained on. Leaky: plain StratifiedKFold
-with the same seed, the protocol every public result on this dataset uses (copies of ~65% of
-the scored rows sit in the training folds). Out-of-fold predictions are pooled, then scored.
+Honest: StratifiedGroupKFold(5, shuffle) over all rows, each group an identical feature vector,
+so no copy of a scored row is ever trained on, repeated with 5 fold seeds. Leaky: plain
+StratifiedKFold with the same seeds, the protocol every public result on this dataset uses
+(copies of ~65% of the scored rows sit in the training folds). Per seed the out-of-fold
+predictions are pooled and scored; each figure is the mean ± std over the seeds, and each
+model is compared with the default seed by seed (the same folds).
 
-    python benchmarks/quality.py [--data PATH] [--models a,b] [--out benchmarks/results/quality.md]
+    python benchmarks/quality.py [--data PATH] [--models a,b] [--no-anchors] [--seeds 42,43]
+                                 [--out benchmarks/results/quality.md]
 
-`make bench-quality` runs it on the offline dataset.
+`make bench-quality` runs it on the offline dataset with the anchors (the `bench` group).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
+from quality_report import markdown
 from sklearn import metrics as skm
-from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
 from phishguard.config import compose_params
-from phishguard.evaluation import grouped_cv, recall_at_fpr
+from phishguard.evaluation import out_of_fold, recall_at_fpr, repeated_grouped_cv
+from phishguard.features import with_signal_counts
 from phishguard.ingestion import canonical_table
-from phishguard.models import build_model, design_matrix, uses_signal_counts
+from phishguard.intervals import paired_comparison, spread
+from phishguard.models import as_matrix, build_model, uses_signal_counts
 from phishguard.provenance import library_versions
-from phishguard.schema import TARGET
+from phishguard.schema import TARGET, feature_vector_ids
 from phishguard.sources import read_table
 from phishguard.splitting import with_target
 from phishguard.validation import quarantine
 
-FOLDS, SEED, TARGET_FPR = 5, 42, 0.02
+FOLDS, SEEDS, MODEL_SEED, TARGET_FPR, WORKERS = 5, (42, 43, 44, 45, 46), 42, 0.02, 2
 CONF_MODELS = Path("conf") / "model"
+METRICS = ("accuracy", "roc_auc", "recall_at_fpr", "fpr")
+LOWER_IS_BETTER = frozenset({"fpr"})
+PROTOCOLS = ("honest", "leaky")
+# Blends: the mean P(phishing) of members already fitted on the same folds (no extra fits).
+BLENDS: tuple[tuple[str, ...], ...] = (
+    ("xgboost", "lightgbm"),
+    ("xgboost", "catboost"),
+    ("xgboost", "lightgbm", "catboost"),
+    ("xgboost", "catboost", "extra_trees"),
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to score: its name, unfitted estimator and whether it sees the counts."""
+
+    name: str
+    estimator: Any
+    signal_counts: bool
 
 
 def load_table(source: Path) -> pd.DataFrame:
@@ -44,86 +74,146 @@ def load_table(source: Path) -> pd.DataFrame:
     return with_target(result.valid)
 
 
-def leaky_cv(spec: dict, table: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold P(phishing) from plain StratifiedKFold: identical rows straddle folds."""
-    estimator = build_model(spec, seed)
-    X, y = design_matrix(table, spec), table[TARGET].to_numpy()
-    oof = np.empty(len(table), dtype=np.float64)
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
-        model = clone(estimator).fit(X[train_idx], y[train_idx])
-        oof[test_idx] = model.predict_proba(X[test_idx])[:, 1]
-    return oof
+def model_spec(name: str) -> dict:
+    """The `model` section Hydra composes for `model=<name>` (as `dvc exp run -S` would)."""
+    return yaml.safe_load(compose_params([f"model={name}"]))["model"]
+
+
+def zoo(names: Sequence[str]) -> list[Candidate]:
+    """The `conf/model/<name>.yaml` models with their configured inputs and the model seed."""
+    return [
+        Candidate(name, build_model(spec, MODEL_SEED), uses_signal_counts(spec))
+        for name, spec in ((name, model_spec(name)) for name in names)
+    ]
+
+
+def anchors() -> list[Candidate]:
+    """LightGBM and CatBoost on the 30 signals."""
+    # Imported here, not at the top: they come from the `bench` dependency group, which the
+    # test suite's environment does not install (tests run the zoo alone).
+    from anchors import ANCHORS
+
+    return [Candidate(name, build(MODEL_SEED), False) for name, build in ANCHORS.items()]
+
+
+def anchor_versions() -> dict[str, str]:
+    """Versions of the anchor libraries that are installed."""
+    found = {}
+    for package in ("lightgbm", "catboost"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Accuracy and FPR at 0.5, ROC-AUC, recall at FPR ≤ 2%."""
     predicted = proba >= 0.5
-    negatives = y == 0
     return {
         "accuracy": float(skm.accuracy_score(y, predicted)),
         "roc_auc": float(skm.roc_auc_score(y, proba)),
         "recall_at_fpr": recall_at_fpr(y, proba, TARGET_FPR),
-        "fpr": float(predicted[negatives].mean()),
+        "fpr": float(predicted[y == 0].mean()),
     }
 
 
-def model_spec(name: str) -> dict:
-    """The `model` section Hydra composes for `model=<name>` (as `dvc exp run -S` would)."""
-    import yaml
-
-    return yaml.safe_load(compose_params([f"model={name}"]))["model"]
-
-
-def benchmark(table: pd.DataFrame, names: list[str]) -> list[dict]:
-    """One row per model: honest and leaky scores and the mean fit+predict time per fold."""
-    y = table[TARGET].to_numpy()
-    rows = []
-    for name in names:
-        spec = model_spec(name)
-        estimator = build_model(spec, SEED)
-        started = time.perf_counter()
-        oof = grouped_cv(estimator, table, FOLDS, SEED, signal_counts=uses_signal_counts(spec))
-        honest = scores(y, oof)
-        seconds = (time.perf_counter() - started) / FOLDS
-        leaky = scores(y, leaky_cv(spec, table, FOLDS, SEED))
-        rows.append({"model": name, "honest": honest, "leaky": leaky, "seconds": seconds})
-        print(f"{name}: honest {honest} leaky {leaky}", file=sys.stderr, flush=True)
-    return rows
-
-
-def markdown(rows: list[dict], table: pd.DataFrame, default: str) -> str:
-    """The results table, with the protocol and the command that regenerates it."""
-    lines = [
-        "# Quality of the model zoo: honest against leaky cross-validation",
-        "",
-        "Regenerate with `make bench-quality` (`python benchmarks/quality.py`). "
-        f"{len(table):,} rows ({table[TARGET].sum():,} phishing), duplicates kept; every model "
-        f"with its `conf/model/<name>.yaml` hyperparameters and seed {SEED}. Default model: "
-        f"`{default}`.",
-        "",
-        f"- **Honest**: StratifiedGroupKFold({FOLDS}, shuffle, seed {SEED}); each group is one "
-        "distinct feature vector, so no copy of a scored row is ever trained on.",
-        f"- **Leaky**: StratifiedKFold({FOLDS}, shuffle, seed {SEED}) on the same rows, the "
-        "protocol of the published results; identical rows land on both sides. Shown only to "
-        "measure the inflation — never to choose a model.",
-        "- Accuracy and FPR at threshold 0.5; recall at the best threshold with FPR ≤ 2% "
-        "(phishing is the positive class). Out-of-fold predictions pooled over the folds.",
-        "",
-        "| model | honest accuracy | honest ROC-AUC | honest recall @ FPR≤2% | honest FPR | "
-        "leaky accuracy | leaky ROC-AUC | leaky recall @ FPR≤2% | leaky FPR | s / fold |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+def leaky_cv(candidate: Candidate, table: pd.DataFrame, seeds: Sequence[int]) -> np.ndarray:
+    """Out-of-fold P(phishing) from plain StratifiedKFold, identical rows straddling folds."""
+    X, y = as_matrix(table), table[TARGET].to_numpy()
+    if candidate.signal_counts:
+        X = with_signal_counts(X)
+    split_sets = [
+        list(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, y)) for seed in seeds
     ]
-    for row in rows:
-        h, k = row["honest"], row["leaky"]
-        name = f"**{row['model']}** (default)" if row["model"] == default else row["model"]
-        lines.append(
-            f"| {name} | {h['accuracy']:.2%} | {h['roc_auc']:.4f} | {h['recall_at_fpr']:.1%} | "
-            f"{h['fpr']:.2%} | {k['accuracy']:.2%} | {k['roc_auc']:.4f} | "
-            f"{k['recall_at_fpr']:.1%} | {k['fpr']:.2%} | {row['seconds']:.1f} |"
+    return out_of_fold(candidate.estimator, X, y, split_sets, workers=WORKERS)
+
+
+def run_candidates(
+    candidates: Sequence[Candidate],
+    table: pd.DataFrame,
+    seeds: Sequence[int],
+    leaky: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Honest (and unless `leaky` is false, leaky) out-of-fold predictions, seeds × rows, of
+    each candidate, and the wall time of its honest run."""
+    runs = {}
+    for candidate in candidates:
+        started = time.perf_counter()
+        honest = repeated_grouped_cv(
+            candidate.estimator, table, FOLDS, seeds, None, candidate.signal_counts, WORKERS
         )
-    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
-    lines += ["", f"Libraries: {versions}. Timing on this machine (2 cores, shared).", ""]
-    return "\n".join(lines)
+        seconds = time.perf_counter() - started
+        runs[candidate.name] = {"honest": honest, "seconds": seconds}
+        if leaky:
+            runs[candidate.name]["leaky"] = leaky_cv(candidate, table, seeds)
+        print(f"{candidate.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+    return runs
+
+
+def with_blends(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`runs` plus each blend of `BLENDS` whose members all ran."""
+    blended = dict(runs)
+    for members in BLENDS:
+        if all(member in runs for member in members):
+            blended["blend: " + " + ".join(members)] = {
+                protocol: np.mean([runs[m][protocol] for m in members], axis=0)
+                for protocol in PROTOCOLS
+                if all(protocol in runs[m] for m in members)
+            } | {"seconds": sum(runs[m]["seconds"] for m in members)}
+    return blended
+
+
+def summarise(runs: dict[str, dict[str, Any]], y: np.ndarray, default: str) -> list[dict[str, Any]]:
+    """Per model: per-seed scores, mean ± std of both protocols, and the paired comparison of
+    the honest scores with the default's (difference and wins per metric). A run without
+    leaky predictions gets the honest protocol only."""
+    per_seed = {
+        name: {p: [scores(y, oof) for oof in run[p]] for p in PROTOCOLS if p in run}
+        for name, run in runs.items()
+    }
+    rows = []
+    for name, run in runs.items():
+        row: dict[str, Any] = {"model": name, "seconds": run["seconds"]}
+        for protocol in per_seed[name]:
+            seeds = per_seed[name][protocol]
+            row[protocol] = {
+                "per_seed": seeds,
+                **{m: spread([s[m] for s in seeds]) for m in METRICS},
+            }
+        if default in per_seed:
+            row["paired"] = {
+                m: paired_comparison(
+                    [s[m] for s in per_seed[name]["honest"]],
+                    [s[m] for s in per_seed[default]["honest"]],
+                    higher_is_better=m not in LOWER_IS_BETTER,
+                )
+                for m in METRICS
+            }
+        rows.append(row)
+    return sorted(rows, key=lambda r: -r["honest"]["accuracy"]["mean"])
+
+
+def accuracy_ceiling(table: pd.DataFrame) -> dict[str, float]:
+    """The best accuracy any model can reach: each distinct feature vector given its majority
+    label; rows of vectors that carry both labels are partly wrong whatever is predicted."""
+    groups = pd.Series(feature_vector_ids(table))
+    labels = table[TARGET].reset_index(drop=True)
+    counts = pd.crosstab(groups, labels)
+    both = counts[(counts > 0).all(axis=1)]
+    return {
+        "accuracy": float(counts.max(axis=1).sum() / len(table)),
+        "vectors_with_both_labels": len(both),
+        "rows_of_those_vectors": int(both.to_numpy().sum()),
+    }
+
+
+def benchmark(
+    table: pd.DataFrame, candidates: Sequence[Candidate], seeds: Sequence[int], default: str
+) -> list[dict[str, Any]]:
+    """Score every candidate (and the blends) on the same repeated folds; see `summarise`."""
+    runs = with_blends(run_candidates(candidates, table, seeds))
+    return summarise(runs, table[TARGET].to_numpy(), default)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(default_data))
     parser.add_argument("--models", help="comma-separated conf/model names (default: all)")
+    parser.add_argument("--no-anchors", action="store_true", help="skip LightGBM and CatBoost")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="fold seeds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality.md"))
     args = parser.parse_args(argv)
     names = (
@@ -139,14 +231,31 @@ def main(argv: list[str] | None = None) -> None:
         if args.models
         else sorted(p.stem for p in CONF_MODELS.glob("*.yaml"))
     )
-    import yaml
-
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     default = yaml.safe_load(compose_params())["model"]["name"]
     table = load_table(args.data)
-    rows = benchmark(table, names)
+    candidates = zoo(names) + ([] if args.no_anchors else anchors())
+    started = time.perf_counter()
+    rows = benchmark(table, candidates, seeds, default)
+    context = {
+        "rows": len(table),
+        "phishing": int(table[TARGET].sum()),
+        "folds": FOLDS,
+        "seeds": seeds,
+        "model_seed": MODEL_SEED,
+        "workers": WORKERS,
+        "default": default,
+        "ceiling": accuracy_ceiling(table),
+        "wall_seconds": time.perf_counter() - started,
+        "versions": library_versions() | anchor_versions(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, table, default))
-    print(f"wrote {args.out}", file=sys.stderr)
+    args.out.write_text(markdown(rows, context))
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"context": context, "models": rows}, indent=1) + "\n"
+    )
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
+    print(args.out.read_text())
 
 
 if __name__ == "__main__":

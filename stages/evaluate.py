@@ -9,10 +9,11 @@ import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.entrypoint import run
-from phishguard.evaluation import EvaluationResult, evaluate_model, gate_failures, write_plots
+from phishguard.evaluation import EvaluationResult, evaluate_model, gate_failures
 from phishguard.models import load_model
 from phishguard.packaging import package_metadata, package_version, write_package
 from phishguard.params import load_section, section
+from phishguard.plot_data import write_plots
 from phishguard.provenance import read_json, write_json
 from phishguard.schema import content_sha256
 from phishguard.training import TrainParams
@@ -31,6 +32,7 @@ class EvaluateParams:
     cv_workers: int
     seed: int
     target_fpr: float
+    bootstrap_resamples: int
     gate: Gate
 
 
@@ -52,10 +54,11 @@ def main() -> None:
         params.seed,
         params.target_fpr,
         cv_workers=params.cv_workers,
+        bootstrap_resamples=params.bootstrap_resamples,
     )
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
-    write_plots(result, paths.PLOTS)
+    write_plots(result.y_test, result.test_proba, result.metrics["threshold"], paths.PLOTS)
 
     _track(metadata, result, train, test)
     failures = gate_failures(

@@ -11,12 +11,9 @@ import pytest
 from conftest import run_tool
 
 from phishguard import reporting
-from phishguard.evaluation import (
-    EvaluationResult,
-    calibration_points,
-    classification_metrics,
-    write_plots,
-)
+from phishguard.evaluation import classification_metrics
+from phishguard.intervals import bootstrap_intervals
+from phishguard.plot_data import calibration_points, write_plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -26,18 +23,26 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
     """A folder with reports/metrics.json and reports/plots/* as evaluate writes them."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
-    proba = np.clip(y * 0.6 + rng.random(400) * 0.5, 0, 1)
+    proba = np.clip(y * 0.4 + rng.random(400) * 0.6, 0, 1)
+    intervals = bootstrap_intervals(y, proba, np.arange(len(y)) // 2, 0.5, resamples=200)
+    intervals["at_threshold"] = {"recall": {"low": 0.85, "high": 0.95}}
     metrics = {
         "test": {
             **classification_metrics(y, proba, 0.5),
             "at_threshold": {"recall": 0.9, "precision": 0.97, "fpr": 0.02},
+            "intervals": intervals,
         },
-        "cv": {"accuracy": 0.955, "roc_auc": 0.994, "recall_at_target_fpr": 0.921},
+        "cv": {
+            "accuracy": 0.955,
+            "roc_auc": 0.994,
+            "recall_at_target_fpr": 0.921,
+            "std": {"accuracy": 0.006, "roc_auc": 0.0015, "recall_at_target_fpr": 0.012},
+        },
         "threshold": 0.71,
         "target_fpr": 0.02,
     }
     assert calibration_points(y, proba)
-    write_plots(EvaluationResult(metrics, {}, y, proba), tmp_path / "reports" / "plots")
+    write_plots(y, proba, metrics["threshold"], tmp_path / "reports" / "plots")
     (tmp_path / "reports" / "metrics.json").write_text(json.dumps(metrics))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -46,9 +51,10 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
 def test_report_has_metrics_and_png_plots(evaluated: Path) -> None:
     out = reporting.write_report(Path("reports/report.md"), baseline=None)
     text = out.read_text()
-    assert "| ROC-AUC (grouped CV) | 0.9940 |" in text
-    assert "| recall at the target FPR (grouped CV) | 0.9210 |" in text
+    assert "| ROC-AUC (grouped CV) | 0.9940 | ± 0.0015 across folds |" in text
+    assert "| recall at the target FPR (grouped CV) | 0.9210 | ± 0.0120 across folds |" in text
     assert "operating threshold (chosen on CV for FPR ≤ 2%) | 0.7100" in text
+    assert "| test recall at the operating threshold | 0.9000 | [0.8500, 0.9500] |" in text
     images = sorted((evaluated / "reports" / "figures").glob("*.png"))
     assert [p.name for p in images] == [
         "calibration.png",
@@ -59,6 +65,45 @@ def test_report_has_metrics_and_png_plots(evaluated: Path) -> None:
     for image in images:
         assert image.read_bytes().startswith(PNG) and image.stat().st_size > 5_000
         assert f"](figures/{image.name})" in text
+
+
+def test_report_shows_the_test_intervals(evaluated: Path) -> None:
+    metrics = json.loads(Path("reports/metrics.json").read_text())
+    text = reporting.write_report(Path("reports/report.md"), baseline=None).read_text()
+    accuracy = metrics["test"]["intervals"]["accuracy"]
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("| accuracy (test split")]
+    assert f"[{accuracy['low']:.4f}, {accuracy['high']:.4f}]" in line
+    assert "bootstrap over feature-vector groups" in text
+
+
+def _shifted(metrics: dict, part: str, name: str, by: float) -> dict:
+    baseline = json.loads(json.dumps(metrics))
+    baseline[part][name] -= by
+    return baseline
+
+
+def test_a_change_smaller_than_its_interval_is_called_noise(evaluated: Path) -> None:
+    metrics = json.loads(Path("reports/metrics.json").read_text())
+    half_width = reporting.noise(metrics, "test", "accuracy")
+    assert half_width > 0
+    baseline = _shifted(metrics, "test", "accuracy", half_width / 2)
+    verdicts = reporting.change_verdicts(metrics, baseline)
+    assert {row["verdict"] for row in verdicts} == {"within the noise"}
+    text = "\n".join(reporting.change_section(verdicts, "main"))
+    assert "within the noise — no improvement" in text
+
+
+def test_a_change_beyond_its_interval_is_named(evaluated: Path) -> None:
+    metrics = json.loads(Path("reports/metrics.json").read_text())
+    # CV ROC-AUC is 0.0015 (its fold std) above this baseline... and 0.01 is beyond it.
+    baseline = _shifted(metrics, "cv", "roc_auc", 0.01)
+    baseline = _shifted(baseline, "cv", "accuracy", -0.02)
+    verdicts = {row["label"]: row for row in reporting.change_verdicts(metrics, baseline)}
+    assert verdicts["ROC-AUC (grouped CV)"]["verdict"] == "better"
+    assert verdicts["accuracy (grouped CV on the training split)"]["verdict"] == "worse"
+    text = "\n".join(reporting.change_section(list(verdicts.values()), "main"))
+    assert "Changes beyond the noise: accuracy (grouped CV on the training split), ROC-AUC" in text
+    assert "no improvement" not in text
 
 
 def test_report_is_reproducible(evaluated: Path) -> None:

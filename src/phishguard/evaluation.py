@@ -6,12 +6,10 @@ is ever trained on: the leak that inflates every public figure on this dataset.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,13 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 
 from phishguard.features import with_signal_counts
-from phishguard.models import as_matrix
+from phishguard.intervals import bootstrap_intervals, spread
+from phishguard.models import (
+    as_matrix,
+    build_model,
+    design_matrix,
+    phishing_probability,
+)
 from phishguard.schema import TARGET, feature_vector_ids
 
 
@@ -66,6 +70,19 @@ def recall_at_fpr(y_true: np.ndarray, proba: np.ndarray, target_fpr: float) -> f
     return float(np.mean(proba[y_true == 1] >= threshold))
 
 
+def grouped_splits(
+    table: pd.DataFrame, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row indices of StratifiedGroupKFold over identical feature vectors.
+
+    The splitter reads only the target and the groups, so every model, whatever its inputs,
+    is scored on the same folds for the same seed.
+    """
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    y = table[TARGET].to_numpy()
+    return list(splitter.split(np.zeros((len(table), 1)), y, feature_vector_ids(table)))
+
+
 def grouped_cv(
     estimator: Any,
     table: pd.DataFrame,
@@ -83,22 +100,77 @@ def grouped_cv(
     bench-pipeline`). The folds are the same and XGBoost `hist`, the forests and the linear
     model give the same predictions for any thread count, so the result does not change.
     """
-    X, y = as_matrix(table), table[TARGET].to_numpy()
+    return repeated_grouped_cv(estimator, table, folds, [seed], fit, signal_counts, workers)[0]
+
+
+def repeated_grouped_cv(
+    estimator: Any,
+    table: pd.DataFrame,
+    folds: int,
+    seeds: Sequence[int],
+    fit: Callable[[Any, np.ndarray, np.ndarray], Any] | None = None,
+    signal_counts: bool = False,
+    workers: int = 1,
+) -> np.ndarray:
+    """`grouped_cv` once per fold seed: out-of-fold P(phishing), shape (len(seeds), rows).
+
+    Each seed draws other folds, so the spread across seeds is the luck of the split.
+    """
+    X = as_matrix(table)
     if signal_counts:
         X = with_signal_counts(X)
-    groups = feature_vector_ids(table)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    split_sets = [grouped_splits(table, folds, seed) for seed in seeds]
+    return out_of_fold(estimator, X, table[TARGET].to_numpy(), split_sets, fit, workers)
+
+
+def out_of_fold(
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    split_sets: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]],
+    fit: Callable[[Any, np.ndarray, np.ndarray], Any] | None = None,
+    workers: int = 1,
+) -> np.ndarray:
+    """Out-of-fold P(phishing) for each set of (train, test) splits, shape (sets, rows).
+
+    All folds of all sets share one pool of `workers` threads (each model single-threaded
+    when `workers` > 1), so no worker waits for the last fold of a set.
+    """
     if workers > 1:
         estimator = single_threaded(estimator)
     fit_fold = partial(_fold_proba, estimator, X, y, fit or _fit)
-    splits = list(splitter.split(X, y, groups))
+    tasks = [split for splits in split_sets for split in splits]
     # Threads, not processes: XGBoost and the tree builders release the GIL while fitting.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        probabilities = list(pool.map(fit_fold, splits))
-    oof = np.empty(len(table), dtype=np.float64)
-    for (_, test_idx), proba in zip(splits, probabilities, strict=True):
-        oof[test_idx] = proba
+        probabilities = iter(list(pool.map(fit_fold, tasks)))
+    oof = np.empty((len(split_sets), len(y)), dtype=np.float64)
+    for row, splits in enumerate(split_sets):
+        for (_, test_idx), proba in zip(splits, probabilities, strict=False):
+            oof[row, test_idx] = proba
     return oof
+
+
+def fold_metrics(
+    y_true: np.ndarray,
+    oof: np.ndarray,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    target_fpr: float,
+) -> list[dict[str, float]]:
+    """Accuracy, ROC-AUC and FPR at 0.5, and recall at FPR ≤ `target_fpr`, of each test fold."""
+    scores = []
+    for _, test_idx in splits:
+        y, proba = np.asarray(y_true)[test_idx], oof[test_idx]
+        at_half = classification_metrics(y, proba, 0.5)
+        scores.append(
+            {
+                "accuracy": round(at_half["accuracy"], 6),
+                "roc_auc": round(at_half["roc_auc"], 6),
+                "recall_at_target_fpr": round(recall_at_fpr(y, proba, target_fpr), 6),
+                "fpr": round(at_half["fpr"], 6),
+                "n": len(test_idx),
+            }
+        )
+    return scores
 
 
 def single_threaded(estimator: Any) -> Any:
@@ -122,47 +194,6 @@ def _fold_proba(
 
 def _fit(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
     return model.fit(X, y)
-
-
-def roc_points(y_true: np.ndarray, proba: np.ndarray) -> list[dict[str, float]]:
-    fpr, tpr, thresholds = skm.roc_curve(y_true, proba, drop_intermediate=True)
-    return [
-        {"fpr": round(float(f), 6), "tpr": round(float(t), 6), "threshold": _finite(th)}
-        for f, t, th in zip(fpr, tpr, thresholds, strict=True)
-    ]
-
-
-def pr_points(y_true: np.ndarray, proba: np.ndarray) -> list[dict[str, float]]:
-    precision, recall, _ = skm.precision_recall_curve(y_true, proba, drop_intermediate=True)
-    return [
-        {"recall": round(float(r), 6), "precision": round(float(p), 6)}
-        for p, r in zip(precision, recall, strict=True)
-    ]
-
-
-def calibration_points(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> list[dict]:
-    from sklearn.calibration import calibration_curve
-
-    observed, predicted = calibration_curve(y_true, proba, n_bins=bins, strategy="quantile")
-    return [
-        {"mean_predicted": round(float(p), 6), "fraction_phishing": round(float(o), 6)}
-        for p, o in zip(predicted, observed, strict=True)
-    ]
-
-
-def confusion_rows(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> pd.DataFrame:
-    """One row per test example, as DVC's confusion template wants it."""
-    names = np.array(["legitimate", "phishing"])
-    return pd.DataFrame(
-        {
-            "actual": names[np.asarray(y_true).astype(int)],
-            "predicted": names[(proba >= threshold).astype(int)],
-        }
-    )
-
-
-def _finite(value: float) -> float:
-    return round(float(min(value, 1.0)), 6)
 
 
 def gate_failures(
@@ -203,33 +234,48 @@ def evaluate_model(
     cv_seed: int,
     target_fpr: float,
     cv_workers: int = 1,
+    bootstrap_resamples: int = 1000,
 ) -> EvaluationResult:
     """Test metrics of the fitted `model`, grouped CV of its config on `train`, threshold.
 
     The operating threshold comes from out-of-fold predictions on the training split only,
-    so the test split never chooses anything.
+    so the test split never chooses anything. The test metrics carry 95% bootstrap intervals
+    over feature-vector groups (seeded by `cv_seed`); the CV metrics their spread over folds.
     """
-    from phishguard.models import build_model, phishing_probability, uses_signal_counts
-
     y_train, y_test = train[TARGET].to_numpy(), test[TARGET].to_numpy()
     estimator = build_model(spec, train_seed)
-    oof = grouped_cv(
-        estimator,
-        train,
-        cv_folds,
-        cv_seed,
-        signal_counts=uses_signal_counts(spec),
-        workers=cv_workers,
-    )
+    splits = grouped_splits(train, cv_folds, cv_seed)
+    X_train = design_matrix(train, spec)
+    oof = out_of_fold(estimator, X_train, y_train, [splits], workers=cv_workers)[0]
     threshold = threshold_for_fpr(y_train, oof, target_fpr)
     test_proba = phishing_probability(model, test)
 
     cv = _rounded(classification_metrics(y_train, oof, 0.5))
     cv["recall_at_target_fpr"] = round(recall_at_fpr(y_train, oof, target_fpr), 6)
+    per_fold = fold_metrics(y_train, oof, splits, target_fpr)
+    cv["folds"] = {str(number): scores for number, scores in enumerate(per_fold, start=1)}
+    for statistic in ("mean", "std"):
+        cv[statistic] = {
+            name: round(spread([fold[name] for fold in per_fold])[statistic], 6)
+            for name in ("accuracy", "roc_auc", "recall_at_target_fpr", "fpr")
+        }
     test_metrics = _rounded(classification_metrics(y_test, test_proba, 0.5))
     at_threshold = classification_metrics(y_test, test_proba, threshold)
     test_metrics["at_threshold"] = {
         k: round(at_threshold[k], 6) for k in ("recall", "precision", "fpr")
+    }
+    groups = feature_vector_ids(test)
+    intervals = bootstrap_intervals(y_test, test_proba, groups, 0.5, bootstrap_resamples, cv_seed)
+    at_threshold_intervals = bootstrap_intervals(
+        y_test, test_proba, groups, threshold, bootstrap_resamples, cv_seed
+    )
+    intervals["at_threshold"] = {k: at_threshold_intervals[k] for k in test_metrics["at_threshold"]}
+    test_metrics["intervals"] = intervals
+    test_metrics["bootstrap"] = {
+        "level": 0.95,
+        "resamples": bootstrap_resamples,
+        "seed": cv_seed,
+        "groups": len(np.unique(groups)),
     }
     metrics = {
         "test": test_metrics,
@@ -248,18 +294,3 @@ def evaluate_model(
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
-
-
-def write_plots(result: EvaluationResult, directory: Path) -> None:
-    """ROC, precision-recall, calibration (JSON) and confusion rows (CSV) for `dvc plots`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    y, proba = result.y_test, result.test_proba
-    for name, points in (
-        ("roc", roc_points(y, proba)),
-        ("precision_recall", pr_points(y, proba)),
-        ("calibration", calibration_points(y, proba)),
-    ):
-        (directory / f"{name}.json").write_text(json.dumps({name: points}, indent=1) + "\n")
-    confusion_rows(y, proba, result.metrics["threshold"]).to_csv(
-        directory / "confusion.csv", index=False
-    )

@@ -128,25 +128,94 @@ def dvc_diff(kind: str, baseline: str) -> str:
     return result.stdout.strip() + "\n" if result.stdout.strip() else f"_No {kind} changed._\n"
 
 
+def noise(metrics: dict[str, Any], part: str, name: str) -> float | None:
+    """How far `part.name` may move by chance: half its 95% bootstrap interval on the test
+    split, its standard deviation across folds in CV; None when metrics.json lacks it."""
+    if part == "test":
+        interval = metrics.get("test", {}).get("intervals", {}).get(name)
+        return (interval["high"] - interval["low"]) / 2 if interval else None
+    return metrics.get(part, {}).get("std", {}).get(name)
+
+
+def _uncertainty(metrics: dict[str, Any], part: str, name: str) -> str:
+    if part == "test":
+        interval = metrics.get("test", {}).get("intervals", {}).get(name)
+        return f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
+    std = noise(metrics, part, name)
+    return f"± {std:.4f} across folds" if std is not None else ""
+
+
+def change_verdicts(current: dict[str, Any], baseline: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each headline metric's change against `baseline`, judged against its noise (`noise`,
+    from the current metrics): "within the noise", "better" or "worse"."""
+    verdicts = []
+    for part, name, label in HEADLINE:
+        new, old = current.get(part, {}).get(name), baseline.get(part, {}).get(name)
+        margin = noise(current, part, name)
+        if new is None or old is None or margin is None:
+            continue
+        change = new - old
+        verdict = (
+            "within the noise" if abs(change) <= margin else "better" if change > 0 else "worse"
+        )
+        verdicts.append({"label": label, "change": change, "noise": margin, "verdict": verdict})
+    return verdicts
+
+
+def change_section(verdicts: list[dict[str, Any]], baseline: str) -> list[str]:
+    """Markdown lines saying plainly whether the change against `baseline` is beyond noise."""
+    if not verdicts:
+        return [f"_No comparable metrics at `{baseline}`._"]
+    lines = ["| metric | change | noise (±) | verdict |", "|---|---|---|---|"]
+    for row in verdicts:
+        lines.append(
+            f"| {row['label']} | {row['change']:+.4f} | {row['noise']:.4f} | {row['verdict']} |"
+        )
+    moved = [row["label"] for row in verdicts if row["verdict"] != "within the noise"]
+    if not moved:
+        summary = (
+            f"**Every headline metric moved by less than its interval against `{baseline}`: "
+            "this change is within the noise — no improvement (or regression) is shown.**"
+        )
+    else:
+        summary = f"Changes beyond the noise: {', '.join(moved)}."
+    return [*lines, "", summary]
+
+
 def build_report(
-    metrics: dict[str, Any], images: dict[str, Path], diffs: dict[str, str], out_dir: Path
+    metrics: dict[str, Any],
+    images: dict[str, Path],
+    diffs: dict[str, str],
+    out_dir: Path,
+    changes: dict[str, list[str]] | None = None,
 ) -> str:
-    """The report's markdown."""
+    """The report's markdown; `changes` maps a section title to its lines (`change_section`)."""
     lines = ["# phishguard experiment report", "", "## Headline metrics", ""]
-    lines += ["| metric | value |", "|---|---|"]
+    lines += [
+        "Test-split intervals: 95% bootstrap over feature-vector groups (copies of a row are "
+        "drawn together). CV spread: standard deviation of the per-fold metrics.",
+        "",
+        "| metric | value | 95% interval or spread |",
+        "|---|---|---|",
+    ]
     for part, name, label in HEADLINE:
         value = metrics.get(part, {}).get(name)
         if value is not None:
-            lines.append(f"| {label} | {value:.4f} |")
+            lines.append(f"| {label} | {value:.4f} | {_uncertainty(metrics, part, name)} |")
     threshold = metrics.get("threshold")
     at = metrics.get("test", {}).get("at_threshold", {})
+    at_intervals = metrics.get("test", {}).get("intervals", {}).get("at_threshold", {})
     if threshold is not None and at:
         target = metrics.get("target_fpr", 0)
         lines.append(
-            f"| operating threshold (chosen on CV for FPR ≤ {target:.0%}) | {threshold:.4f} |"
+            f"| operating threshold (chosen on CV for FPR ≤ {target:.0%}) | {threshold:.4f} | |"
         )
         for name in ("recall", "precision", "fpr"):
-            lines.append(f"| test {name} at the operating threshold | {at[name]:.4f} |")
+            interval = at_intervals.get(name)
+            shown = f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
+            lines.append(f"| test {name} at the operating threshold | {at[name]:.4f} | {shown} |")
+    for title, section_lines in (changes or {}).items():
+        lines += ["", f"## {title}", "", *section_lines]
     for title, text in diffs.items():
         lines += ["", f"## {title}", "", text.rstrip()]
     lines += ["", "## Plots", ""]
@@ -156,15 +225,40 @@ def build_report(
     return "\n".join(lines)
 
 
+def baseline_metrics(baseline: str) -> dict[str, Any] | None:
+    """reports/metrics.json as committed at `baseline`, or None where git cannot show it."""
+    try:
+        result = subprocess.run(
+            ["git", "show", f"{baseline}:{paths.METRICS.as_posix()}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
 def write_report(out: Path, baseline: str | None) -> Path:
     """Build `out` (markdown) and its PNG images from the pipeline's reports."""
     metrics = _load_json(paths.METRICS)
     images = render_plots(paths.PLOTS, out.parent / "figures", metrics.get("threshold"))
-    diffs = {}
+    diffs, changes = {}, {}
     if baseline:
+        previous = baseline_metrics(baseline)
+        verdicts = change_verdicts(metrics, previous) if previous else []
+        changes[f"Is the change against `{baseline}` beyond the noise?"] = change_section(
+            verdicts, baseline
+        )
         diffs[f"Metrics against `{baseline}`"] = dvc_diff("metrics", baseline)
         diffs[f"Params against `{baseline}`"] = dvc_diff("params", baseline)
-    out.write_text(build_report(metrics, images, diffs, out.parent))
+    out.write_text(build_report(metrics, images, diffs, out.parent, changes))
     log.info("wrote %s and %d images", out, len(images))
     return out
 
