@@ -25,9 +25,10 @@ from phishguard.schema import FEATURES, SCHEMA_VERSION, TARGET, label_mapping
 PACKAGE_FILE = "package.json"
 CHECKSUM_FILE = "package.sha256"
 MODEL_SUFFIXES = (".ubj", ".skops")
-# Numbers in the metrics and operating point that are counts; `log_loss` is any loss >= 0;
-# every other number there is a rate, probability or score in [0, 1].
-COUNT_KEYS = frozenset({"n", "tp", "fp", "tn", "fn"})
+# Numbers in the metrics and operating point that are counts (the bootstrap's draws, groups
+# and seed among them); `log_loss` (and its spread or interval) is any loss >= 0; every other
+# number there is a rate, probability or score in [0, 1].
+COUNT_KEYS = frozenset({"n", "tp", "fp", "tn", "fn", "groups", "resamples", "seed"})
 LOSS_KEYS = frozenset({"log_loss"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\]+)")
@@ -119,10 +120,10 @@ def _numbers_problem(value: Any, where: str) -> str | None:
         return None
     if isinstance(value, list | str) or value is None:
         return None
-    key = where.rsplit(".", 1)[-1]
-    if key in COUNT_KEYS:
+    parts = where.split(".")
+    if parts[-1] in COUNT_KEYS:
         ok, allowed = isinstance(value, int) and not isinstance(value, bool) and value >= 0, "≥ 0"
-    elif key in LOSS_KEYS:
+    elif LOSS_KEYS.intersection(parts):
         ok, allowed = _number(value) and value >= 0, "≥ 0"
     else:
         ok, allowed = _number(value) and 0 <= value <= 1, "in [0, 1]"
