@@ -22,8 +22,11 @@ def main() -> None:
     params = load_section("ingest", IngestParams)
     source = landed_file(paths.LANDING_DIR)
     # The last ingest's report (a persistent output, so `dvc repro` keeps it until replaced).
+    # Only a new version of the same landed source is held to it: switching sources (the UCI
+    # file → a MongoDB snapshot of distinct rows) is a new dataset, not a cut-off file.
     previous = read_json(paths.INGEST_REPORT) if paths.INGEST_REPORT.exists() else {}
-    guard = RowDropGuard(previous["rows"], params.max_row_drop) if "rows" in previous else None
+    same_source = previous.get("source") == source.name and "rows" in previous
+    guard = RowDropGuard(previous["rows"], params.max_row_drop) if same_source else None
     summary = ingest_file(source, paths.RAW_TABLE, guard=guard)
     write_json(
         paths.INGEST_REPORT,

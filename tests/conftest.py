@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,21 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "phishing_websites.csv"
 VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri() -> Iterator[None]:
+    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI for subprocesses: a test that
+    set it (directly or through `tracking.record_run`) would send every later test's runs, and
+    their subprocesses', to its store. Put both back after each test."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:  # only when the test imported it (it costs ~3.5 s)
+        sys.modules["mlflow"].set_tracking_uri(saved)
+    if saved is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def real_data_path() -> Path | None:
