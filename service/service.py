@@ -12,12 +12,14 @@ PHISHGUARD_MAX_EXPLAIN_ROWS (default 1,000 per /explain request).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 import json
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +49,8 @@ from phishguard.record_checks import (
 from phishguard.scoring import ExplanationUnavailableError, Scorer, load_scorer
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
+# /predict requests of at most this many records are scored on the event loop (see predict).
+INLINE_RECORDS = 1_000
 PAGE = Path(__file__).with_name("ui.html")
 METADATA_KEYS = (
     "model_name",
@@ -176,6 +180,8 @@ class Phishguard:
         self.scorer: Scorer = load_scorer(_package_dir(), nthread=1)
         self.max_rows = max_rows_from_env()
         self.max_explain_rows = min(max_explain_rows_from_env(), self.max_rows)
+        # One thread, like BentoML's own pool: scoring stays single-threaded per worker.
+        self.scoring_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
         # Everything imported so far lives as long as the worker: move it out of the garbage
         # collector's reach, or each full collection walks it (the 100–250 ms latency tail).
         gc.collect()
@@ -187,16 +193,25 @@ class Phishguard:
         except (RecordError, TooManyRecordsError) as error:
             raise _client_error(error) from None
 
-    # The scoring endpoints are plain functions: BentoML runs them in its thread pool (one
-    # thread, `threads=1`), so the event loop stays free for health checks and other requests
-    # while a batch is checked and scored. Single-record p50 with 600 trees (2,000 sequential
-    # requests): 0.98 ms scored on the loop, 1.17 ms here, 1.09–1.32 ms with `async def` and
-    # a one-thread executor; the plain function is the simpler of the two.
+    # Scoring must not hold the event loop for long, or health checks and other requests wait
+    # behind a big batch. Handing every request to a thread costs a small one more than its own
+    # work, though (single record, 600 trees, `make bench-serve`: p50 0.74 ms on the loop
+    # against 1.35 ms through BentoML's thread pool). So a request of at most INLINE_RECORDS
+    # records (≲ 20 ms of validation and predict) is scored on the loop, and a bigger one in
+    # the worker's own scoring thread. /explain (~3 ms a record) and the CSV upload always use
+    # a thread (plain functions, which BentoML runs in its one-thread pool, `threads=1`).
     @bentoml.api(route="/predict")
-    def predict(self, records: list[dict[str, Any]]) -> Results:
+    async def predict(self, records: list[dict[str, Any]]) -> Results:
         """Score records of the 30 features: probability, decision at the threshold, label."""
-        text = self.scorer.results_json(self._matrix(records, self.max_rows))
+        if len(records) <= INLINE_RECORDS:
+            text = self._predict_json(records)
+        else:
+            loop = asyncio.get_running_loop()
+            text = await loop.run_in_executor(self.scoring_thread, self._predict_json, records)
         return Response(text, media_type="application/json")
+
+    def _predict_json(self, records: list[dict[str, Any]]) -> str:
+        return self.scorer.results_json(self._matrix(records, self.max_rows))
 
     @bentoml.api(route="/explain")
     def explain(self, records: list[dict[str, Any]], top: int = 5) -> ExplainedResults:

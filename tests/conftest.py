@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -174,3 +176,21 @@ def pipeline_clone(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path)
     workdir = clone_project(tmp_path_factory.mktemp("pipeline"))
     run_pipeline(workdir, dataset_path)
     return workdir
+
+
+def wait_until_up(server: subprocess.Popen, url: str, log: Path, seconds: float) -> None:
+    """Wait until `url` answers 200 while `server` runs; fail with its log if it exits first
+    or is not up after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(
+                f"{url}: the server exited {server.returncode}:\n{log.read_text()}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url}: not up after {seconds:.0f} s:\n{log.read_text()[-3000:]}")

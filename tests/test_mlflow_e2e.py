@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port, tool_env
+from conftest import free_port, tool_env, wait_until_up
 
 from phishguard.schema import FEATURES
 from tests.serving.conftest import start_bentoml, stop
@@ -92,18 +91,8 @@ def mlflow_serving(pipeline_clone: Path, tmp_path_factory: pytest.TempPathFactor
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow models serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_up(server, f"{url}/ping", log, 180)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tool_env
+from conftest import tool_env, wait_until_up
 from packaged_model import labelled_rows, write_package
 
 from phishguard import packaging, tracking
@@ -194,20 +193,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     log_file = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}"
-                )
-            time.sleep(0.5)
+        wait_until_up(server, f"{url}/health", tmp_path / "server.log", 240)
         yield url
     finally:
         server.terminate()

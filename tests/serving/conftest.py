@@ -7,13 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import synthetic_rows, tool_env
+from conftest import synthetic_rows, tool_env, wait_until_up
 
 from phishguard.schema import FEATURES
 
@@ -89,18 +87,12 @@ def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess
 
 def wait_ready(server: subprocess.Popen, port: int, log: Path) -> subprocess.Popen:
     """Wait (≤ 90 s) until the server started as `server` answers /readyz on `port`."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"bentoml serve exited {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.5)
-    stop(server)
-    raise AssertionError(f"bentoml serve not ready after 90 s:\n{log.read_text()}")
+    try:
+        wait_until_up(server, f"http://127.0.0.1:{port}/readyz", log, 90)
+    except AssertionError:
+        stop(server)
+        raise
+    return server
 
 
 def stop(server: subprocess.Popen) -> None:
