@@ -19,7 +19,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 
 from phishguard.features import with_signal_counts
-from phishguard.intervals import bootstrap_intervals, spread
+from phishguard.intervals import bootstrap_intervals_at, spread
 from phishguard.models import (
     as_matrix,
     build_model,
@@ -265,9 +265,8 @@ def evaluate_model(
         k: round(at_threshold[k], 6) for k in ("recall", "precision", "fpr")
     }
     groups = feature_vector_ids(test)
-    intervals = bootstrap_intervals(y_test, test_proba, groups, 0.5, bootstrap_resamples, cv_seed)
-    at_threshold_intervals = bootstrap_intervals(
-        y_test, test_proba, groups, threshold, bootstrap_resamples, cv_seed
+    intervals, at_threshold_intervals = bootstrap_intervals_at(
+        y_test, test_proba, groups, [0.5, threshold], bootstrap_resamples, cv_seed
     )
     intervals["at_threshold"] = {k: at_threshold_intervals[k] for k in test_metrics["at_threshold"]}
     test_metrics["intervals"] = intervals

@@ -75,16 +75,34 @@ def bootstrap_intervals(
 ) -> dict[str, dict[str, float]]:
     """Percentile bootstrap intervals, resampling `groups`, of ROC-AUC and the metrics at
     `threshold`: {metric: {"low": …, "high": …}}. The same inputs give the same intervals."""
+    return bootstrap_intervals_at(y_true, proba, groups, [threshold], resamples, seed, level)[0]
+
+
+def bootstrap_intervals_at(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    groups: np.ndarray,
+    thresholds: Sequence[float],
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[dict[str, dict[str, float]]]:
+    """`bootstrap_intervals` at each of `thresholds`, from one set of draws: the groups are
+    drawn and ROC-AUC (which no threshold changes) computed once for all of them."""
     weights = group_bootstrap_weights(groups, resamples, seed)
-    draws = weighted_threshold_metrics(y_true, proba, threshold, weights)
-    draws["roc_auc"] = weighted_roc_auc(y_true, proba, weights)
+    roc_auc = weighted_roc_auc(y_true, proba, weights)
     tail = 100 * (1 - level) / 2
-    intervals = {}
-    for name, values in draws.items():
-        # A draw without any positive (or negative) row has no recall (or FPR): left out.
-        low, high = np.nanpercentile(values, [tail, 100 - tail])
-        intervals[name] = {"low": round(float(low), 6), "high": round(float(high), 6)}
-    return intervals
+    found = []
+    for threshold in thresholds:
+        draws = weighted_threshold_metrics(y_true, proba, threshold, weights)
+        draws["roc_auc"] = roc_auc
+        intervals = {}
+        for name, values in draws.items():
+            # A draw without any positive (or negative) row has no recall (or FPR): left out.
+            low, high = np.nanpercentile(values, [tail, 100 - tail])
+            intervals[name] = {"low": round(float(low), 6), "high": round(float(high), 6)}
+        found.append(intervals)
+    return found
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
