@@ -264,9 +264,8 @@ class Phishguard:
             raise _client_error(
                 RecordError(["no rows: the CSV has a header but no data rows; send at least one"])
             )
-        if len(scores.rejected):
-            reasons = [f"row {r.row}: {r.reason}" for r in scores.rejected.itertuples()]
-            raise _client_error(RecordError(reasons))
+        if rejected := scores.rejects_error():
+            raise _client_error(rejected)
         if output == "csv":
             buffer = io.StringIO()
             scores.scored.to_csv(buffer, index=False)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from phishguard import PhishguardError
 from phishguard.chunk_output import ChunkWriter
-from phishguard.record_checks import frame_matrix
+from phishguard.record_checks import RecordError, frame_matrix
 from phishguard.schema import FEATURES, LABEL
 from phishguard.scoring import Scorer
 
@@ -35,6 +35,13 @@ class TableScores:
 
     scored: pd.DataFrame
     rejected: pd.DataFrame
+
+    def rejects_error(self) -> RecordError | None:
+        """The rejected rows as one error (`row N: reason`, 1-based), or None if none were:
+        for callers that answer all or nothing (an upload, the MLflow model)."""
+        if not len(self.rejected):
+            return None
+        return RecordError([f"row {r.row}: {r.reason}" for r in self.rejected.itertuples()])
 
 
 def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> TableScores:

@@ -19,7 +19,6 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from phishguard.batch import RESULT_COLUMNS, score_table
-from phishguard.record_checks import RecordError
 from phishguard.scoring import Scorer, load_scorer
 
 PACKAGE_ARTIFACT = "package"
@@ -41,9 +40,8 @@ class PhishguardModel(PythonModel):
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         scores = score_table(self.scorer, pd.DataFrame(model_input))
-        if len(scores.rejected):
-            reasons = [f"row {r.row}: {r.reason}" for r in scores.rejected.itertuples()]
-            raise RecordError(reasons)
+        if rejected := scores.rejects_error():
+            raise rejected
         return scores.scored.loc[:, list(RESULT_COLUMNS)].reset_index(drop=True)
 
 
