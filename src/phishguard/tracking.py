@@ -191,10 +191,7 @@ def set_champion(package_version: str) -> str | None:
     stage gave the package. Returns the version number, or None after one warning when no
     store or no such version can be found: never a failed stage.
     """
-    for name, value in _HTTP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    uris = list(dict.fromkeys([tracking_uri(), local_uri()]))
-    for uri in uris:
+    for uri in _stores():
         try:
             client = mlflow.MlflowClient(uri)
             found = client.search_model_versions(
@@ -218,6 +215,14 @@ def set_champion(package_version: str) -> str | None:
     return None
 
 
+def _stores() -> list[str]:
+    """The stores to try, in order: the configured one, then the local fallback (once). HTTP
+    retries are switched off first, so an unreachable server fails fast."""
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    return list(dict.fromkeys([tracking_uri(), local_uri()]))
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}"
@@ -235,11 +240,7 @@ def record_run(
 
     Never raises: an unreachable store means a warning and the local fallback.
     """
-    for name, value in _HTTP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    uris = [tracking_uri()]
-    if uris[0] != local_uri():
-        uris.append(local_uri())
+    uris = _stores()
     for position, uri in enumerate(uris):
         try:
             run_id = _log_run(uri, params, metrics, tags, package_dir, example)
