@@ -28,7 +28,7 @@ from typing import BinaryIO
 import pandas as pd
 
 from phishguard import DataSourceError
-from phishguard.schema import MAX_CELL_CHARS, ROW_PROBLEM
+from phishguard.schema import MAX_CELL_CHARS, ROW_PROBLEM, too_long_problem
 
 BLOCK_BYTES = 1 << 20
 # A quoted cell may be as long as a block; beyond that, the line is skipped, not parsed.
@@ -263,7 +263,7 @@ class _Rows:
             if len(field) > MAX_CELL_CHARS or cut:
                 shown = repr(self.names[column]) if column < len(self.names) else column + 1
                 size = f"more than {BLOCK_BYTES}" if cut else str(len(field))
-                return empty, f"field {shown} has {size} characters; the limit is {MAX_CELL_CHARS}"
+                return empty, too_long_problem(str(shown), size)
         if len(fields) != len(self.names):
             return empty, f"has {len(fields)} fields but the header has {len(self.names)}"
         # Re-quoted one way, so that no quote can join lines or move a cell in pandas' parse.

@@ -97,6 +97,11 @@ header's columns (wrong field count, a cell over `MAX_CELL_CHARS`): the reason, 
 Validation quarantines such a row with that reason; its cells are all missing."""
 
 
+def too_long_problem(field: str, characters: int | str) -> str:
+    """The reason a cell over `MAX_CELL_CHARS` rejects its row; `field` as it is to be shown."""
+    return f"field {field} has {characters} characters; the limit is {MAX_CELL_CHARS}"
+
+
 def clipped(value: object) -> str:
     """`value` as text for a message or a rejects file, cut at `MAX_CELL_CHARS` characters."""
     text = value if isinstance(value, str) else str(value)

@@ -13,7 +13,15 @@ import pandas as pd
 import pandera.pandas as pa
 
 from phishguard import PhishguardError
-from phishguard.schema import COLUMNS, DOMAINS, MAX_CELL_CHARS, ROW_PROBLEM, clipped, row_ids
+from phishguard.schema import (
+    COLUMNS,
+    DOMAINS,
+    MAX_CELL_CHARS,
+    ROW_PROBLEM,
+    clipped,
+    row_ids,
+    too_long_problem,
+)
 
 REASON = "reason"
 ROW = "row"
@@ -133,8 +141,7 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
         numeric[name], not_number, too_long = _numeric(table[name])
         for row in np.flatnonzero(too_long):
             reasons.setdefault(int(row), []).append(
-                f"field {name!r} has {len(str(table.at[row, name]))} characters; "
-                f"the limit is {MAX_CELL_CHARS}"
+                too_long_problem(repr(name), len(str(table.at[row, name])))
             )
         for row in np.flatnonzero(not_number.to_numpy() & ~too_long):
             reasons.setdefault(int(row), []).append(
