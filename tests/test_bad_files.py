@@ -218,7 +218,12 @@ def test_json_booleans_and_nulls_are_quarantined(tmp_path):
 
 formula_cells = st.builds(
     str.__add__, st.sampled_from(["=", "+", "-", "@", "\t"]), st.text(min_size=1, max_size=20)
-).filter(lambda cell: "\n" not in cell and "\r" not in cell[1:] and cell.strip(" ") == cell)
+).filter(
+    # A NUL makes the whole file binary: a different class, refused as a whole (tested above).
+    lambda cell: (
+        "\n" not in cell and "\r" not in cell[1:] and "\0" not in cell and cell.strip(" ") == cell
+    )
+)
 
 
 @settings(
