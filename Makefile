@@ -97,11 +97,11 @@ S3_LOCAL_PORT ?= 5555
 
 .PHONY: s3-local
 s3-local: install ## start a local S3 endpoint (moto, 127.0.0.1) and the `local-s3` DVC remote
-	python -m phishguard.local_s3 start --port $(S3_LOCAL_PORT)
+	python -m phishguard.data.local_s3 start --port $(S3_LOCAL_PORT)
 
 .PHONY: s3-local-stop
 s3-local-stop: install ## stop the local S3 endpoint and remove the `local-s3` remote
-	python -m phishguard.local_s3 stop
+	python -m phishguard.data.local_s3 stop
 
 .PHONY: load-dry-run
 load-dry-run: install ## validate and count PHISHING_DATA for MongoDB, without a database
@@ -119,7 +119,7 @@ bento: install ## build the bento offline from bentofile.yaml and the packaged m
 
 .PHONY: bench-serve
 bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
-	python benchmarks/serve.py
+	python -m benchmarks.serve
 # --- experiments (issue 4) ---
 MLFLOW_PORT ?= 5000
 BASELINE ?= HEAD
@@ -140,15 +140,15 @@ sweep: install ## queue 6 configurations (3 models, 3 XGBoost depths), run them 
 
 .PHONY: report
 report: install ## reports/report.md + PNG plots; metrics/params diff against BASELINE (default HEAD)
-	python -m phishguard.reporting --baseline "$(BASELINE)"
+	python -m phishguard.modeling.report --baseline "$(BASELINE)"
 
 .PHONY: bench-quality
 bench-quality: install ## zoo + LightGBM/CatBoost on 5 seeds × 5 grouped folds, mean ± std, paired → benchmarks/results/quality.md
-	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python benchmarks/quality.py --out benchmarks/results/quality.md
+	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python -m benchmarks.quality --out benchmarks/results/quality.md
 
 .PHONY: bench-goal
 bench-goal: install ## toward the goal: XGBoost grid on the training split, anchors + counts, learning curve (benchmarks/results/goal.md)
-	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python benchmarks/goal.py --out benchmarks/results/goal.md
+	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python -m benchmarks.goal --out benchmarks/results/goal.md
 
 # --- hardening (issue 6) ---
 .PHONY: test-hardening
@@ -157,13 +157,13 @@ test-hardening: install ## bad input, fuzzing, properties and faults of the serv
 
 .PHONY: bench-load
 bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks/results/load.md)
-	python benchmarks/load.py
+	python -m benchmarks.load
 
 .PHONY: bench-memory
 bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predict, 100k vs 3M rows (benchmarks/results/memory.md)
-	python benchmarks/memory.py
+	python -m benchmarks.memory
 
 # --- the experiment loop (issue 10) ---
 .PHONY: bench-pipeline
 bench-pipeline: install ## thread counts, cold stages, one dvc exp run, fresh set-up: before vs after (benchmarks/results/pipeline.md)
-	python benchmarks/pipeline.py --out benchmarks/results/pipeline.md
+	python -m benchmarks.pipeline --out benchmarks/results/pipeline.md

@@ -12,8 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from phishguard import PhishguardError
-from phishguard.record_checks import records_matrix
-from phishguard.scoring import load_scorer
+from phishguard.contract.record_checks import records_matrix
+from phishguard.serving.scoring import load_scorer
 
 app = FastAPI()
 scorer = load_scorer(Path(os.environ["PHISHGUARD_PACKAGE_DIR"]), nthread=1)

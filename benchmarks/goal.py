@@ -6,7 +6,7 @@
 2. The anchors (LightGBM, CatBoost) with the engineered signal counts, as XGBoost has them.
 3. A learning curve of the default: each training fold cut to a fraction of its groups.
 
-    python benchmarks/goal.py [--data PATH] [--out benchmarks/results/goal.md]
+    python -m benchmarks.goal [--data PATH] [--out benchmarks/results/goal.md]
 
 `make bench-goal` runs it with the `bench` group. Blends of the zoo are in `make bench-quality`.
 """
@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from anchors import ANCHORS
-from quality import (
+
+from benchmarks.anchors import ANCHORS
+from benchmarks.quality import (
     FOLDS,
     MODEL_SEED,
     SEEDS,
@@ -36,14 +37,13 @@ from quality import (
     run_candidates,
     summarise,
 )
-from quality_report import mean_std
-
-from phishguard.config import compose_params
-from phishguard.evaluation import grouped_splits, out_of_fold
-from phishguard.features import with_signal_counts
-from phishguard.models import as_matrix, build_model
-from phishguard.schema import TARGET, feature_vector_ids
-from phishguard.splitting import group_aware_split
+from benchmarks.quality_report import mean_std
+from phishguard.config.compose import compose_params
+from phishguard.contract.schema import TARGET, feature_vector_ids
+from phishguard.modeling.evaluate import grouped_splits, out_of_fold
+from phishguard.modeling.features import with_signal_counts
+from phishguard.modeling.split import group_aware_split
+from phishguard.modeling.zoo import as_matrix, build_model
 
 TUNING_SEEDS = (42, 43, 44)
 GRID: tuple[dict[str, Any], ...] = (
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Toward the goal: tuning, anchors with the signal counts, learning curve",
         "",
-        "Regenerate with `make bench-goal` (`python benchmarks/goal.py`). Cells are mean ± std "
+        "Regenerate with `make bench-goal` (`python -m benchmarks.goal`). Cells are mean ± std "
         "over fold seeds; Δ is the paired per-seed difference from the first row's baseline on "
         "identical folds (points; AUC for ROC-AUC) and the seeds it wins.",
         "",

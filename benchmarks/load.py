@@ -18,9 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from serve import descendants, free_port, running_server, synthetic_records  # beside this file
-
-from phishguard.scoring import latest_package
+from benchmarks.serve import (  # beside this file
+    descendants,
+    free_port,
+    running_server,
+    synthetic_records,
+)
+from phishguard.serving.scoring import latest_package
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from phishguard.schema import COLUMNS, DOMAINS
-from phishguard.scoring import latest_package
+from phishguard.contract.schema import COLUMNS, DOMAINS
+from phishguard.serving.scoring import latest_package
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

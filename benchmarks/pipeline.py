@@ -8,7 +8,7 @@ Two settings run side by side, interleaved, in one scratch clone of the working 
 The machine is shared and noisy, so medians over `--repeats` runs and their ratios are
 reported, never one draw. The two settings must give byte-identical metrics; this checks it.
 
-    python benchmarks/pipeline.py [--data PATH] [--repeats 3] [--out benchmarks/results/pipeline.md]
+    python -m benchmarks.pipeline [--data PATH] [--repeats 3] [--out benchmarks/results/pipeline.md]
 
 `make bench-pipeline` runs it on the offline dataset.
 """
@@ -30,11 +30,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from phishguard.config import compose_params
-from phishguard.evaluation import grouped_cv
-from phishguard.models import build_model, design_matrix, uses_signal_counts
+from phishguard.config.compose import compose_params
+from phishguard.contract.schema import TARGET
+from phishguard.modeling.evaluate import grouped_cv
+from phishguard.modeling.zoo import build_model, design_matrix, uses_signal_counts
 from phishguard.provenance import library_versions
-from phishguard.schema import TARGET
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "validate", "featurize", "train", "evaluate", "package")

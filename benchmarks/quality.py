@@ -7,7 +7,7 @@ StratifiedKFold with the same seeds, the protocol every public result on this da
 predictions are pooled and scored; each figure is the mean ± std over the seeds, and each
 model is compared with the default seed by seed (the same folds).
 
-    python benchmarks/quality.py [--data PATH] [--models a,b] [--no-anchors] [--seeds 42,43]
+    python -m benchmarks.quality [--data PATH] [--models a,b] [--no-anchors] [--seeds 42,43]
                                  [--out benchmarks/results/quality.md]
 
 `make bench-quality` runs it on the offline dataset with the anchors (the `bench` group).
@@ -29,21 +29,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from quality_report import markdown
 from sklearn import metrics as skm
 from sklearn.model_selection import StratifiedKFold
 
-from phishguard.config import compose_params
-from phishguard.evaluation import out_of_fold, recall_at_fpr, repeated_grouped_cv
-from phishguard.features import with_signal_counts
-from phishguard.ingestion import canonical_table
-from phishguard.intervals import paired_comparison, spread
-from phishguard.models import as_matrix, build_model, uses_signal_counts
+from benchmarks.quality_report import markdown
+from phishguard.config.compose import compose_params
+from phishguard.contract.schema import TARGET, feature_vector_ids
+from phishguard.data.ingest import canonical_table
+from phishguard.data.sources import read_table
+from phishguard.data.validate import quarantine
+from phishguard.modeling.evaluate import out_of_fold, recall_at_fpr, repeated_grouped_cv
+from phishguard.modeling.features import with_signal_counts
+from phishguard.modeling.intervals import paired_comparison, spread
+from phishguard.modeling.split import with_target
+from phishguard.modeling.zoo import as_matrix, build_model, uses_signal_counts
 from phishguard.provenance import library_versions
-from phishguard.schema import TARGET, feature_vector_ids
-from phishguard.sources import read_table
-from phishguard.splitting import with_target
-from phishguard.validation import quarantine
 
 FOLDS, SEEDS, MODEL_SEED, TARGET_FPR, WORKERS = 5, (42, 43, 44, 45, 46), 42, 0.02, 2
 CONF_MODELS = Path("conf") / "model"
@@ -91,7 +91,7 @@ def anchors() -> list[Candidate]:
     """LightGBM and CatBoost on the 30 signals."""
     # Imported here, not at the top: they come from the `bench` dependency group, which the
     # test suite's environment does not install (tests run the zoo alone).
-    from anchors import ANCHORS
+    from benchmarks.anchors import ANCHORS
 
     return [Candidate(name, build(MODEL_SEED), False) for name, build in ANCHORS.items()]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phishguard.intervals import clearly_different
+from phishguard.modeling.intervals import clearly_different
 
 GOAL = {"accuracy": 0.960, "roc_auc": 0.995, "recall_at_fpr": 0.93}
 LABELS = {
@@ -83,7 +83,7 @@ def markdown(rows: list[dict[str, Any]], context: dict[str, Any]) -> str:
     lines = [
         "# Quality of the model zoo and the field's anchors: repeated honest CV",
         "",
-        "Regenerate with `make bench-quality` (`python benchmarks/quality.py`, with the `bench` "
+        "Regenerate with `make bench-quality` (`python -m benchmarks.quality`, with the `bench` "
         f"dependency group for LightGBM and CatBoost). {context['rows']:,} rows "
         f"({context['phishing']:,} phishing), duplicates kept; zoo models with their "
         f"`conf/model/<name>.yaml` hyperparameters, every model seeded {context['model_seed']}. "

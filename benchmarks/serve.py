@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from phishguard.record_checks import records_matrix
-from phishguard.schema import DOMAINS, FEATURES
-from phishguard.scoring import latest_package, load_scorer
+from phishguard.contract.record_checks import records_matrix
+from phishguard.contract.schema import DOMAINS, FEATURES
+from phishguard.serving.scoring import latest_package, load_scorer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -222,7 +222,7 @@ def servers(package: Path) -> dict[str, tuple[list[str], dict, int]]:
 
 
 def main() -> None:
-    from report import write_report  # benchmarks/report.py, beside this file
+    from benchmarks.report import write_report  # benchmarks/report.py, beside this file
 
     package = latest_package()
     single, batch = synthetic_records(1, 1), synthetic_records(1000, 2)

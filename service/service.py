@@ -3,7 +3,7 @@
 Start it with `make serve` (127.0.0.1, port 3000 unless PORT is set). The model is the
 package stage's output (`phishguard:latest` in the repo-local store, or the folder named by
 PHISHGUARD_PACKAGE_DIR), sha256-verified before any worker starts (`bentoml serve` exits on a
-mismatch) and loaded once per worker. Validation and scoring are `phishguard.record_checks` and `phishguard.scoring`, shared
+mismatch) and loaded once per worker. Validation and scoring are `phishguard.contract.record_checks` and `phishguard.serving.scoring`, shared
 with the batch CLI. BentoML adds /healthz, /readyz, /metrics.
 
 Environment: PHISHGUARD_WORKERS (default 1), PHISHGUARD_MAX_ROWS (default 10,000 per request),
@@ -38,15 +38,15 @@ except ImportError:  # inside a built bento the package's source is bundled besi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from phishguard import PhishguardError
-from phishguard.package_checks import verify_package
-from phishguard.record_checks import (
+from phishguard.contract.record_checks import (
     RecordError,
     TooManyRecordsError,
     max_explain_rows_from_env,
     max_rows_from_env,
     records_matrix,
 )
-from phishguard.scoring import ExplanationUnavailableError, Scorer, load_scorer
+from phishguard.modeling.package_checks import verify_package
+from phishguard.serving.scoring import ExplanationUnavailableError, Scorer, load_scorer
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
 # /predict requests of at most this many records are scored on the event loop (see predict).
@@ -237,9 +237,9 @@ class Phishguard:
         output: Literal["json", "csv"] = "json",
     ) -> Results:
         """Score an uploaded CSV (header = the 30 features; a `Result` column is ignored)."""
-        from phishguard.batch import score_table
-        from phishguard.csv_reader import CsvHeaderError, read_csv_chunks
-        from phishguard.sources import DataSourceError
+        from phishguard.contract.csv_reader import CsvHeaderError, read_csv_chunks
+        from phishguard.data.sources import DataSourceError
+        from phishguard.serving.batch import score_table
 
         try:  # at most one row over the limit is read: enough to refuse the upload
             with Path(file).open("rb") as handle:
@@ -284,13 +284,13 @@ class Phishguard:
 # --- request limits (issue 6) ---
 # Body size (PHISHGUARD_MAX_BODY_BYTES, default 8 MiB → 413) and content type (JSON or a
 # multipart CSV upload, else 415), refused before BentoML reads or parses the body.
-from phishguard.request_limits import RequestLimits  # noqa: E402
+from phishguard.serving.request_limits import RequestLimits  # noqa: E402
 
 Phishguard.add_asgi_middleware(RequestLimits)
 
 # --- header limits (issue 15) ---
 # Request line + headers over PHISHGUARD_MAX_HEADER_BYTES (default 64 KiB) → 431, counted by
 # the HTTP server's protocol as the bytes arrive (a middleware would see them only parsed).
-from phishguard import header_limits  # noqa: E402
+from phishguard.serving import header_limits  # noqa: E402
 
 header_limits.install()

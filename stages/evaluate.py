@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 
 from phishguard import PhishguardError, paths
+from phishguard.config.params import load_section, section
+from phishguard.contract.schema import content_sha256
 from phishguard.entrypoint import run
-from phishguard.evaluation import EvaluationResult, evaluate_model, gate_failures
-from phishguard.models import load_model
-from phishguard.packaging import package_metadata, package_version, write_package
-from phishguard.params import load_section, section
-from phishguard.plot_data import write_plots
+from phishguard.modeling.evaluate import EvaluationResult, evaluate_model, gate_failures
+from phishguard.modeling.package import package_metadata, package_version, write_package
+from phishguard.modeling.plot_data import write_plots
+from phishguard.modeling.train import TrainParams
+from phishguard.modeling.zoo import load_model
 from phishguard.provenance import read_json, write_json
-from phishguard.schema import content_sha256
-from phishguard.training import TrainParams
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _track(
     metadata: dict, result: EvaluationResult, train: pd.DataFrame, test: pd.DataFrame
 ) -> None:
     # Imported here: MLflow costs ~3.5 s to import, and evaluate may fail its checks first.
-    from phishguard.tracking import record_run, run_tags
+    from phishguard.modeling.tracking import record_run, run_tags
 
     params = {name: section(name) for name in ("model", "train", "split", "evaluate")}
     manifest = package_metadata(metadata, result.operating_point, result.metrics)

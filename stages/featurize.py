@@ -5,10 +5,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from phishguard import PhishguardError, paths
+from phishguard.config.params import load_section
 from phishguard.entrypoint import run
-from phishguard.params import load_section
+from phishguard.modeling.split import group_aware_split, split_report, with_target
 from phishguard.provenance import write_json
-from phishguard.splitting import group_aware_split, split_report, with_target
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 
 from phishguard import paths
+from phishguard.config.params import ParamsError, load_section
+from phishguard.data.ingest import RowDropGuard, ingest_file, landed_file
 from phishguard.entrypoint import run
-from phishguard.ingestion import RowDropGuard, ingest_file, landed_file
-from phishguard.params import ParamsError, load_section
 from phishguard.provenance import file_sha256, read_json, write_json
 
 

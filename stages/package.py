@@ -4,8 +4,8 @@ give its registered MLflow version the alias `champion`."""
 import logging
 
 from phishguard.entrypoint import run
-from phishguard.packaging import package_model
-from phishguard.tracking import set_champion
+from phishguard.modeling.package import package_model
+from phishguard.modeling.tracking import set_champion
 
 log = logging.getLogger("package")
 

@@ -3,10 +3,10 @@
 import pandas as pd
 
 from phishguard import paths
+from phishguard.config.params import load_section, section
 from phishguard.entrypoint import run
-from phishguard.params import load_section, section
+from phishguard.modeling.train import TrainParams, train_and_save
 from phishguard.provenance import write_json
-from phishguard.training import TrainParams, train_and_save
 
 
 def main() -> None:

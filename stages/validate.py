@@ -3,10 +3,10 @@
 from dataclasses import dataclass
 
 from phishguard import PhishguardError, paths
+from phishguard.config.params import load_section
+from phishguard.data.quarantine_file import quarantine_file
 from phishguard.entrypoint import run
-from phishguard.params import load_section
 from phishguard.provenance import write_json
-from phishguard.quarantine_file import quarantine_file
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,36 @@
-"""Shared fixtures: the real dataset, synthetic rows from the schema, a small packaged model
-(for the serving and hardening tests), and pipeline clones."""
+"""Every fixture of the suite, in one module: the real dataset, synthetic rows, small packaged
+models, the service in-process and under `bentoml serve`, and one shared pipeline clone."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from phishguard.schema import COLUMNS, DOMAINS
-
-if TYPE_CHECKING:
-    from phishguard.scoring import Scorer
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "phishing_websites.csv"
-VENV_BIN = Path(sys.executable).parent
+from phishguard.serving.scoring import Scorer, load_scorer
+from tests.support import (
+    REPO,
+    SHARED_DATA,
+    clone_project,
+    free_port,
+    real_data_path,
+    run_pipeline,
+    synthetic_rows,
+)
+from tests.support.packaged_model import write_package
+from tests.support.service import (
+    LIMITS,
+    asgi_app_without_metrics,
+    restore_env,
+    set_service_env,
+    start_bentoml,
+    stop,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,13 +46,6 @@ def _no_leaked_tracking_uri() -> Iterator[None]:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = saved
-
-
-def real_data_path() -> Path | None:
-    """PHISHING_DATA if it names a file, else the workplace's offline copy, else None."""
-    configured = os.environ.get("PHISHING_DATA", "").strip()
-    candidate = Path(configured) if configured else SHARED_DATA
-    return candidate if candidate.is_file() else None
 
 
 @pytest.fixture(scope="session")
@@ -68,21 +66,6 @@ def real_table(dataset_path: Path) -> pd.DataFrame:
     return pd.read_csv(dataset_path, dtype=str)
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (servers in tests bind loopback only)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def synthetic_rows(n: int, seed: int = 0) -> pd.DataFrame:
-    """`n` rows drawn uniformly from each column's domain (never copied from the dataset)."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {name: rng.choice(np.array(DOMAINS[name], dtype=np.int8), size=n) for name in COLUMNS}
-    )
-
-
 @pytest.fixture
 def make_rows() -> Callable[..., pd.DataFrame]:
     return synthetic_rows
@@ -91,83 +74,13 @@ def make_rows() -> Callable[..., pd.DataFrame]:
 @pytest.fixture(scope="session")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small packaged XGBoost model trained on synthetic rows (`packaged_model`)."""
-    from packaged_model import write_package
-
     return write_package(tmp_path_factory.mktemp("package"))
 
 
 @pytest.fixture(scope="session")
 def scorer(package_dir: Path) -> Scorer:
     """The model of `package_dir`, loaded (and sha256-verified) as the service loads it."""
-    from phishguard.scoring import load_scorer
-
     return load_scorer(package_dir)
-
-
-def tool_env(workdir: Path | None = None) -> dict[str, str]:
-    """Environment for running the project's commands in a subprocess (offline, no telemetry)."""
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    if workdir is not None:
-        env["PYTHONPATH"] = str(workdir / "src")
-    env.update(
-        DVC_NO_ANALYTICS="1",
-        BENTOML_DO_NOT_TRACK="true",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
-        GIT_AUTHOR_NAME="phishguard tests",
-        GIT_AUTHOR_EMAIL="tests@phishguard.invalid",
-        GIT_COMMITTER_NAME="phishguard tests",
-        GIT_COMMITTER_EMAIL="tests@phishguard.invalid",
-    )
-    return env
-
-
-def run_tool(
-    args: list[str], cwd: Path, check: bool = True, timeout: float = 900, **env_extra: str
-) -> subprocess.CompletedProcess:
-    """Run a command in `cwd` with `tool_env`; on failure the assertion shows its output."""
-    env = tool_env(cwd)
-    env.update(env_extra)
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def working_tree_files() -> list[Path]:
-    """Files git tracks or would track (untracked but not ignored) in the working tree."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return [REPO / n for n in names.split("\0") if n and (REPO / n).is_file()]
-
-
-def clone_project(destination: Path) -> Path:
-    """A fresh git repository holding the working tree's tracked files, committed once.
-
-    Uses the working tree (not HEAD), so tests exercise the code under test; git-ignored
-    outputs, the DVC cache and the venv are not copied.
-    """
-    for source in working_tree_files():
-        target = destination / source.relative_to(REPO)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    run_tool(["git", "init", "-q", "-b", "main"], destination)
-    run_tool(["git", "add", "-A"], destination)
-    run_tool(["git", "commit", "-q", "-m", "clone for tests"], destination)
-    return destination
-
-
-def run_pipeline(workdir: Path, data: Path) -> None:
-    """Land the data and run `dvc repro` in `workdir`."""
-    run_tool(["phishguard", "fetch", str(data)], workdir)
-    run_tool(["dvc", "repro"], workdir)
 
 
 @pytest.fixture(scope="session")
@@ -178,19 +91,78 @@ def pipeline_clone(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path)
     return workdir
 
 
-def wait_until_up(server: subprocess.Popen, url: str, log: Path, seconds: float) -> None:
-    """Wait until `url` answers 200 while `server` runs; fail with its log if it exits first
-    or is not up after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(
-                f"{url}: the server exited {server.returncode}:\n{log.read_text()}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url}: not up after {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+@pytest.fixture(scope="session")
+def service_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The BentoML service's ASGI app, in-process, with a 500-row limit."""
+    saved = set_service_env(package_dir, tmp_path_factory, PHISHGUARD_MAX_ROWS="500")
+    from starlette.testclient import TestClient
+
+    from service.service import Phishguard
+
+    try:
+        with TestClient(Phishguard.to_asgi()) as client:
+            restore_env(saved)  # the service read them at start-up; don't leak into other tests
+            yield client
+    finally:
+        restore_env(saved)
+
+
+@pytest.fixture(scope="session")
+def limited_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The service's ASGI app in-process, 500 rows and 1 MiB per request; server errors become
+    responses (as under `bentoml serve`) instead of exceptions in the test."""
+    saved = set_service_env(package_dir, tmp_path_factory, **LIMITS)
+    from starlette.testclient import TestClient
+
+    from service.service import Phishguard
+
+    try:
+        with TestClient(
+            asgi_app_without_metrics(Phishguard), raise_server_exceptions=False
+        ) as client:
+            restore_env(saved)  # read at start-up; don't leak into other tests
+            yield client
+    finally:
+        restore_env(saved)
+
+
+@pytest.fixture(scope="module")
+def service_app(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A fresh ASGI app of the service (its start-up runs on the first request), with the
+    limits of `limited_client` set for as long as the module's tests run."""
+    saved = set_service_env(package_dir, tmp_path_factory, **LIMITS)
+    from service.service import Phishguard
+
+    try:
+        yield asgi_app_without_metrics(Phishguard)
+    finally:
+        restore_env(saved)
+
+
+@pytest.fixture(scope="session")
+def full_size_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A packaged model of the default config's size (conf/model/xgboost.yaml: 600 trees of
+    depth 6), so that the cost of a request is the production one (~3 s for 1,000 records
+    explained). Trained on synthetic rows, one thread."""
+    spec = {**yaml.safe_load((REPO / "conf" / "model" / "xgboost.yaml").read_text()), "n_jobs": 1}
+    return write_package(tmp_path_factory.mktemp("full_size_package"), spec=spec)
+
+
+@pytest.fixture(scope="module")
+def live_service(
+    full_size_package: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """A real `bentoml serve` of the full-size package on 127.0.0.1, default limits; its port."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("live_service")
+    server = start_bentoml(
+        REPO,
+        port,
+        folder / "bentoml.log",
+        BENTOML_HOME=str(folder / "home"),
+        PHISHGUARD_PACKAGE_DIR=str(full_size_package),
+    )
+    try:
+        yield port
+    finally:
+        stop(server)

@@ -15,11 +15,11 @@ log = logging.getLogger("phishguard")
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from phishguard.ingestion import DATA_ENV, choose_source, fetch
-    from phishguard.params import section
+    from phishguard.config.params import section
+    from phishguard.data.ingest import DATA_ENV, choose_source, fetch
 
     if not args.source and section("data").get("name") == "mongodb":  # issue 3: data=mongodb
-        from phishguard.mongo import fetch_from_params
+        from phishguard.data.mongo import fetch_from_params
 
         landed, rows = fetch_from_params(section("data"), Path(args.landing_dir))
         log.info("landed %s: %d documents from MongoDB ($MONGODB_URI)", landed, rows)
@@ -37,13 +37,13 @@ def _fetch(args: argparse.Namespace) -> None:
 
 
 def _load(args: argparse.Namespace) -> None:
-    from phishguard.loading import command
+    from phishguard.data.load import command
 
     command(args.files, args.uri, args.database, args.collection, args.dry_run, args.json)
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from phishguard.batch import predict_command
+    from phishguard.serving.batch import predict_command
 
     # SIGTERM (a scheduler's stop, `kill`) becomes an exception like Ctrl-C, so the output
     # writers remove their hidden `.part` files on the way out instead of leaving them behind.
@@ -56,7 +56,7 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def _params(args: argparse.Namespace) -> None:
-    from phishguard.config import compose_params
+    from phishguard.config.compose import compose_params
 
     text = compose_params(args.overrides)
     if args.check:
@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     )
     params.set_defaults(handler=_params)
 
-    # --- load (issue 3): the idempotent ETL into MongoDB; the logic is in phishguard.loading
+    # --- load (issue 3): the idempotent ETL into MongoDB; the logic is in phishguard.data.load
     load = commands.add_parser(
         "load",
         help="validate data files and upsert their rows into MongoDB (idempotent)",

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_tool, synthetic_rows, tool_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phishguard import PhishguardError
-from phishguard.batch import predict_file, score_table
-from phishguard.schema import FEATURES
+from phishguard.contract.schema import FEATURES
+from phishguard.serving.batch import predict_file, score_table
+from tests.support import REPO, run_tool, synthetic_rows, tool_env
 
 
 def dirty_table(n: int, seed: int) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import yaml
-from conftest import REPO
+
+from tests.support import REPO
 
 
 def test_deploy_workflow_builds_containerizes_and_pushes_to_ecr() -> None:
@@ -31,6 +32,6 @@ def test_bentofile_builds_offline_from_the_packaged_model() -> None:
     assert (REPO / (module.replace(".", "/") + ".py")).is_file() and name == "Phishguard"
     assert bentofile["python"]["lock_packages"] is False
     assert bentofile["models"] == ["phishguard:latest"]
-    assert "src/phishguard/*.py" in bentofile["include"]
+    assert "src/phishguard/**/*.py" in bentofile["include"]
     ignored = (REPO / ".bentoignore").read_text().split()
     assert "models/" in ignored  # the repo-local BentoML store must never be copied in

@@ -8,23 +8,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_rows
-from packaged_model import THRESHOLD
 
-from phishguard.models import IntegrityError, load_model, phishing_probability
-from phishguard.package_checks import PACKAGE_FILE, PackageError
-from phishguard.packaging import package_version
-from phishguard.record_checks import (
+from phishguard.contract.record_checks import (
     RecordError,
     TooManyRecordsError,
     frame_matrix,
     records_matrix,
 )
-from phishguard.schema import FEATURES, LABEL
-from phishguard.scoring import load_scorer
-from phishguard.validation import quarantine
-
-from .conftest import records
+from phishguard.contract.schema import FEATURES, LABEL
+from phishguard.data.validate import quarantine
+from phishguard.modeling.package import package_version
+from phishguard.modeling.package_checks import PACKAGE_FILE, PackageError
+from phishguard.modeling.zoo import IntegrityError, load_model, phishing_probability
+from phishguard.serving.scoring import load_scorer
+from tests.support import synthetic_rows
+from tests.support.packaged_model import THRESHOLD
+from tests.support.service import records
 
 
 def test_records_matrix_matches_the_canonical_order() -> None:
@@ -164,10 +163,9 @@ def test_package_version_is_content_derived(scorer) -> None:
 def test_every_zoo_model_is_served_like_the_pipeline_scores_it(
     tmp_path, spec, engineered, explains
 ) -> None:
-    from packaged_model import write_package
-
-    from phishguard.models import load_model, phishing_probability
-    from phishguard.scoring import ExplanationUnavailableError
+    from phishguard.modeling.zoo import load_model, phishing_probability
+    from phishguard.serving.scoring import ExplanationUnavailableError
+    from tests.support.packaged_model import write_package
 
     directory = write_package(tmp_path, spec=spec)
     served = load_scorer(directory)

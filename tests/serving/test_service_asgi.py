@@ -7,12 +7,11 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_rows
-from packaged_model import THRESHOLD
 
-from phishguard.schema import FEATURES
-
-from .conftest import records
+from phishguard.contract.schema import FEATURES
+from tests.support import synthetic_rows
+from tests.support.packaged_model import THRESHOLD
+from tests.support.service import records
 
 
 def post(client, route: str, body: dict):

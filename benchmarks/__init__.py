@@ -1,0 +1,1 @@
+"""Benchmarks: each one `make bench-…` target, run as `python -m benchmarks.NAME`."""

@@ -1,0 +1,165 @@
+"""The type and range of every model hyperparameter, checked before any model is built.
+
+XGBoost and scikit-learn check their own parameters only when fitting, with a traceback of
+30 lines (`max_depth: "six"`) or, for some values, not at all. `check_hyperparameters` names
+the key, the value and what is allowed, in one line, for every model of the zoo
+(`phishguard.modeling.zoo.BUILDERS`); a key that is not listed here is an error too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from phishguard import PhishguardError
+
+
+class ModelConfigError(PhishguardError, ValueError):
+    """The `model` params name an unknown model, or a hyperparameter it does not take or
+    with a value of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What values a hyperparameter takes, and how to say so."""
+
+    allowed: str
+    accepts: Callable[[Any], bool]
+
+    def __or__(self, other: Rule) -> Rule:
+        return Rule(
+            f"{self.allowed} or {other.allowed}", lambda v: self.accepts(v) or other.accepts(v)
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(low: int, high: int | None = None) -> Rule:
+    shown = f"an integer ≥ {low}" if high is None else f"an integer in [{low}, {high}]"
+    return Rule(shown, lambda v: _is_int(v) and v >= low and (high is None or v <= high))
+
+
+def number(low: float, high: float = math.inf, *, low_open: bool, high_open: bool = False) -> Rule:
+    if high == math.inf:
+        shown = f"a number {'>' if low_open else '≥'} {low:g}"
+    else:
+        opening, closing = "(" if low_open else "[", ")" if high_open else "]"
+        shown = f"a number in {opening}{low:g}, {high:g}{closing}"
+
+    def accepts(value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    return Rule(shown, accepts)
+
+
+def one_of(*choices: Any) -> Rule:
+    shown = ", ".join("null" if c is None else repr(c) for c in choices)
+    return Rule(
+        f"one of {shown}", lambda v: any(v is c or (v == c and type(v) is type(c)) for c in choices)
+    )
+
+
+def float32(rule: Rule) -> Rule:
+    """`rule`, for a value XGBoost parses as a 32-bit float: 0 or a normal float32, never one
+    that underflows (XGBoost refuses 5e-222 as out of range)."""
+
+    def accepts(value: Any) -> bool:
+        return rule.accepts(value) and (value == 0 or FLOAT32_TINY <= abs(value) <= FLOAT32_MAX)
+
+    return Rule(f"{rule.allowed} (a 32-bit float: 0 or ≥ {FLOAT32_TINY:g})", accepts)
+
+
+FLOAT32_TINY, FLOAT32_MAX = 1.1754944e-38, 3.4028235e38
+NULL = one_of(None)
+BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
+THREADS = integer(1) | one_of(-1)
+FRACTION = number(0, 1, low_open=True)
+NON_NEGATIVE = number(0, low_open=False)
+POSITIVE = number(0, low_open=True)
+TREES = {
+    "n_estimators": integer(1),
+    "max_depth": NULL | integer(1),
+    "min_samples_leaf": integer(1),
+    "min_samples_split": integer(2),
+    "max_features": one_of("sqrt", "log2", None) | integer(1) | FRACTION,
+    "max_samples": NULL | FRACTION,
+    "bootstrap": BOOLEAN,
+    "class_weight": one_of(None, "balanced", "balanced_subsample"),
+    "n_jobs": THREADS,
+}
+RULES: dict[str, dict[str, Rule]] = {
+    "xgboost": {
+        "n_estimators": integer(1),
+        "max_depth": integer(1),
+        "learning_rate": float32(FRACTION),
+        "subsample": float32(FRACTION),
+        "colsample_bytree": float32(FRACTION),
+        "colsample_bylevel": float32(FRACTION),
+        "colsample_bynode": float32(FRACTION),
+        "min_child_weight": float32(NON_NEGATIVE),
+        "gamma": float32(NON_NEGATIVE),
+        "reg_lambda": float32(NON_NEGATIVE),
+        "reg_alpha": float32(NON_NEGATIVE),
+        "max_bin": integer(2),
+        "scale_pos_weight": float32(POSITIVE),
+        "n_jobs": THREADS,
+    },
+    "random_forest": TREES,
+    "extra_trees": TREES,
+    "hist_gradient_boosting": {
+        "max_iter": integer(1),
+        "learning_rate": POSITIVE,
+        "max_leaf_nodes": NULL | integer(2),
+        "max_depth": NULL | integer(1),
+        "min_samples_leaf": integer(1),
+        "l2_regularization": NON_NEGATIVE,
+        "max_bins": integer(2, 255),
+        "early_stopping": BOOLEAN | one_of("auto"),
+    },
+    "logistic_regression": {
+        "C": POSITIVE,
+        "max_iter": integer(1),
+        "class_weight": one_of(None, "balanced"),
+        "solver": one_of("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga"),
+    },
+    "soft_voting": {
+        # `members` (model name → its hyperparameters) is checked member by member.
+        "weights": NULL
+        | Rule("a list of numbers ≥ 0", lambda v: isinstance(v, list) and all(map(_ok_weight, v))),
+        "n_jobs": NULL | THREADS,
+    },
+}
+
+
+def _ok_weight(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def check_hyperparameters(model: str, params: dict[str, Any], where: str = "model") -> None:
+    """Raise `ModelConfigError` naming the first key of `params` that model `model` does
+    not take, or whose value is out of its type or range; `where` prefixes the key."""
+    rules = RULES[model]
+    for key, value in params.items():
+        if key == "members" and model == "soft_voting":
+            continue
+        if key not in rules:
+            raise ModelConfigError(
+                f"{where}.{key} is not a hyperparameter of {model} "
+                f"(it takes {', '.join(sorted(rules))})"
+            )
+        if not rules[key].accepts(value):
+            raise ModelConfigError(
+                f"{where}.{key} = {value!r} is not allowed: expected {rules[key].allowed}"
+            )

@@ -1,0 +1,1 @@
+"""Getting the data in: sources, ingest, validation and quarantine, MongoDB."""

@@ -1,0 +1,262 @@
+"""Readers for every supported source, behind one dispatch: `iter_chunks` / `read_table`.
+
+A source is a local path (CSV, JSON, JSONL, ARFF or Parquet, chosen by extension) or an
+http(s) URL, which `download` puts on disk first. Each reader yields DataFrames of strings or
+numbers, exactly as found; judging the values is validation's job, not the reader's.
+Adding a source kind (MongoDB, say) means adding one entry to `READERS` or `SCHEMES`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from phishguard import DataSourceError
+from phishguard.contract.csv_reader import read_csv_chunks
+
+DEFAULT_CHUNK_ROWS = 50_000
+DOWNLOAD_TIMEOUT_S = 30
+MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+
+
+Reader = Callable[[Path, int], Iterator[pd.DataFrame]]
+
+
+def _check_text(path: Path) -> None:
+    """Fail early, with a readable message, on empty or binary files."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if not head.strip():
+        raise DataSourceError(f"{path}: the file is empty")
+    if b"\x00" in head:
+        raise DataSourceError(f"{path}: the file is binary, not text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # not merely a multi-byte char cut at the boundary
+            raise DataSourceError(
+                f"{path}: not UTF-8 text (byte {error.start}: {head[error.start : error.start + 1]!r})"
+            ) from None
+
+
+def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    with path.open("rb") as handle:
+        yield from read_csv_chunks(handle, str(path), chunk_rows)
+
+
+def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    _check_text(path)
+    rows: list[dict] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataSourceError(
+                    f"{path}: line {number} is not valid JSON ({error.msg})"
+                ) from None
+            if not isinstance(record, dict):
+                raise DataSourceError(f"{path}: line {number} is not a JSON object")
+            rows.append(record)
+            if len(rows) >= chunk_rows:
+                yield _records_frame(rows)
+                rows = []
+    if rows:
+        yield _records_frame(rows)
+
+
+def _read_json(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    _check_text(path)
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            document = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise DataSourceError(
+            f"{path}: not valid JSON ({error.msg}, line {error.lineno})"
+        ) from None
+    if isinstance(document, dict) and isinstance(document.get("records"), list):
+        document = document["records"]
+    if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
+        raise DataSourceError(f'{path}: expected a JSON array of objects (or {{"records": [...]}})')
+    for start in range(0, max(len(document), 1), chunk_rows):
+        yield _records_frame(document[start : start + chunk_rows])
+
+
+def _records_frame(records: list[dict]) -> pd.DataFrame:
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    return pd.DataFrame.from_records(records, columns=list(columns)).astype(object)
+
+
+def _read_arff(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A minimal ARFF reader: attribute names from the header, data lines as CSV."""
+    _check_text(path)
+    names: list[str] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for line in handle:
+            stripped = line.strip()
+            lowered = stripped.lower()
+            if lowered.startswith("@attribute"):
+                parts = stripped.split(None, 2)
+                if len(parts) < 3:
+                    raise DataSourceError(f"{path}: malformed @attribute line: {stripped[:80]}")
+                names.append(parts[1].strip("'\""))
+            elif lowered.startswith("@data"):
+                break
+        else:
+            raise DataSourceError(f"{path}: not an ARFF file (no @data section)")
+        if not names:
+            raise DataSourceError(f"{path}: ARFF header declares no attributes")
+        rows: list[list[str | None]] = []
+        for number, line in enumerate(handle, start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("%"):
+                continue
+            values = [None if v.strip() == "?" else v.strip() for v in stripped.split(",")]
+            if len(values) != len(names):
+                raise DataSourceError(
+                    f"{path}: data line {number} has {len(values)} values, expected {len(names)}"
+                )
+            rows.append(values)
+            if len(rows) >= chunk_rows:
+                yield pd.DataFrame(rows, columns=names, dtype=object)
+                rows = []
+        if rows or not names:
+            yield pd.DataFrame(rows, columns=names, dtype=object)
+
+
+def _read_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataSourceError(
+            f"{path}: not a readable Parquet file ({_first_line(error)})"
+        ) from None
+    if parquet.metadata.num_rows == 0:
+        yield parquet.schema_arrow.empty_table().to_pandas()
+        return
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        yield batch.to_pandas()
+
+
+READERS: dict[str, Reader] = {
+    ".csv": _read_csv,
+    ".json": _read_json,
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".arff": _read_arff,
+    ".parquet": _read_parquet,
+}
+SCHEMES: dict[str, Callable[[str, int], Iterator[pd.DataFrame]]] = {}
+"""Readers for sources named by URI scheme rather than file extension (e.g. ``mongodb``)."""
+
+
+def supported_suffixes() -> str:
+    return ", ".join(sorted(READERS))
+
+
+def iter_chunks(source: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield the rows of `source` as DataFrames of at most `chunk_rows` rows.
+
+    Raises `DataSourceError` with one readable line for anything that cannot be read.
+    """
+    text = str(source)
+    scheme = urllib.parse.urlsplit(text).scheme
+    if scheme in SCHEMES:
+        yield from SCHEMES[scheme](text, chunk_rows)
+        return
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise DataSourceError(
+            f"{path}: unknown file type {suffix or '(no extension)'!r}; expected {supported_suffixes()}"
+        )
+    if not path.is_file():
+        raise DataSourceError(
+            f"{path}: no such file" if not path.exists() else f"{path}: not a file"
+        )
+    if not os.access(path, os.R_OK):
+        raise DataSourceError(f"{path}: permission denied")
+    try:
+        yield from READERS[suffix](path, chunk_rows)
+    except UnicodeDecodeError as error:
+        raise DataSourceError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
+def read_table(source: str | Path) -> pd.DataFrame:
+    """Read a whole source into one DataFrame (see `iter_chunks`)."""
+    chunks = list(iter_chunks(source))
+    if not chunks:
+        raise DataSourceError(f"{source}: no rows")
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def is_url(source: str) -> bool:
+    return urllib.parse.urlsplit(source).scheme in {"http", "https"}
+
+
+def download(url: str, destination: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
+    """Stream `url` to `destination` atomically; raise `DataSourceError` on any failure."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    part_path: Path | None = None
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=timeout_s) as response,
+            tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as part,
+        ):
+            part_path = Path(part.name)
+            copied = 0
+            while block := response.read(1 << 20):
+                copied += len(block)
+                if copied > MAX_DOWNLOAD_BYTES:
+                    raise DataSourceError(f"{url}: larger than {MAX_DOWNLOAD_BYTES} bytes")
+                part.write(block)
+        part_path.replace(destination)
+        part_path = None
+    except urllib.error.HTTPError as error:
+        raise DataSourceError(f"{url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DataSourceError(f"{url}: unreachable ({reason})") from None
+    finally:
+        if part_path is not None:
+            part_path.unlink(missing_ok=True)
+    return destination
+
+
+def url_suffix(url: str) -> str:
+    """The file extension named by a URL's path (``.../Training%20Dataset.arff`` → ``.arff``)."""
+    return Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).suffix.lower()
+
+
+def copy_file(source: Path, destination: Path) -> Path:
+    """Copy atomically, so a reader never sees half a file."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as part,
+        source.open("rb") as handle,
+    ):
+        shutil.copyfileobj(handle, part)
+    Path(part.name).replace(destination)
+    return destination
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

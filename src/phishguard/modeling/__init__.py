@@ -1,0 +1,1 @@
+"""Features, split, training, the model bundle, honest evaluation, tracking and the report."""

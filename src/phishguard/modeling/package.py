@@ -1,0 +1,148 @@
+"""The package stage's core: the evaluated model + everything needed to serve it, as one unit.
+
+The unit is a BentoML model (`phishguard:<version>`) in the repository's own model store
+(`models/bentoml/`, so `bentoml build` can bundle it). Its folder holds `model.ubj`,
+`package.json` (feature order, label mapping, operating threshold, metrics, training-data
+hash, git revision, the model's sha256) and `package.sha256`, the sha256 of both files. The
+version is derived from the manifest's content, so packaging the same model twice gives the
+same tag.
+
+A new package is built and verified in a staging folder of the same store, then switched in
+with renames; the served package is removed only after that, so a failed run leaves it whole.
+`phishguard.modeling.package_checks` verifies a package: what the service and the batch CLI trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from phishguard import PhishguardError, paths
+from phishguard.modeling.package_checks import PACKAGE_FILE, seal, verify_package
+from phishguard.provenance import read_json, write_json
+
+PACKAGE_KEYS = (
+    "model_name",
+    "model_file",
+    "model_sha256",
+    "features",
+    "label_mapping",
+    "target",
+    "schema_version",
+    "hyperparameters",
+    "train_rows",
+    "train_data_sha256",
+    "git_revision",
+    "library_versions",
+)
+LATEST = "latest"  # BentoML's pointer to the newest version of a model, in its store
+
+
+def package_metadata(
+    model_metadata: dict[str, Any], operating_point: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The served model's manifest, from train's metadata and evaluate's outputs."""
+    manifest = {key: model_metadata[key] for key in PACKAGE_KEYS}
+    manifest["threshold"] = float(operating_point["threshold"])
+    manifest["operating_point"] = operating_point
+    manifest["metrics"] = metrics
+    return manifest
+
+
+def package_version(manifest: dict[str, Any]) -> str:
+    """A content-derived BentoML version: the same package always gets the same tag."""
+    text = json.dumps(manifest, sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+def write_package(directory: Path, model_file: Path, manifest: dict[str, Any]) -> None:
+    """Write a package's files into `directory`: the model, its manifest, their checksums."""
+    if model_file.resolve() != (directory / manifest["model_file"]).resolve():
+        shutil.copyfile(model_file, directory / manifest["model_file"])
+    write_json(directory / PACKAGE_FILE, manifest)
+    seal(directory, [manifest["model_file"], PACKAGE_FILE])
+
+
+def package_model(
+    model_dir: Path = paths.MODEL_DIR,
+    operating_point: Path = paths.OPERATING_POINT,
+    metrics: Path = paths.METRICS,
+    bentoml_home: Path = paths.BENTOML_HOME,
+) -> Path:
+    """Import the evaluated model into the BentoML store under `bentoml_home`; return its folder.
+
+    Built and verified in a staging store beside the real one, then renamed into place and
+    made `latest`; older versions are removed last. Any failure before the switch leaves the
+    store as it was. Sets `BENTOML_HOME` for this process before bentoml is imported (bentoml
+    reads it once).
+    """
+    manifest = package_metadata(
+        read_json(model_dir / "metadata.json"), read_json(operating_point), read_json(metrics)
+    )
+    version = package_version(manifest)
+    os.environ["BENTOML_HOME"] = str(bentoml_home.resolve())
+    import bentoml
+    from bentoml._internal.models.model import ModelStore
+
+    store = bentoml_home / "models" / paths.PACKAGE_NAME
+    store.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=bentoml_home))
+    try:
+        framework = "xgboost" if manifest["model_file"].endswith(".ubj") else "scikit-learn"
+        labels = {"framework": framework, "model": manifest["model_name"], "stage": "evaluated"}
+        with bentoml.models.create(
+            f"{paths.PACKAGE_NAME}:{version}",
+            labels=labels,
+            metadata=_summary(manifest),
+            _model_store=ModelStore(staging),
+        ) as model:
+            write_package(Path(model.path), model_dir / manifest["model_file"], manifest)
+        built = staging / paths.PACKAGE_NAME / version
+        verify_package(built)
+        return _switch_to(built, store)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _switch_to(built: Path, store: Path) -> Path:
+    """Move the verified package `built` into `store`, make it `latest`, then drop the rest."""
+    store.mkdir(exist_ok=True)
+    target = store / built.name
+    if target.exists():
+        try:  # the same content packaged before: keep it if it is still whole
+            verify_package(target)
+        except PhishguardError:  # damaged: replace it (renamed aside, removed with staging)
+            target.rename(built.parent / f"{built.name}.damaged")
+            built.rename(target)
+    else:
+        built.rename(target)
+    pointer = store / f".{LATEST}.tmp"
+    pointer.write_text(built.name)
+    pointer.replace(store / LATEST)  # atomic: readers see the old version or the new one
+    for other in store.iterdir():
+        if other.is_dir() and other.name != built.name:
+            shutil.rmtree(other, ignore_errors=True)
+    return target
+
+
+def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What `bentoml models get` shows about the package."""
+    return {
+        "threshold": manifest["threshold"],
+        "model_sha256": manifest["model_sha256"],
+        "train_data_sha256": manifest["train_data_sha256"],
+        "git_revision": manifest["git_revision"],
+        "test_roc_auc": metrics_value(manifest, "roc_auc"),
+        "test_accuracy": metrics_value(manifest, "accuracy"),
+    }
+
+
+def metrics_value(manifest: dict[str, Any], name: str) -> float | None:
+    """A test-split metric from the manifest, or None when evaluate did not report it."""
+    value = manifest.get("metrics", {}).get("test", {}).get(name)
+    return None if value is None else float(value)

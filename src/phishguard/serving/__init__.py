@@ -1,0 +1,1 @@
+"""Scoring with the packaged model: the scorer, batch scoring, request limits."""

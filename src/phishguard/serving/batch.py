@@ -1,0 +1,152 @@
+"""Batch scoring of tables and files: `phishguard predict INPUT -o OUTPUT`.
+
+Files are read in chunks (`sources.iter_chunks`) and written chunk by chunk, so memory stays
+constant however large the input. Rows are judged by the pipeline's own `quarantine`; invalid
+rows go to a rejects file with their reasons, and scored + rejected = input rows.
+The service's CSV endpoint uses `score_table` too.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from phishguard import PhishguardError
+from phishguard.contract.record_checks import RecordError, frame_matrix
+from phishguard.contract.schema import FEATURES, LABEL
+from phishguard.io import ChunkWriter
+from phishguard.serving.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+ROW = "row"
+RESULT_COLUMNS = ("phishing_probability", "is_phishing", "label")
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class TableScores:
+    """Scores of a table's valid rows and the rejected rows with reasons (both keep `row`)."""
+
+    scored: pd.DataFrame
+    rejected: pd.DataFrame
+
+    def rejects_error(self) -> RecordError | None:
+        """The rejected rows as one error (`row N: reason`, 1-based), or None if none were:
+        for callers that answer all or nothing (an upload, the MLflow model)."""
+        if not len(self.rejected):
+            return None
+        return RecordError([f"row {r.row}: {r.reason}" for r in self.rejected.itertuples()])
+
+
+def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> TableScores:
+    """Validate and score a table of the 30 features (a `Result` column is ignored).
+
+    `row` numbers rows from `first_row` in input order. Raises `SchemaError` when the columns
+    themselves are wrong (then no row can be judged).
+    """
+    from phishguard.data.validate import REASON, check_columns, quarantine
+
+    features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
+    check_columns(list(map(str, features.columns)), FEATURES)
+    matrix = frame_matrix(features)
+    if matrix is not None:  # the common case: every row clean, no per-row checks needed
+        scored = scorer.decisions(matrix)
+        scored.insert(0, ROW, np.arange(first_row, first_row + len(matrix)))
+        return TableScores(scored, pd.DataFrame(columns=[ROW, *FEATURES, REASON]))
+    checked = quarantine(features, FEATURES)
+    rejected_at = checked.quarantined[ROW].to_numpy(dtype=np.int64) - 1
+    keep = np.ones(len(features), dtype=bool)
+    keep[rejected_at] = False
+    scored = scorer.decisions(checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32))
+    scored.insert(0, ROW, np.flatnonzero(keep) + first_row)
+    rejected = checked.quarantined.copy()
+    rejected[ROW] = rejected_at + first_row
+    return TableScores(scored=scored, rejected=rejected.loc[:, [ROW, *FEATURES, REASON]])
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """Row counts of one batch run: `scored + rejected == rows`."""
+
+    rows: int
+    scored: int
+    rejected: int
+
+
+def predict_file(
+    scorer: Scorer,
+    source: Path,
+    output: Path,
+    rejects: Path,
+    chunk_rows: int = 50_000,
+    progress: bool | None = None,
+) -> BatchSummary:
+    """Score `source` (CSV or Parquet) into `output`, invalid rows into `rejects` (CSV or Parquet).
+
+    Both files appear only when the whole input is scored (`ChunkWriter`); a file without rows
+    is an error. The progress bar goes to stderr, by default only when stderr is a terminal.
+    """
+    from tqdm import tqdm
+
+    from phishguard.data.sources import iter_chunks
+    from phishguard.data.validate import REASON, SchemaError
+
+    if output.suffix not in OUTPUT_SUFFIXES:
+        raise PhishguardError(f"{output}: output must end in .csv or .parquet")
+    if output.resolve() in (source.resolve(), rejects.resolve()):
+        raise PhishguardError(
+            f"{output}: the output must differ from the input and the rejects file"
+        )
+    rows = 0
+    show = sys.stderr.isatty() if progress is None else progress
+    with (
+        ChunkWriter(output, pd.DataFrame(columns=[ROW, *RESULT_COLUMNS])) as scored,
+        ChunkWriter(rejects, pd.DataFrame(columns=[ROW, *FEATURES, REASON])) as rejected,
+        tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar,
+    ):
+        for chunk in iter_chunks(source, chunk_rows):
+            try:
+                part = score_table(scorer, chunk, first_row=rows + 1)
+            except SchemaError as error:
+                raise SchemaError(f"{source}: {error}") from None
+            scored.write(part.scored)
+            if len(part.rejected):
+                rejected.write(part.rejected)
+            rows += len(chunk)
+            bar.update(len(chunk))
+        if rows == 0:
+            raise PhishguardError(f"{source}: no rows to score (a header but no rows?)")
+        if scored.rows + rejected.rows != rows:  # cannot happen unless quarantine lost a row
+            raise PhishguardError(
+                f"row counts do not add up: {scored.rows} + {rejected.rows} != {rows}"
+            )
+    return BatchSummary(rows=rows, scored=scored.rows, rejected=rejected.rows)
+
+
+def predict_command(
+    source: str, output: str, rejects: str | None, model: str | None, chunk_rows: int
+) -> BatchSummary:
+    """`phishguard predict`: load the packaged model once and score a file."""
+    from phishguard.serving.scoring import load_scorer
+
+    if chunk_rows < 1:
+        raise PhishguardError(f"--chunk-rows must be positive, got {chunk_rows}")
+    out = Path(output)
+    rejects_path = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.csv")
+    scorer = load_scorer(Path(model) if model else None, nthread=2)
+    summary = predict_file(scorer, Path(source), out, rejects_path, chunk_rows)
+    log.info(
+        "scored %d of %d rows into %s; %d rejected into %s",
+        summary.scored,
+        summary.rows,
+        out,
+        summary.rejected,
+        rejects_path,
+    )
+    return summary

@@ -1,0 +1,138 @@
+"""Faults in dependencies: a model altered after packaging, an S3 endpoint down during push.
+
+MongoDB unreachable or dropping mid-load is tested in tests/test_mongodb.py
+(`test_unreachable_server_fails_fast_with_one_line`,
+`test_connection_lost_mid_load_then_rerun_completes_without_duplicates`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from phishguard.modeling.package_checks import CHECKSUM_FILE, PACKAGE_FILE
+from phishguard.provenance import file_sha256, read_json, write_json
+from tests.support import REPO, clone_project, free_port, run_tool, tool_env
+from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
+from tests.support.service import stop
+
+
+def tampered_copy(package_dir: Path, destination: Path, name: str = "model.ubj") -> Path:
+    """A copy of the package with file `name` altered: one flipped byte of the model (same
+    size, still loads), or the manifest's threshold set to 1.01 (everything "legitimate")."""
+    copy = Path(shutil.copytree(package_dir, destination))
+    if name == PACKAGE_FILE:
+        manifest = read_json(copy / PACKAGE_FILE)
+        manifest["threshold"] = 1.01
+        write_json(copy / PACKAGE_FILE, manifest)
+        return copy
+    model = copy / name
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    return copy
+
+
+def recorded_sha256(package: Path, name: str) -> str:
+    for line in (package / CHECKSUM_FILE).read_text().splitlines():
+        digest, listed = line.split("  ")
+        if listed == name:
+            return digest
+    raise AssertionError(f"{name} not in {CHECKSUM_FILE}")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["model.ubj", PACKAGE_FILE])
+def test_bentoml_serve_exits_on_an_altered_package(package_dir: Path, tmp_path: Path, name):
+    """The service's deployment hook checks the package before any worker starts (a worker
+    whose start-up fails is restarted forever): `bentoml serve` exits non-zero within 60 s
+    with one line naming the file and both hashes, and no traceback."""
+    copy = tampered_copy(package_dir, tmp_path / "package", name)
+    altered = copy / name
+    packaged = recorded_sha256(copy, name)
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
+    env.update(BENTOML_HOME=str(tmp_path / "home"), PHISHGUARD_PACKAGE_DIR=str(copy))
+    command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", str(free_port())],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        status = server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop(server)
+        pytest.fail(f"bentoml serve still running after 60 s:\n{log.read_text()[-3000:]}")
+    text = log.read_text()
+    named = [line for line in text.splitlines() if "does not match the packaged" in line]
+    assert status != 0, text
+    assert len(named) == 1, text
+    assert (
+        f"{altered}: sha256 {file_sha256(altered)[:12]}… does not match the packaged " in named[0]
+    )
+    assert packaged[:12] in named[0] and "refusing to start" in named[0]
+    assert "Traceback" not in text and "Starting production" not in text, text
+
+
+def test_deployment_hook_names_the_mismatch(
+    package_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bentoml.exceptions import BentoMLException
+
+    from service.service import Phishguard
+
+    copy = tampered_copy(package_dir, tmp_path / "package")
+    monkeypatch.setenv("PHISHGUARD_PACKAGE_DIR", str(copy))
+    with pytest.raises(BentoMLException) as refused:
+        Phishguard.inner.verify_packaged_model()
+    assert f"refusing to start: {copy / 'model.ubj'}: sha256" in str(refused.value)
+    monkeypatch.setenv("PHISHGUARD_PACKAGE_DIR", str(package_dir))
+    Phishguard.inner.verify_packaged_model()  # an intact package passes
+
+
+def test_in_process_start_up_names_the_mismatch(package_dir: Path, tmp_path: Path) -> None:
+    from phishguard.modeling.zoo import IntegrityError
+    from phishguard.serving.scoring import load_scorer
+
+    copy = tampered_copy(package_dir, tmp_path / "package")
+    packaged = read_json(copy / PACKAGE_FILE)["model_sha256"]
+    with pytest.raises(IntegrityError) as failed:
+        load_scorer(copy)
+    assert f"does not match the packaged {packaged[:12]}" in str(failed.value)
+
+
+@pytest.mark.e2e
+def test_push_to_a_down_endpoint_fails_clearly_then_a_later_push_completes(
+    tmp_path: Path,
+) -> None:
+    workdir = clone_project(tmp_path / "clone")
+    data = workdir / "data" / "blob.bin"
+    data.write_bytes(b"phishguard fault test\n" * 1000)
+    run_tool(["dvc", "add", "data/blob.bin"], workdir)
+    port = free_port()  # nothing listens here yet: the endpoint is down
+    endpoint = f"http://127.0.0.1:{port}"
+    run_tool(["dvc", "remote", "modify", "--local", "s3", "url", f"s3://{BUCKET}/store"], workdir)
+    run_tool(["dvc", "remote", "modify", "--local", "s3", "endpointurl", endpoint], workdir)
+
+    down = run_tool(["dvc", "push"], workdir, check=False, timeout=300, **FAKE_AWS)
+    assert down.returncode != 0
+    message = down.stdout + down.stderr
+    assert "failed to push" in message.lower() or "could not connect" in message.lower(), message
+    assert "Traceback" not in message
+
+    with moto_s3(port) as s3:
+        pushed = run_tool(["dvc", "push"], workdir, timeout=300, **FAKE_AWS)
+        assert "pushed" in pushed.stdout
+        cloud = run_tool(
+            ["dvc", "status", "--cloud", "data/blob.bin.dvc"], workdir, **FAKE_AWS
+        ).stdout
+        assert "in sync" in cloud
+        keys = s3.list_objects_v2(Bucket=BUCKET, Prefix="store/")["KeyCount"]
+        assert keys >= 1

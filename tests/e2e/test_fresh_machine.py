@@ -1,0 +1,155 @@
+"""A newcomer's path on a truly fresh machine, in a fresh clone: no uv anywhere, an empty HOME,
+PATH holding only the system Python's bin and /usr/bin:/bin. The README's set-up command, a
+second make target, then the card's own commands exactly as typed with the venv active:
+`bentoml serve`, `bentoml models list`, `bentoml build` and `dvc exp run -S`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import clone_project, free_port
+from tests.support.service import records, stop, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+SYSTEM_PYTHON_BIN = Path(sys.base_prefix) / "bin"
+
+
+def uv_cache() -> Path:
+    """The uv package cache of this machine, reused so the fresh set-up stays fast."""
+    if os.environ.get("UV_CACHE_DIR"):
+        return Path(os.environ["UV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "uv"
+
+
+def fresh_env(home: Path, dataset: Path) -> dict[str, str]:
+    """What `env -i HOME=… PYTHONUSERBASE=… PATH=<system python>:/usr/bin:/bin` leaves."""
+    return {
+        "HOME": str(home),
+        "PYTHONUSERBASE": str(home / ".local"),
+        "PATH": f"{SYSTEM_PYTHON_BIN}:/usr/bin:/bin",
+        "UV_CACHE_DIR": str(uv_cache()),
+        "PHISHING_DATA": str(dataset),
+        "LANG": "C.UTF-8",
+    }
+
+
+def sh(script: str, cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
+    """Run `script` with bash in `cwd` under exactly `env`; fail with its output."""
+    done = subprocess.run(
+        ["/bin/bash", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"`{script}` exited {done.returncode}:\n{output[-6000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path) -> tuple[Path, dict]:
+    """A fresh clone after `make pipeline` on the simulated fresh machine."""
+    home = tmp_path_factory.mktemp("home")
+    env = fresh_env(home, dataset_path)
+    assert subprocess.run(["/bin/bash", "-c", "command -v uv"], env=env).returncode != 0, (
+        "uv is on the simulated fresh PATH; this test would not prove its installation"
+    )
+    clone = clone_project(tmp_path_factory.mktemp("fresh") / "phishguard")
+    sh("make pipeline", clone, env)
+    return clone, env
+
+
+def test_make_pipeline_installs_uv_and_runs_every_stage(fresh) -> None:
+    clone, env = fresh
+    assert (Path(env["PYTHONUSERBASE"]) / "bin" / "uv").is_file()
+    assert json.loads((clone / "reports" / "metrics.json").read_text())["test"]["roc_auc"] > 0.98
+    assert "Data and pipelines are up to date" in sh(
+        ". .venv/bin/activate && dvc status", clone, env
+    )
+
+
+def test_a_second_make_target_works_after_the_set_up(fresh) -> None:
+    clone, env = fresh
+    # Once .venv/bin is first on PATH, `python3` is the venv's (no pip, no uv): make must not
+    # depend on it, with or without the venv active.
+    sh("make lint", clone, env)
+    sh(". .venv/bin/activate && make lint && make help >/dev/null", clone, env)
+
+
+def test_bentoml_models_list_and_build_as_typed(fresh) -> None:
+    clone, env = fresh
+    listed = sh(". .venv/bin/activate && bentoml models list", clone, env)
+    assert "phishguard" in listed
+    built = sh(". .venv/bin/activate && bentoml build", clone, env, timeout=300)
+    assert "Successfully built" in built, built[-2000:]
+
+
+@pytest.fixture
+def served(fresh, tmp_path: Path) -> Iterator[str]:
+    clone, env = fresh
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen(
+        [
+            "/bin/bash",
+            "-c",
+            f". .venv/bin/activate && exec bentoml serve --host 127.0.0.1 --port {port}",
+        ],
+        cwd=clone,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_ready(server, port, log)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(server)
+
+
+def test_plain_bentoml_serve_answers_predict(served: str) -> None:
+    request = urllib.request.Request(
+        f"{served}/predict",
+        json.dumps({"records": records(3, seed=1)}).encode(),
+        {"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        results = json.loads(response.read())["results"]
+    assert len(results) == 3
+    assert all(0.0 <= r["phishing_probability"] <= 1.0 for r in results)
+
+
+def test_an_experiment_reruns_train_onwards_only(fresh) -> None:
+    clone, env = fresh
+    # `dvc exp` commits experiments to git refs: the README asks a newcomer for a git identity.
+    sh(
+        "git config --global user.name newcomer && git config --global user.email n@x.invalid",
+        clone,
+        env,
+    )
+    output = sh(". .venv/bin/activate && dvc exp run -S model.max_depth=4", clone, env)
+    for stage in ("ingest", "validate", "featurize"):
+        assert f"Stage '{stage}' didn't change, skipping" in output
+        assert f"Running stage '{stage}'" not in output
+    for stage in ("train", "evaluate", "package"):
+        assert f"Running stage '{stage}'" in output
+    shown = sh(". .venv/bin/activate && dvc exp show --no-pager --csv", clone, env)
+    rows = list(csv.DictReader(io.StringIO(shown)))
+    experiments = [row for row in rows if row["Experiment"]]
+    assert [row["model.max_depth"] for row in experiments] == ["4"], shown
