@@ -39,6 +39,7 @@ from benchmarks.quality import (
 )
 from benchmarks.quality_report import mean_std
 from phishguard.config.compose import compose_params
+from phishguard.config.models import model_config
 from phishguard.contract.schema import TARGET, feature_vector_ids
 from phishguard.modeling.evaluate import grouped_splits, out_of_fold
 from phishguard.modeling.features import with_signal_counts
@@ -62,12 +63,12 @@ FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 def xgboost_variant(default: dict[str, Any], change: dict[str, Any]) -> Candidate:
     """The default XGBoost config with `change` applied, named by the change."""
     name = "xgboost " + ", ".join(f"{k}={v}" for k, v in change.items())
-    return Candidate(name, build_model({**default, **change}, MODEL_SEED), True)
+    return Candidate(name, build_model(model_config({**default, **change}), MODEL_SEED), True)
 
 
 def tune(train: pd.DataFrame, default: dict[str, Any]) -> list[dict[str, Any]]:
     """Every grid point and the default on repeated grouped CV of the training split."""
-    candidates = [Candidate("xgboost", build_model(default, MODEL_SEED), True)]
+    candidates = [Candidate("xgboost", build_model(model_config(default), MODEL_SEED), True)]
     candidates += [xgboost_variant(default, change) for change in GRID]
     runs = run_candidates(candidates, train, TUNING_SEEDS, leaky=False)
     return summarise(runs, train[TARGET].to_numpy(), "xgboost")
@@ -91,7 +92,9 @@ def learning_curve(
                 kept = kept_groups[: round(fraction * len(kept_groups))]
                 cut.append((train_idx[np.isin(groups[train_idx], kept)], test_idx))
             split_sets.append(cut)
-        oof = out_of_fold(build_model(default, MODEL_SEED), X, y, split_sets, workers=WORKERS)
+        oof = out_of_fold(
+            build_model(model_config(default), MODEL_SEED), X, y, split_sets, workers=WORKERS
+        )
         runs[f"{fraction:.0%} of each training fold"] = {"honest": oof, "seconds": 0}
         print(f"learning curve {fraction:.0%} done", file=sys.stderr, flush=True)
     return summarise(runs, y, "100% of each training fold")
@@ -99,7 +102,7 @@ def learning_curve(
 
 def anchors_with_counts(table: pd.DataFrame, default: dict[str, Any]) -> list[dict[str, Any]]:
     """LightGBM and CatBoost with the signal counts, paired with the default on all rows."""
-    candidates = [Candidate("xgboost", build_model(default, MODEL_SEED), True)]
+    candidates = [Candidate("xgboost", build_model(model_config(default), MODEL_SEED), True)]
     candidates += [
         Candidate(f"{name} + signal counts", build(MODEL_SEED), True)
         for name, build in ANCHORS.items()

@@ -31,9 +31,10 @@ import pandas as pd
 import yaml
 
 from phishguard.config.compose import compose_params
+from phishguard.config.models import model_config
 from phishguard.contract.schema import TARGET
 from phishguard.modeling.evaluate import grouped_cv
-from phishguard.modeling.zoo import build_model, design_matrix, uses_signal_counts
+from phishguard.modeling.zoo import build_model, design_matrix
 from phishguard.provenance import library_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,11 +70,11 @@ def thread_counts(train: pd.DataFrame, repeats: int) -> list[dict]:
         times: dict[str, dict[str, list[float]]] = {s: {"fit": [], "cv": []} for s in SETTINGS}
         for _ in range(repeats):
             for setting, knobs in SETTINGS.items():
-                spec = with_threads(base, knobs["model_threads"])
+                spec = model_config(with_threads(base, knobs["model_threads"]))
                 X = design_matrix(train, spec)
                 times[setting]["fit"].append(timed(build_model(spec, 42).fit, X, y))
                 estimator = build_model(spec, 42)
-                counts = uses_signal_counts(spec)
+                counts = spec.signal_counts
                 times[setting]["cv"].append(
                     timed(
                         lambda e=estimator, c=counts, w=knobs["cv_workers"]: grouped_cv(

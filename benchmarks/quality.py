@@ -34,6 +34,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from benchmarks.quality_report import markdown
 from phishguard.config.compose import compose_params
+from phishguard.config.models import model_config
 from phishguard.contract.schema import TARGET, feature_vector_ids
 from phishguard.data.ingest import canonical_table
 from phishguard.data.sources import read_table
@@ -42,7 +43,7 @@ from phishguard.modeling.evaluate import out_of_fold, recall_at_fpr, repeated_gr
 from phishguard.modeling.features import with_signal_counts
 from phishguard.modeling.intervals import paired_comparison, spread
 from phishguard.modeling.split import with_target
-from phishguard.modeling.zoo import as_matrix, build_model, uses_signal_counts
+from phishguard.modeling.zoo import as_matrix, build_model
 from phishguard.provenance import library_versions
 
 FOLDS, SEEDS, MODEL_SEED, TARGET_FPR, WORKERS = 5, (42, 43, 44, 45, 46), 42, 0.02, 2
@@ -82,8 +83,8 @@ def model_spec(name: str) -> dict:
 def zoo(names: Sequence[str]) -> list[Candidate]:
     """The `conf/model/<name>.yaml` models with their configured inputs and the model seed."""
     return [
-        Candidate(name, build_model(spec, MODEL_SEED), uses_signal_counts(spec))
-        for name, spec in ((name, model_spec(name)) for name in names)
+        Candidate(name, build_model(config, MODEL_SEED), config.signal_counts)
+        for name, config in ((name, model_config(model_spec(name))) for name in names)
     ]
 
 

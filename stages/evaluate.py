@@ -2,60 +2,32 @@
 and the MLflow run of this model (params, every metric, the model, provenance tags)."""
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from phishguard import PhishguardError, paths
+from phishguard.config.models import load_model_config
 from phishguard.config.params import load_section, section
+from phishguard.config.sections import EvaluateParams, TrainParams
 from phishguard.contract.schema import content_sha256
 from phishguard.entrypoint import run
 from phishguard.modeling.evaluate import EvaluationResult, evaluate_model, gate_failures
 from phishguard.modeling.package import package_metadata, package_version, write_package
 from phishguard.modeling.plot_data import write_plots
-from phishguard.modeling.train import TrainParams
 from phishguard.modeling.zoo import load_model
 from phishguard.provenance import read_json, write_json
-
-
-@dataclass(frozen=True)
-class Gate:
-    min_roc_auc: float
-    min_accuracy: float
-    max_fpr: float
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    cv_folds: int
-    cv_workers: int
-    seed: int
-    target_fpr: float
-    bootstrap_resamples: int
-    gate: Gate
 
 
 def main() -> None:
     params = load_section("evaluate", EvaluateParams)
     train_seed = load_section("train", TrainParams).seed
-    spec = section("model")
+    config = load_model_config()
     metadata = read_json(paths.MODEL_METADATA)
     model = load_model(paths.MODEL_DIR / metadata["model_file"], metadata["model_sha256"])
     train, test = pd.read_parquet(paths.TRAIN_TABLE), pd.read_parquet(paths.TEST_TABLE)
 
-    result = evaluate_model(
-        model,
-        spec,
-        train_seed,
-        train,
-        test,
-        params.cv_folds,
-        params.seed,
-        params.target_fpr,
-        cv_workers=params.cv_workers,
-        bootstrap_resamples=params.bootstrap_resamples,
-    )
+    result = evaluate_model(model, train, test, config, train_seed, params)
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
     write_plots(result.y_test, result.test_proba, result.metrics["threshold"], paths.PLOTS)

@@ -1,20 +1,13 @@
 """featurize: map the label (phishing = 1) and split train/test by feature-vector group."""
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.config.params import load_section
+from phishguard.config.sections import SplitParams
 from phishguard.entrypoint import run
 from phishguard.modeling.split import group_aware_split, split_report, with_target
 from phishguard.provenance import write_json
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    test_size: float
-    seed: int
 
 
 def main() -> None:

@@ -1,21 +1,11 @@
 """ingest: the landed source file → the canonical raw table + reports/ingest.json."""
 
-from dataclasses import dataclass
-
 from phishguard import paths
-from phishguard.config.params import ParamsError, load_section
+from phishguard.config.params import load_section
+from phishguard.config.sections import IngestParams
 from phishguard.data.ingest import RowDropGuard, ingest_file, landed_file
 from phishguard.entrypoint import run
 from phishguard.provenance import file_sha256, read_json, write_json
-
-
-@dataclass(frozen=True)
-class IngestParams:
-    max_row_drop: float
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_row_drop <= 1:
-            raise ParamsError(f"ingest.max_row_drop must be in [0, 1], got {self.max_row_drop}")
 
 
 def main() -> None:

@@ -1,17 +1,11 @@
 """validate: quarantine rows outside the schema, with reasons; report counts and duplicates."""
 
-from dataclasses import dataclass
-
 from phishguard import PhishguardError, paths
 from phishguard.config.params import load_section
+from phishguard.config.sections import ValidateParams
 from phishguard.data.quarantine_file import quarantine_file
 from phishguard.entrypoint import run
 from phishguard.provenance import write_json
-
-
-@dataclass(frozen=True)
-class ValidateParams:
-    max_quarantine_fraction: float
 
 
 def main() -> None:

@@ -65,3 +65,19 @@ def test_missing_section_and_file(tmp_path: Path):
         load_section("train", Outer, tmp_path / "params.yaml")
     with pytest.raises(ParamsError, match="not found"):
         load_section("train", Outer, tmp_path / "absent.yaml")
+
+
+def test_soft_voting_members_are_their_own_configs():
+    """conf/model/soft_voting.yaml composes its members from conf/model/, so a change to a
+    model's config reaches the ensemble; only what the ensemble sets differs."""
+    conf = REPO / "conf"
+    ensemble = yaml.safe_load(compose_params(["model=soft_voting"], conf_dir=conf))["model"]
+    assert list(ensemble["members"]) == ["xgboost", "extra_trees"]
+    for name, member in ensemble["members"].items():
+        own = yaml.safe_load(compose_params([f"model={name}"], conf_dir=conf))["model"]
+        changed = {k for k in own.keys() | member.keys() if own.get(k) != member.get(k)}
+        assert changed <= {"signal_counts", "n_jobs"}, (name, changed)
+        assert member["signal_counts"] is ensemble["signal_counts"]
+    overridden = ["model=soft_voting", "model.members.xgboost.max_depth=4"]
+    composed = yaml.safe_load(compose_params(overridden, conf_dir=conf))["model"]
+    assert composed["members"]["xgboost"]["max_depth"] == 4

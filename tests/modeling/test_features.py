@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phishguard.config.models import model_config
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, to_target
 from phishguard.modeling.evaluate import grouped_cv
 from phishguard.modeling.features import SIGNAL_COUNTS, with_signal_counts
@@ -53,13 +54,13 @@ def test_counts_refuse_a_matrix_of_the_wrong_width() -> None:
 
 def test_signal_counts_must_be_a_boolean() -> None:
     with pytest.raises(ModelConfigError, match="true or false"):
-        design_matrix(_table(), {"name": "xgboost", "signal_counts": "yes"})
+        design_matrix(_table(), model_config({"name": "xgboost", "signal_counts": "yes"}))
 
 
 @pytest.mark.parametrize("name", ["xgboost", "extra_trees"])
 def test_a_counts_model_scores_with_the_counts_it_was_trained_on(name: str, tmp_path: Path) -> None:
     table = _table()
-    spec = {"name": name, "n_estimators": 20, "signal_counts": True}
+    spec = model_config({"name": name, "n_estimators": 20, "signal_counts": True})
     metadata = train_and_save(spec, 42, table, tmp_path)
     assert metadata["input_columns"] == [*FEATURES, *SIGNAL_COUNTS]
     assert "signal_counts" not in build_model(spec, 42).get_params()
@@ -77,7 +78,9 @@ def test_a_counts_model_scores_with_the_counts_it_was_trained_on(name: str, tmp_
 
 def test_plain_models_take_the_30_features_unchanged(tmp_path: Path) -> None:
     table = _table()
-    metadata = train_and_save({"name": "xgboost", "n_estimators": 5}, 42, table, tmp_path)
+    metadata = train_and_save(
+        model_config({"name": "xgboost", "n_estimators": 5}), 42, table, tmp_path
+    )
     assert metadata["input_columns"] == list(FEATURES)
     model = load_model(tmp_path / metadata["model_file"], metadata["model_sha256"])
     matrix = table[list(FEATURES)].to_numpy(dtype=np.float32)
@@ -94,7 +97,9 @@ def test_a_model_of_another_width_is_refused() -> None:
 
 def test_grouped_cv_uses_the_counts_when_asked() -> None:
     table = _table()
-    estimator = build_model({"name": "logistic_regression", "C": 1.0, "max_iter": 500}, 0)
+    estimator = build_model(
+        model_config({"name": "logistic_regression", "C": 1.0, "max_iter": 500}), 0
+    )
     plain = grouped_cv(estimator, table, 3, 0)
     counted = grouped_cv(estimator, table, 3, 0, signal_counts=True)
     assert not np.allclose(plain, counted)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phishguard import PhishguardError
+from phishguard.config.models import model_config
 from phishguard.modeling import package as packaging
 from phishguard.modeling.package_checks import CHECKSUM_FILE, PACKAGE_FILE, PackageError, seal
 from phishguard.modeling.package_checks import verify_package as verify
@@ -161,7 +162,7 @@ def stage_inputs(folder: Path, threshold: float, trees: int = 10) -> dict[str, P
     metrics (a small model on synthetic rows)."""
     model_dir = folder / "model"
     spec = {"name": "xgboost", "n_estimators": trees, "max_depth": 3, "n_jobs": 1}
-    metadata = train_and_save(spec, 7, with_target(labelled_rows(400, 0)), model_dir)
+    metadata = train_and_save(model_config(spec), 7, with_target(labelled_rows(400, 0)), model_dir)
     write_json(model_dir / "metadata.json", metadata)
     write_json(folder / "operating_point.json", {"threshold": threshold, "target_fpr": 0.02})
     write_json(folder / "metrics.json", {"test": {"roc_auc": 0.97, "accuracy": 0.93}})

@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 from phishguard.config.compose import compose_params
+from phishguard.config.models import model_config
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, to_target
 from phishguard.modeling.train import train_and_save
 from phishguard.modeling.zoo import (
     IntegrityError,
     ModelConfigError,
-    build_model,
     load_model,
     phishing_probability,
 )
@@ -61,7 +61,7 @@ def test_zoo_model_roundtrips_through_its_safe_format(name: str, tmp_path: Path)
     spec = yaml.safe_load(compose_params([f"model={name}"], REPO / "conf"))["model"]
     assert spec["name"] == name
     table = _table()
-    metadata = train_and_save(_small(spec), 42, table, tmp_path)
+    metadata = train_and_save(model_config(_small(spec)), 42, table, tmp_path)
     path = tmp_path / metadata["model_file"]
     assert path.suffix == (".ubj" if name == "xgboost" else ".skops")
     model = load_model(path, metadata["model_sha256"])
@@ -75,14 +75,16 @@ def test_zoo_model_roundtrips_through_its_safe_format(name: str, tmp_path: Path)
 
 @pytest.mark.parametrize("name", ["random_forest", "soft_voting"])
 def test_training_is_byte_for_byte_deterministic(name: str, tmp_path: Path) -> None:
-    spec = _small(yaml.safe_load(compose_params([f"model={name}"], REPO / "conf"))["model"])
+    spec = model_config(
+        _small(yaml.safe_load(compose_params([f"model={name}"], REPO / "conf"))["model"])
+    )
     first = train_and_save(spec, 42, _table(), tmp_path / "a")
     second = train_and_save(spec, 42, _table(), tmp_path / "b")
     assert first["model_sha256"] == second["model_sha256"]
 
 
 def test_an_altered_model_file_is_refused(tmp_path: Path) -> None:
-    spec = {"name": "extra_trees", "n_estimators": 5}
+    spec = model_config({"name": "extra_trees", "n_estimators": 5})
     metadata = train_and_save(spec, 42, _table(), tmp_path)
     path = tmp_path / metadata["model_file"]
     path.write_bytes(path.read_bytes() + b"\0")
@@ -113,8 +115,9 @@ def test_skops_files_are_byte_identical_across_processes(tmp_path: Path) -> None
     script = (
         "import sys, yaml; from tests.modeling.test_zoo import _table, _small; "
         "from phishguard.config.compose import compose_params; from phishguard.modeling.train import train_and_save; "
+        "from phishguard.config.models import model_config; "
         "from pathlib import Path; "
-        "spec = _small(yaml.safe_load(compose_params(['model=soft_voting']))['model']); "
+        "spec = model_config(_small(yaml.safe_load(compose_params(['model=soft_voting']))['model'])); "
         "print(train_and_save(spec, 42, _table(), Path(sys.argv[1]))['model_sha256'])"
     )
     digests = {
@@ -136,4 +139,4 @@ def test_skops_files_are_byte_identical_across_processes(tmp_path: Path) -> None
 )
 def test_bad_ensemble_configs_are_clear_errors(spec: dict, message: str) -> None:
     with pytest.raises(ModelConfigError, match=message):
-        build_model(spec, 42)
+        model_config(spec)

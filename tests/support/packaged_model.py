@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from phishguard.config.models import model_config
 from phishguard.contract.schema import LABEL, RESULT_LEGITIMATE, RESULT_PHISHING
 from phishguard.modeling import package
 from phishguard.modeling.split import with_target
@@ -35,7 +36,7 @@ def write_package(directory: Path, n_estimators: int = 60, spec: dict | None = N
     """Train a small model (XGBoost unless `spec` says otherwise) and write it as the package
     stage would (no bentoml)."""
     spec = spec or {"name": "xgboost", "n_estimators": n_estimators, "max_depth": 4, "n_jobs": 1}
-    metadata = train_and_save(spec, 7, with_target(labelled_rows(3000, 0)), directory)
+    metadata = train_and_save(model_config(spec), 7, with_target(labelled_rows(3000, 0)), directory)
     manifest = package.package_metadata(
         metadata,
         {"threshold": THRESHOLD, "target_fpr": 0.02},

@@ -1,9 +1,6 @@
-"""The type and range of every model hyperparameter, checked before any model is built.
+"""The rules of allowed hyperparameter values, and how each says what it allows.
 
-XGBoost and scikit-learn check their own parameters only when fitting, with a traceback of
-30 lines (`max_depth: "six"`) or, for some values, not at all. `check_hyperparameters` names
-the key, the value and what is allowed, in one line, for every model of the zoo
-(`phishguard.modeling.zoo.BUILDERS`); a key that is not listed here is an error too.
+The model configs (`phishguard.config.models`) give every hyperparameter one of these rules.
 """
 
 from __future__ import annotations
@@ -88,78 +85,10 @@ THREADS = integer(1) | one_of(-1)
 FRACTION = number(0, 1, low_open=True)
 NON_NEGATIVE = number(0, low_open=False)
 POSITIVE = number(0, low_open=True)
-TREES = {
-    "n_estimators": integer(1),
-    "max_depth": NULL | integer(1),
-    "min_samples_leaf": integer(1),
-    "min_samples_split": integer(2),
-    "max_features": one_of("sqrt", "log2", None) | integer(1) | FRACTION,
-    "max_samples": NULL | FRACTION,
-    "bootstrap": BOOLEAN,
-    "class_weight": one_of(None, "balanced", "balanced_subsample"),
-    "n_jobs": THREADS,
-}
-RULES: dict[str, dict[str, Rule]] = {
-    "xgboost": {
-        "n_estimators": integer(1),
-        "max_depth": integer(1),
-        "learning_rate": float32(FRACTION),
-        "subsample": float32(FRACTION),
-        "colsample_bytree": float32(FRACTION),
-        "colsample_bylevel": float32(FRACTION),
-        "colsample_bynode": float32(FRACTION),
-        "min_child_weight": float32(NON_NEGATIVE),
-        "gamma": float32(NON_NEGATIVE),
-        "reg_lambda": float32(NON_NEGATIVE),
-        "reg_alpha": float32(NON_NEGATIVE),
-        "max_bin": integer(2),
-        "scale_pos_weight": float32(POSITIVE),
-        "n_jobs": THREADS,
-    },
-    "random_forest": TREES,
-    "extra_trees": TREES,
-    "hist_gradient_boosting": {
-        "max_iter": integer(1),
-        "learning_rate": POSITIVE,
-        "max_leaf_nodes": NULL | integer(2),
-        "max_depth": NULL | integer(1),
-        "min_samples_leaf": integer(1),
-        "l2_regularization": NON_NEGATIVE,
-        "max_bins": integer(2, 255),
-        "early_stopping": BOOLEAN | one_of("auto"),
-    },
-    "logistic_regression": {
-        "C": POSITIVE,
-        "max_iter": integer(1),
-        "class_weight": one_of(None, "balanced"),
-        "solver": one_of("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga"),
-    },
-    "soft_voting": {
-        # `members` (model name → its hyperparameters) is checked member by member.
-        "weights": NULL
-        | Rule("a list of numbers ≥ 0", lambda v: isinstance(v, list) and all(map(_ok_weight, v))),
-        "n_jobs": NULL | THREADS,
-    },
-}
+WEIGHTS = NULL | Rule(
+    "a list of numbers ≥ 0", lambda v: isinstance(v, list) and all(map(_ok_weight, v))
+)
 
 
 def _ok_weight(value: Any) -> bool:
     return _is_number(value) and value >= 0
-
-
-def check_hyperparameters(model: str, params: dict[str, Any], where: str = "model") -> None:
-    """Raise `ModelConfigError` naming the first key of `params` that model `model` does
-    not take, or whose value is out of its type or range; `where` prefixes the key."""
-    rules = RULES[model]
-    for key, value in params.items():
-        if key == "members" and model == "soft_voting":
-            continue
-        if key not in rules:
-            raise ModelConfigError(
-                f"{where}.{key} is not a hyperparameter of {model} "
-                f"(it takes {', '.join(sorted(rules))})"
-            )
-        if not rules[key].accepts(value):
-            raise ModelConfigError(
-                f"{where}.{key} = {value!r} is not allowed: expected {rules[key].allowed}"
-            )

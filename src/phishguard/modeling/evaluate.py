@@ -18,6 +18,8 @@ from sklearn import metrics as skm
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 
+from phishguard.config.models import ModelConfig
+from phishguard.config.sections import EvaluateParams
 from phishguard.contract.schema import TARGET, feature_vector_ids
 from phishguard.modeling.features import with_signal_counts
 from phishguard.modeling.intervals import bootstrap_intervals_at, spread
@@ -226,22 +228,21 @@ class EvaluationResult:
 
 def evaluate_model(
     model: Any,
-    spec: dict[str, Any],
-    train_seed: int,
     train: pd.DataFrame,
     test: pd.DataFrame,
-    cv_folds: int,
-    cv_seed: int,
-    target_fpr: float,
-    cv_workers: int = 1,
-    bootstrap_resamples: int = 1000,
+    spec: ModelConfig,
+    train_seed: int,
+    params: EvaluateParams,
 ) -> EvaluationResult:
-    """Test metrics of the fitted `model`, grouped CV of its config on `train`, threshold.
+    """Test metrics of the fitted `model`, grouped CV of its config `spec` (seeded by
+    `train_seed`) on `train`, threshold, as the `evaluate` params say.
 
     The operating threshold comes from out-of-fold predictions on the training split only,
     so the test split never chooses anything. The test metrics carry 95% bootstrap intervals
-    over feature-vector groups (seeded by `cv_seed`); the CV metrics their spread over folds.
+    over feature-vector groups (seeded by `params.seed`); the CV metrics their spread over folds.
     """
+    cv_folds, cv_seed, target_fpr = params.cv_folds, params.seed, params.target_fpr
+    cv_workers, bootstrap_resamples = params.cv_workers, params.bootstrap_resamples
     y_train, y_test = train[TARGET].to_numpy(), test[TARGET].to_numpy()
     estimator = build_model(spec, train_seed)
     splits = grouped_splits(train, cv_folds, cv_seed)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from phishguard.config.models import ModelConfig
 from phishguard.contract.schema import (
     FEATURES,
     SCHEMA_VERSION,
@@ -15,45 +15,31 @@ from phishguard.contract.schema import (
     content_sha256,
     label_mapping,
 )
-from phishguard.modeling.zoo import (
-    build_model,
-    design_matrix,
-    input_columns,
-    save_model,
-    split_spec,
-)
+from phishguard.modeling.zoo import build_model, design_matrix, input_columns, save_model
 from phishguard.provenance import file_sha256, git_revision, library_versions
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    """The `train` section of params.yaml."""
-
-    seed: int
-
-
-def fit_model(spec: dict[str, Any], seed: int, train: pd.DataFrame) -> Any:
-    """Build the estimator named by `spec` and fit it on the training table."""
-    model = build_model(spec, seed)
-    model.fit(design_matrix(train, spec), train[TARGET].to_numpy())
+def fit_model(config: ModelConfig, seed: int, train: pd.DataFrame) -> Any:
+    """Build the estimator `config` describes and fit it on the training table."""
+    model = build_model(config, seed)
+    model.fit(design_matrix(train, config), train[TARGET].to_numpy())
     return model
 
 
 def train_and_save(
-    spec: dict[str, Any], seed: int, train: pd.DataFrame, directory: Path
+    config: ModelConfig, seed: int, train: pd.DataFrame, directory: Path
 ) -> dict[str, Any]:
     """Fit, write the model file, and return its metadata (to be written beside it)."""
-    name, hyperparameters = split_spec(spec)
-    model = fit_model(spec, seed, train)
-    path = save_model(model, name, directory)
+    model = fit_model(config, seed, train)
+    path = save_model(model, config.name, directory)
     return {
-        "model_name": name,
+        "model_name": config.name,
         "model_file": path.name,
         "model_sha256": file_sha256(path),
-        "hyperparameters": hyperparameters,
+        "hyperparameters": config.as_params(),
         "seed": seed,
         "features": list(FEATURES),
-        "input_columns": input_columns(spec),
+        "input_columns": input_columns(config),
         "target": TARGET,
         "label_mapping": label_mapping(),
         "schema_version": SCHEMA_VERSION,

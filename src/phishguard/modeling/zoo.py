@@ -13,17 +13,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phishguard.config.hyperparameters import ModelConfigError, check_hyperparameters
+from phishguard.config.hyperparameters import ModelConfigError
+from phishguard.config.models import (
+    ExtraTreesConfig,
+    HistGradientBoostingConfig,
+    LogisticRegressionConfig,
+    ModelConfig,
+    RandomForestConfig,
+    SoftVotingConfig,
+    XGBoostConfig,
+)
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling.features import SIGNAL_COUNTS, with_signal_counts
 from phishguard.provenance import IntegrityError, file_sha256
 
 
-def _xgboost(params: dict[str, Any], seed: int) -> Any:
+def _xgboost(config: XGBoostConfig, seed: int) -> Any:
     from xgboost import XGBClassifier
 
     return XGBClassifier(
-        **params,
+        **config.hyperparameters(),
         random_state=seed,
         objective="binary:logistic",
         eval_metric="logloss",
@@ -31,56 +40,48 @@ def _xgboost(params: dict[str, Any], seed: int) -> Any:
     )
 
 
-def _random_forest(params: dict[str, Any], seed: int) -> Any:
+def _random_forest(config: RandomForestConfig, seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(**params, random_state=seed)
+    return RandomForestClassifier(**config.hyperparameters(), random_state=seed)
 
 
-def _extra_trees(params: dict[str, Any], seed: int) -> Any:
+def _extra_trees(config: ExtraTreesConfig, seed: int) -> Any:
     from sklearn.ensemble import ExtraTreesClassifier
 
-    return ExtraTreesClassifier(**params, random_state=seed)
+    return ExtraTreesClassifier(**config.hyperparameters(), random_state=seed)
 
 
-def _hist_gradient_boosting(params: dict[str, Any], seed: int) -> Any:
+def _hist_gradient_boosting(config: HistGradientBoostingConfig, seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(**params, random_state=seed)
+    return HistGradientBoostingClassifier(**config.hyperparameters(), random_state=seed)
 
 
-def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
+def _logistic_regression(config: LogisticRegressionConfig, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
     # One-hot: the ternary signals are categories, not magnitudes.
     encoder = OneHotEncoder(handle_unknown="ignore", dtype=np.float64)
-    return make_pipeline(encoder, LogisticRegression(**params, random_state=seed))
+    return make_pipeline(encoder, LogisticRegression(**config.hyperparameters(), random_state=seed))
 
 
-def _soft_voting(params: dict[str, Any], seed: int) -> Any:
+def _soft_voting(config: SoftVotingConfig, seed: int) -> Any:
     from sklearn.ensemble import VotingClassifier
 
-    members = params.pop("members", None)
-    if not isinstance(members, dict) or not members:
-        raise ModelConfigError("soft_voting needs 'members': a mapping of model name → params")
-    unknown = sorted(set(members) - set(BUILDERS) | ({"soft_voting"} & set(members)))
-    if unknown:
-        raise ModelConfigError(f"soft_voting: unknown member model(s) {', '.join(unknown)}")
-    for name, member in members.items():
-        check_hyperparameters(name, dict(member), f"model.members.{name}")
-    estimators = [(name, BUILDERS[name](dict(member), seed)) for name, member in members.items()]
-    return VotingClassifier(estimators, voting="soft", **params)
+    estimators = [(member.name, build_model(member, seed)) for member in config.members]
+    return VotingClassifier(estimators, voting="soft", **config.hyperparameters())
 
 
-BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
-    "xgboost": _xgboost,
-    "random_forest": _random_forest,
-    "extra_trees": _extra_trees,
-    "hist_gradient_boosting": _hist_gradient_boosting,
-    "logistic_regression": _logistic_regression,
-    "soft_voting": _soft_voting,
+BUILDERS: dict[type[ModelConfig], Callable[[Any, int], Any]] = {
+    XGBoostConfig: _xgboost,
+    RandomForestConfig: _random_forest,
+    ExtraTreesConfig: _extra_trees,
+    HistGradientBoostingConfig: _hist_gradient_boosting,
+    LogisticRegressionConfig: _logistic_regression,
+    SoftVotingConfig: _soft_voting,
 }
 
 # Types that skops may load from our own files beyond its defaults; anything else is refused.
@@ -96,44 +97,20 @@ SKOPS_TRUSTED = [
 ]
 
 
-def split_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Separate a `model` params section into its name and its hyperparameters."""
-    if "name" not in spec:
-        raise ModelConfigError(f"model params need a 'name' (one of {', '.join(BUILDERS)})")
-    params = {k: v for k, v in spec.items() if k != "name"}
-    return str(spec["name"]), params
-
-
-def uses_signal_counts(spec: dict[str, Any]) -> bool:
-    """Whether the config asks for the engineered signal counts (`signal_counts: true`)."""
-    value = spec.get("signal_counts", False)
-    if not isinstance(value, bool):
-        raise ModelConfigError(f"model.signal_counts must be true or false, got {value!r}")
-    return value
-
-
-def input_columns(spec: dict[str, Any]) -> list[str]:
+def input_columns(config: ModelConfig) -> list[str]:
     """The model's input columns, in order: the 30 features, then any engineered ones."""
-    return [*FEATURES, *SIGNAL_COUNTS] if uses_signal_counts(spec) else list(FEATURES)
+    return [*FEATURES, *SIGNAL_COUNTS] if config.signal_counts else list(FEATURES)
 
 
-def design_matrix(features: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    """The training input for the config `spec`: `as_matrix`, plus the counts if configured."""
+def design_matrix(features: pd.DataFrame, config: ModelConfig) -> np.ndarray:
+    """The training input for `config`: `as_matrix`, plus the counts if configured."""
     matrix = as_matrix(features)
-    return with_signal_counts(matrix) if uses_signal_counts(spec) else matrix
+    return with_signal_counts(matrix) if config.signal_counts else matrix
 
 
-def build_model(spec: dict[str, Any], seed: int) -> Any:
-    """An unfitted estimator for the `model` params section, seeded."""
-    name, params = split_spec(spec)
-    params.pop("signal_counts", None)  # an input choice (see `design_matrix`), not a hyperparameter
-    if name not in BUILDERS:
-        raise ModelConfigError(f"unknown model '{name}' (choose one of {', '.join(BUILDERS)})")
-    check_hyperparameters(name, params)  # before any library sees them: one clear line
-    try:
-        return BUILDERS[name](params, seed)
-    except TypeError as error:
-        raise ModelConfigError(f"model '{name}': {error}") from None
+def build_model(config: ModelConfig, seed: int) -> Any:
+    """An unfitted estimator for the typed model config (`phishguard.config.models`), seeded."""
+    return BUILDERS[type(config)](config, seed)
 
 
 def model_filename(name: str) -> str:
