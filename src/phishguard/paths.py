@@ -1,5 +1,11 @@
-"""Every path the pipeline reads or writes, in one place (relative to the repository root)."""
+"""Every path the pipeline reads or writes, in one place (relative to the repository root).
 
+`STAGES` says which of them each stage reads and writes; tests/config/test_paths.py proves
+that dvc.yaml declares exactly these as the stage's data deps and outs, and that each stage
+script touches no other.
+"""
+
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path()
@@ -22,8 +28,35 @@ VALIDATION_REPORT = REPORTS / "validation.json"
 SPLIT_REPORT = REPORTS / "split.json"
 METRICS = REPORTS / "metrics.json"
 PLOTS = REPORTS / "plots"
+PLOT_FILES = tuple(
+    PLOTS / name
+    for name in ("roc.json", "precision_recall.json", "calibration.json", "confusion.csv")
+)
 
 # Serving (issue 5): the package stage's BentoML model store, inside the repository.
 BENTOML_HOME = ROOT / "models" / "bentoml"
 PACKAGE_NAME = "phishguard"
 PACKAGE_STORE = BENTOML_HOME / "models" / PACKAGE_NAME
+
+
+@dataclass(frozen=True)
+class StageIO:
+    """The data a pipeline stage reads and the outputs it writes."""
+
+    reads: tuple[Path, ...]
+    writes: tuple[Path, ...]
+
+
+STAGES: dict[str, StageIO] = {
+    "ingest": StageIO(reads=(LANDING_DIR,), writes=(RAW_TABLE, INGEST_REPORT)),
+    "validate": StageIO(
+        reads=(RAW_TABLE,), writes=(VALID_TABLE, QUARANTINE_TABLE, VALIDATION_REPORT)
+    ),
+    "featurize": StageIO(reads=(VALID_TABLE,), writes=(TRAIN_TABLE, TEST_TABLE, SPLIT_REPORT)),
+    "train": StageIO(reads=(TRAIN_TABLE,), writes=(MODEL_DIR,)),
+    "evaluate": StageIO(
+        reads=(TRAIN_TABLE, TEST_TABLE, MODEL_DIR),
+        writes=(OPERATING_POINT, *PLOT_FILES, METRICS),
+    ),
+    "package": StageIO(reads=(MODEL_DIR, OPERATING_POINT, METRICS), writes=(PACKAGE_STORE,)),
+}
