@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dvc.utils.hydra import compose_and_dump
 
 from phishguard.config.compose import compose_params
+from phishguard.config.models import load_model_config
 from phishguard.config.params import ParamsError, build, load_section
 from tests.support import REPO
 
@@ -81,3 +83,14 @@ def test_soft_voting_members_are_their_own_configs():
     overridden = ["model=soft_voting", "model.members.xgboost.max_depth=4"]
     composed = yaml.safe_load(compose_params(overridden, conf_dir=conf))["model"]
     assert composed["members"]["xgboost"]["max_depth"] == 4
+
+
+def test_dvc_composes_soft_voting_as_we_do(tmp_path):
+    """`dvc exp run -S model=soft_voting` writes params.yaml with DVC's own Hydra call: the
+    same text, and a config `train` types member by member."""
+    overrides = ["model=soft_voting"]
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(REPO / "conf"), None, "config", tmp_path, overrides)
+    assert out.read_text() == compose_params(overrides, conf_dir=REPO / "conf")
+    config = load_model_config(out)
+    assert [member.name for member in config.members] == ["xgboost", "extra_trees"]
