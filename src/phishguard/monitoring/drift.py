@@ -123,10 +123,18 @@ def feature_drift(
             }
         )
     q_values = stats.false_discovery_control([row["p_value"] for row in rows], method="bh")
-    for row, q in zip(rows, q_values, strict=True):
-        row["q_value"] = float(q)
-        row["drift"] = bool(q < thresholds.alpha and row["psi"] >= thresholds.min_psi)
-    return rows
+    return [
+        {
+            "feature": row["feature"],
+            "drift": bool(q < thresholds.alpha and row["psi"] >= thresholds.min_psi),
+            "psi": row["psi"],
+            "p_value": row["p_value"],
+            "q_value": float(q),
+            "reference_shares": row["reference_shares"],
+            "current_shares": row["current_shares"],
+        }
+        for row, q in zip(rows, q_values, strict=True)
+    ]
 
 
 def _shares(counts: np.ndarray, domain: tuple[int, ...]) -> dict[str, float]:
