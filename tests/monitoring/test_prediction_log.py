@@ -202,3 +202,15 @@ def test_drift_reads_a_log(tmp_path: Path, make_rows, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("DRIFT")
     assert out.splitlines()[3].startswith("SSLfinal_State") and "not judged" in out
+
+
+def test_drift_errors_are_one_line_naming_the_input(tmp_path: Path, capsys):
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    for args, message in [
+        ([str(tmp_path / "absent")], "absent: no such file or directory"),
+        ([str(tmp_path / "other.csv")], "other.csv: missing feature column(s) having_IP_Address"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["drift", *args])
+        assert exit_.value.code == 1
+        assert message in capsys.readouterr().err

@@ -65,7 +65,8 @@ def command(
 def _with_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [name for name in FEATURES if name not in table.columns]
     if missing:
-        raise PhishguardError(f"{source}: missing feature column(s) {', '.join(missing)}")
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise PhishguardError(f"{source}: missing feature column(s) {', '.join(missing[:5])}{more}")
     return table
 
 

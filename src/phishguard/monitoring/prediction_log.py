@@ -36,7 +36,7 @@ import pandas as pd
 
 from phishguard import DataSourceError, paths
 from phishguard.contract.schema import CLASS_NAMES, FEATURES
-from phishguard.data.sources import read_table
+from phishguard.data.sources import is_url, read_table
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +294,8 @@ def read_log(source: str | Path) -> pd.DataFrame:
     """
     path = Path(source)
     if not path.is_dir():
+        if not is_url(str(source)) and not path.exists():
+            raise DataSourceError(f"{path}: no such file or directory")
         return read_table(source)
     files = sorted(path.rglob(FILE_PATTERN))
     if not files:
