@@ -264,25 +264,33 @@ class PredictionLog:
 
 
 def records_jsonl(batches: list[_Batch]) -> str:
-    """The JSONL text of the batches' records, one object per scored row."""
-    frames = []
-    for batch in batches:
-        frame = pd.DataFrame(batch.features, columns=list(FEATURES))
-        frame.insert(
-            0, "time", batch.time.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        )
-        frame.insert(1, "request_id", batch.request_id)
-        frame.insert(2, "source", batch.source)
-        frame.insert(3, "model_version", batch.model_version)
-        frame.insert(4, "model_sha256", batch.model_sha256)
-        frame["probability"] = batch.probabilities
-        flagged = batch.probabilities >= batch.threshold
-        frame["decision"] = np.where(flagged, CLASS_NAMES[1], CLASS_NAMES[0])
-        frame["threshold"] = batch.threshold
-        frames.append(frame)
-    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    text = table.to_json(orient="records", lines=True, double_precision=15)
+    """The JSONL text of the batches' records, one object per scored row (one DataFrame for
+    all batches: building one per batch costs milliseconds, too slow for one-row requests)."""
+    counts = [len(batch.probabilities) for batch in batches]
+
+    def repeated(values: list[object]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=object), counts)
+
+    probabilities = np.concatenate([batch.probabilities for batch in batches])
+    thresholds = np.repeat([batch.threshold for batch in batches], counts)
+    features = np.concatenate([batch.features for batch in batches])
+    columns: dict[str, object] = {
+        "time": repeated([_utc_text(batch.time) for batch in batches]),
+        "request_id": repeated([batch.request_id for batch in batches]),
+        "source": repeated([batch.source for batch in batches]),
+        "model_version": repeated([batch.model_version for batch in batches]),
+        "model_sha256": repeated([batch.model_sha256 for batch in batches]),
+    }
+    columns.update(zip(FEATURES, features.T, strict=True))
+    columns["probability"] = probabilities
+    columns["decision"] = np.where(probabilities >= thresholds, CLASS_NAMES[1], CLASS_NAMES[0])
+    columns["threshold"] = thresholds
+    text = pd.DataFrame(columns).to_json(orient="records", lines=True, double_precision=15)
     return text if text.endswith("\n") else text + "\n"
+
+
+def _utc_text(time: datetime) -> str:
+    return time.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def read_log(source: str | Path) -> pd.DataFrame:
