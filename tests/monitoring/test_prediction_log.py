@@ -214,3 +214,37 @@ def test_drift_errors_are_one_line_naming_the_input(tmp_path: Path, capsys):
             main(["drift", *args])
         assert exit_.value.code == 1
         assert message in capsys.readouterr().err
+
+
+FORKED = """
+import os, sys, time
+import numpy as np
+from pathlib import Path
+from phishguard.monitoring.prediction_log import PredictionLog
+
+log = PredictionLog(Path(sys.argv[1]))
+def record(request_id):
+    log.record(np.ones((2, 30)), np.full(2, 0.9), 0.5, source="api",
+               request_id=request_id, model_version="v", model_sha256="s")
+record("parent-0")
+while log.written < 2:
+    time.sleep(0.01)
+child = os.fork()
+if child == 0:
+    record("child-0"); record("child-1")
+    log.close()
+    os._exit(0)
+record("parent-1")
+os.waitpid(child, 0)
+"""
+
+
+def test_an_instance_made_before_a_fork_writes_from_each_process_to_its_own_file(tmp_path):
+    subprocess.run(
+        [sys.executable, "-c", FORKED, str(tmp_path)], cwd=REPO, env=tool_env(), check=True
+    )
+    files = list(tmp_path.glob("predictions-*.jsonl"))
+    assert len(files) == 2
+    table = read_log(tmp_path)
+    assert sorted(table["request_id"].unique()) == ["child-0", "child-1", "parent-0", "parent-1"]
+    assert len(table) == 8

@@ -96,6 +96,7 @@ class PredictionLog:
         self._handle_path: Path | None = None
         if directory is not None:
             atexit.register(self.close)
+            os.register_at_fork(after_in_child=self._reset_after_fork)
 
     @classmethod
     def from_env(
@@ -177,18 +178,23 @@ class PredictionLog:
             self._closed = True
             self._lock.notify()
             thread = self._thread
-        if thread is not None and thread.ident is not None and self._pid == os.getpid():
+        if thread is not None and thread.ident is not None:
             thread.join(timeout_s)
         if self._handle is not None:
             self._handle.close()
             self._handle = None
 
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's thread, queue, file and lock (which the parent's
+        writer may have held at the fork) are not ours; start afresh, with our own file."""
+        self._lock = threading.Condition()
+        self._queue = deque()
+        self._pending_rows, self._thread = 0, None
+        self._handle, self._handle_path = None, None
+        self._pid, self._token = os.getpid(), secrets.token_hex(3)
+
     def _start_writer_if_needed(self) -> None:
         """Called with the lock held."""
-        if self._pid != os.getpid():  # forked: the parent's thread and queue are not ours
-            self._pid, self._token = os.getpid(), secrets.token_hex(3)
-            self._queue.clear()
-            self._pending_rows, self._thread, self._handle = 0, None, None
         if self._thread is None and not self._closed:
             self._thread = threading.Thread(
                 target=self._write_forever, name="prediction-log", daemon=True
