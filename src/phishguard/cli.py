@@ -140,7 +140,40 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="a packaged model folder (default: the latest package)")
     predict.add_argument("--chunk-rows", type=int, default=50_000, help="default: %(default)s")
     predict.set_defaults(handler=_predict)
+
+    # --- drift (issue 12): the statistics are in phishguard.monitoring.drift
+    drift = commands.add_parser(
+        "drift",
+        help="check a prediction log or records file for drift against the training data",
+        description=(
+            "Compare CURRENT (a prediction-log directory or any records file with the 30 "
+            "features; extra columns ignored) with REF: per feature the -1/0/1 shares (PSI and a "
+            "chi-square test, Benjamini-Hochberg over the 30), the share of never-seen feature "
+            "vectors, and, given reference scores, the probabilities and the alert rate. "
+            "Thresholds: the monitor section of params.yaml (conf/monitor/)."
+        ),
+    )
+    drift.add_argument("current", help="prediction-log directory or records file")
+    drift.add_argument(
+        "--reference", help=f"reference records (default: {paths.TRAIN_TABLE}, the training split)"
+    )
+    drift.add_argument(
+        "--reference-scores",
+        help="reference probabilities (e.g. out-of-fold training scores; column probability or "
+        "phishing_probability); without it prediction drift is not judged",
+    )
+    drift.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    drift.add_argument(
+        "--fail-on-drift", action="store_true", help="exit 1 when drift is found (else 0)"
+    )
+    drift.set_defaults(handler=_drift)
     return top
+
+
+def _drift(args: argparse.Namespace) -> None:
+    from phishguard.monitoring.drift_cli import command  # scipy and pandas: ~1 s at start-up
+
+    command(args.current, args.reference, args.reference_scores, args.json, args.fail_on_drift)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,9 @@ BENTOML_HOME = ROOT / "models" / "bentoml"
 PACKAGE_NAME = "phishguard"
 PACKAGE_STORE = BENTOML_HOME / "models" / PACKAGE_NAME
 
+# Monitoring (issue 12): the prediction log's default directory ($PHISHGUARD_PREDICTION_LOG).
+PREDICTION_LOG_DIR = ROOT / "data" / "predictions"
+
 
 @dataclass(frozen=True)
 class StageIO:

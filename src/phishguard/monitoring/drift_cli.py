@@ -1,0 +1,143 @@
+"""`phishguard drift CURRENT`: read the batch and the reference, run the drift check, print it.
+
+The statistics are `phishguard.monitoring.drift`'s; this module only reads the inputs (a
+prediction-log directory or any records file), picks the probabilities and the threshold out of
+a log, and formats the result as JSON or as a short table, drifted features first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from phishguard import PhishguardError, paths
+from phishguard.config.params import load_section
+from phishguard.contract.schema import FEATURES
+from phishguard.data.sources import read_table
+from phishguard.monitoring.drift import MonitorParams, drift_report
+from phishguard.monitoring.prediction_log import read_log
+
+SCORE_COLUMNS = ("probability", "phishing_probability")
+"""Where a probability is found: the prediction log's name, then `phishguard predict`'s."""
+TABLE_ROWS = 8
+"""Features shown in the human output: every drifted one, then the largest PSI up to this."""
+
+
+def command(
+    current: str,
+    reference: str | None = None,
+    reference_scores: str | None = None,
+    as_json: bool = False,
+    fail_on_drift: bool = False,
+) -> None:
+    """Run the drift check of CURRENT against REF (default: the training split) and print it.
+    Exit 1 with `fail_on_drift` when drift is found."""
+    params = load_section("monitor", MonitorParams)
+    reference = reference or str(paths.TRAIN_TABLE)
+    current_table = _with_features(read_log(current), current)
+    reference_table = _with_features(read_table(reference), reference)
+    ref_scores = (
+        scores(read_table(reference_scores), reference_scores) if reference_scores else None
+    )
+    report = drift_report(
+        reference_table,
+        current_table,
+        params,
+        reference_scores=ref_scores,
+        current_scores=scores(current_table),
+        threshold=log_threshold(current_table),
+    )
+    if ref_scores is None:
+        report["prediction"]["note"] = (
+            "not judged: no reference scores (pass --reference-scores FILE, the out-of-fold "
+            "training probabilities)"
+        )
+    elif not report["prediction"]["judged"]:
+        report["prediction"]["note"] = f"not judged: {current} holds no probabilities"
+    print(json.dumps(report, allow_nan=False) if as_json else format_report(report))
+    if fail_on_drift and report["drift"]:
+        raise SystemExit(1)
+
+
+def _with_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    missing = [name for name in FEATURES if name not in table.columns]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise PhishguardError(f"{source}: missing feature column(s) {', '.join(missing[:5])}{more}")
+    return table
+
+
+def scores(table: pd.DataFrame, source: str | None = None) -> np.ndarray | None:
+    """The probabilities of a table (column `probability` or `phishing_probability`; a
+    one-column file is taken as scores), without missing values; None if it has none.
+    With `source` (a file given for its scores), having none is an error naming it."""
+    names = [c for c in SCORE_COLUMNS if c in table.columns]
+    if not names and source is not None and len(table.columns) == 1:
+        names = list(table.columns)
+    if not names:
+        if source is not None:
+            raise PhishguardError(f"{source}: no column {' or '.join(SCORE_COLUMNS)}")
+        return None
+    values = pd.to_numeric(table[names[0]], errors="coerce").dropna().to_numpy(np.float64)
+    if len(values) == 0 and source is not None:
+        raise PhishguardError(f"{source}: column {names[0]} holds no numbers")
+    return values
+
+
+def log_threshold(table: pd.DataFrame) -> float | None:
+    """The threshold most of a log's records were decided at; None without that column."""
+    if "threshold" not in table.columns:
+        return None
+    values = pd.to_numeric(table["threshold"], errors="coerce").dropna()
+    return float(values.mode().iloc[0]) if len(values) else None
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The short human-readable form: verdict, the feature table (drifted first), the joint
+    and the prediction checks."""
+    verdict = "DRIFT" if report["drift"] else "no drift"
+    if not report["judged"]:
+        verdict = f"not judged ({report['note']})"
+    lines = [
+        f"{verdict}: {report['n_current']} rows against {report['n_reference']} reference rows"
+        + (f" ({report['n_invalid']} invalid rows left out)" if report["n_invalid"] else ""),
+        "",
+        f"{'feature':<28} {'drift':<5} {'psi':>7} {'q-value':>9}  shares reference -> current",
+    ]
+    ranked = sorted(report["features"], key=lambda row: (not row["drift"], -row["psi"]))
+    shown = [row for row in ranked if row["drift"]]
+    shown += [row for row in ranked if not row["drift"]][: max(0, TABLE_ROWS - len(shown))]
+    for row in shown:
+        lines.append(
+            f"{row['feature']:<28} {'yes' if row['drift'] else 'no':<5} {row['psi']:>7.3f} "
+            f"{row['q_value']:>9.2g}  {_shares(row['reference_shares'])} -> "
+            f"{_shares(row['current_shares'])}"
+        )
+    if len(shown) < len(ranked):
+        lines.append(f"... {len(ranked) - len(shown)} more features, none drifted")
+    lines.append("")
+    lines.append(
+        f"unseen feature vectors: {report['unseen_vector_share']:.1%} (expected "
+        f"{report['expected_unseen_share']:.1%}){' DRIFT' if report['unseen_drift'] else ''}"
+    )
+    lines.append(f"predictions: {_prediction_line(report['prediction'])}")
+    return "\n".join(lines)
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return " ".join(f"{value}:{share:.2f}" for value, share in shares.items())
+
+
+def _prediction_line(prediction: dict[str, Any]) -> str:
+    if not prediction["judged"]:
+        return prediction["note"]
+    line = f"psi {prediction['psi']:.3f}, KS p-value {prediction['ks_p_value']:.2g}"
+    if prediction["alert_rate"] is not None:
+        line += (
+            f", alert rate {prediction['alert_rate']:.1%} (expected "
+            f"{prediction['expected_alert_rate']:.1%} at threshold {prediction['threshold']:.3f})"
+        )
+    return line + (" DRIFT" if prediction["drift"] else "")

@@ -1,0 +1,334 @@
+"""The prediction log: every scored record, appended to JSONL files by a background thread.
+
+The service and the batch CLI call `PredictionLog.record` once per scored batch; it only puts
+the batch on a bounded queue, so logging never slows a request by more than a copy and never
+raises. A writer thread appends the records to one file per process and period
+(`predictions-<UTC period>-<host>-<pid>-<token>.jsonl`), so several workers, or several
+machines sharing the directory, never write to the same file. A full queue or an unwritable
+directory drops the batch: one warning per cause, and a counter (`dropped`) for /metrics.
+
+One JSON object per line, flat so that any records reader sees the 30 features as columns:
+time (UTC, ISO 8601), request_id, source (api|csv|batch), model_version, model_sha256, the
+30 features, probability, decision (the class name at the threshold) and threshold.
+
+`read_log` loads a log directory (or any records file the pipeline reads) into a DataFrame.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+import pandas as pd
+
+from phishguard import DataSourceError, paths
+from phishguard.contract.schema import CLASS_NAMES, FEATURES
+from phishguard.data.sources import is_url, read_table
+
+log = logging.getLogger(__name__)
+
+LOG_ENV = "PHISHGUARD_PREDICTION_LOG"
+DISABLED = "off"
+FILE_PATTERN = "predictions-*.jsonl"
+SOURCES = ("api", "csv", "batch")
+PERIOD_FORMATS = {"day": "%Y%m%d", "hour": "%Y%m%dT%H"}
+
+Source = Literal["api", "csv", "batch"]
+Period = Literal["day", "hour"]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    time: datetime
+    request_id: str
+    source: str
+    model_version: str
+    model_sha256: str
+    features: np.ndarray
+    probabilities: np.ndarray
+    threshold: float
+
+
+class PredictionLog:
+    """Append scored records to `directory` from a background thread (`None`: disabled).
+
+    `max_pending_rows` bounds the records queued and not yet written; a batch that would
+    exceed it is dropped. `close()` (also run at exit) writes what is queued and stops the
+    thread. The thread starts at the first record, in the process that records (so an instance
+    made before a fork still writes from each worker, to that worker's own file).
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        max_pending_rows: int = 100_000,
+        period: Period = "day",
+    ) -> None:
+        if period not in PERIOD_FORMATS:
+            raise ValueError(f"period must be one of {', '.join(PERIOD_FORMATS)}, got {period!r}")
+        self.directory = directory
+        self.max_pending_rows = max_pending_rows
+        self.period = period
+        self._lock = threading.Condition()
+        self._queue: deque[_Batch] = deque()
+        self._pending_rows = 0
+        self._dropped: Counter[str] = Counter()
+        self._written = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._token = secrets.token_hex(3)
+        self._handle: IO[str] | None = None
+        self._handle_path: Path | None = None
+        if directory is not None:
+            atexit.register(self.close)
+            os.register_at_fork(after_in_child=self._reset_after_fork)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        default: Path = paths.PREDICTION_LOG_DIR,
+        **options: object,
+    ) -> PredictionLog:
+        """The log named by $PHISHGUARD_PREDICTION_LOG (a directory; `off` disables it),
+        else `default`."""
+        value = (os.environ if environ is None else environ).get(LOG_ENV, "").strip()
+        if value.lower() == DISABLED:
+            return cls(None, **options)  # type: ignore[arg-type]
+        return cls(Path(value) if value else default, **options)  # type: ignore[arg-type]
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Records not logged, by cause: `queue_full`, `write_error`, `closed`."""
+        with self._lock:
+            return dict(self._dropped)
+
+    @property
+    def written(self) -> int:
+        """Records written so far."""
+        with self._lock:
+            return self._written
+
+    def record(
+        self,
+        features: np.ndarray | pd.DataFrame,
+        probabilities: np.ndarray,
+        threshold: float,
+        *,
+        source: Source,
+        request_id: str,
+        model_version: str,
+        model_sha256: str,
+    ) -> bool:
+        """Queue one scored batch (the 30 features in canonical order, one probability per row).
+        True when queued; False when disabled or dropped. Never raises on a logging problem."""
+        if self.directory is None:
+            return False
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        matrix = features.loc[:, list(FEATURES)] if isinstance(features, pd.DataFrame) else features
+        batch = _Batch(
+            time=datetime.now(UTC),
+            request_id=request_id,
+            source=source,
+            model_version=model_version,
+            model_sha256=model_sha256,
+            # Copies: the caller may reuse its buffers once we return.
+            features=np.array(matrix, dtype=np.int8),
+            probabilities=np.array(probabilities, dtype=np.float64),
+            threshold=float(threshold),
+        )
+        rows = len(batch.probabilities)
+        with self._lock:
+            self._start_writer_if_needed()
+            if self._closed:
+                cause = "closed"
+            elif self._pending_rows + rows > self.max_pending_rows:
+                cause = "queue_full"
+            else:
+                self._queue.append(batch)
+                self._pending_rows += rows
+                self._lock.notify()
+                return True
+        self._drop(cause, rows, f"{self.max_pending_rows} records already waiting")
+        return False
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write what is queued, then stop the writer thread. Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+            thread = self._thread
+        if thread is not None and thread.ident is not None:
+            thread.join(timeout_s)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's thread, queue, file and lock (which the parent's
+        writer may have held at the fork) are not ours; start afresh, with our own file."""
+        self._lock = threading.Condition()
+        self._queue = deque()
+        self._pending_rows, self._thread = 0, None
+        self._handle, self._handle_path = None, None
+        self._pid, self._token = os.getpid(), secrets.token_hex(3)
+
+    def _start_writer_if_needed(self) -> None:
+        """Called with the lock held."""
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=self._write_forever, name="prediction-log", daemon=True
+            )
+            self._thread.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._lock.wait()
+                if not self._queue:
+                    return
+                batches = list(self._queue)
+                self._queue.clear()
+            try:
+                self._write(batches)
+            except Exception as error:  # the thread must outlive any one bad batch
+                self._drop("write_error", sum(len(b.probabilities) for b in batches), str(error))
+            finally:
+                with self._lock:
+                    self._pending_rows -= sum(len(b.probabilities) for b in batches)
+
+    def _write(self, batches: list[_Batch]) -> None:
+        by_file: dict[Path, list[_Batch]] = {}
+        for batch in batches:
+            by_file.setdefault(self._file_for(batch.time), []).append(batch)
+        for path, group in by_file.items():
+            rows = sum(len(b.probabilities) for b in group)
+            text = records_jsonl(group)
+            try:
+                handle = self._open(path)
+                handle.write(text)
+                handle.flush()
+            except OSError as error:
+                self._close_handle()
+                self._drop("write_error", rows, f"{path}: {error.strerror or error}")
+                continue
+            with self._lock:
+                self._written += rows
+
+    def _file_for(self, time: datetime) -> Path:
+        assert self.directory is not None
+        stamp = time.strftime(PERIOD_FORMATS[self.period])
+        host = socket.gethostname().replace("-", "_") or "host"
+        return self.directory / f"predictions-{stamp}-{host}-{self._pid}-{self._token}.jsonl"
+
+    def _open(self, path: Path) -> IO[str]:
+        if self._handle_path != path or self._handle is None:
+            self._close_handle()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = path.open("a", encoding="utf-8")
+            self._handle_path = path
+        return self._handle
+
+    def _close_handle(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+        self._handle, self._handle_path = None, None
+
+    def _drop(self, cause: str, rows: int, detail: str) -> None:
+        with self._lock:
+            first = self._dropped[cause] == 0
+            self._dropped[cause] += rows
+        if first:  # one warning per cause; the counter keeps the total
+            log.warning(
+                "prediction log (%s): %s; records are being dropped (%s)",
+                self.directory,
+                cause.replace("_", " "),
+                detail,
+            )
+
+
+def records_jsonl(batches: list[_Batch]) -> str:
+    """The JSONL text of the batches' records, one object per scored row (one DataFrame for
+    all batches: building one per batch costs milliseconds, too slow for one-row requests)."""
+    counts = [len(batch.probabilities) for batch in batches]
+
+    def repeated(values: list[object]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=object), counts)
+
+    probabilities = np.concatenate([batch.probabilities for batch in batches])
+    thresholds = np.repeat([batch.threshold for batch in batches], counts)
+    features = np.concatenate([batch.features for batch in batches])
+    columns: dict[str, object] = {
+        "time": repeated([_utc_text(batch.time) for batch in batches]),
+        "request_id": repeated([batch.request_id for batch in batches]),
+        "source": repeated([batch.source for batch in batches]),
+        "model_version": repeated([batch.model_version for batch in batches]),
+        "model_sha256": repeated([batch.model_sha256 for batch in batches]),
+    }
+    columns.update(zip(FEATURES, features.T, strict=True))
+    columns["probability"] = probabilities
+    columns["decision"] = np.where(probabilities >= thresholds, CLASS_NAMES[1], CLASS_NAMES[0])
+    columns["threshold"] = thresholds
+    text = pd.DataFrame(columns).to_json(orient="records", lines=True, double_precision=15)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _utc_text(time: datetime) -> str:
+    return time.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def read_log(source: str | Path) -> pd.DataFrame:
+    """A prediction-log directory (every `predictions-*.jsonl` below it, in time order) or any
+    records file the pipeline reads, as one DataFrame.
+
+    A log file's last line without its newline (a writer killed mid-line) is skipped with a
+    warning; any other malformed line is an error naming the file.
+    """
+    path = Path(source)
+    if not path.is_dir():
+        if not is_url(str(source)) and not path.exists():
+            raise DataSourceError(f"{path}: no such file or directory")
+        return read_table(source)
+    files = sorted(path.rglob(FILE_PATTERN))
+    if not files:
+        raise DataSourceError(f"{path}: no prediction-log files ({FILE_PATTERN}) in it")
+    frames = [frame for frame in map(_read_log_file, files) if not frame.empty]
+    if not frames:
+        raise DataSourceError(f"{path}: the prediction-log files hold no records")
+    table = pd.concat(frames, ignore_index=True)
+    order = np.argsort(pd.to_datetime(table["time"], utc=True).to_numpy(), kind="stable")
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _read_log_file(path: Path) -> pd.DataFrame:
+    complete, _, partial = path.read_text(encoding="utf-8").rpartition("\n")
+    if partial.strip():
+        log.warning("%s: its last line is incomplete (a writer stopped mid-line); skipped", path)
+    if not complete.strip():
+        return pd.DataFrame()
+    try:
+        return pd.read_json(io.StringIO(complete), lines=True, dtype=False, convert_dates=False)
+    except ValueError as error:
+        raise DataSourceError(f"{path}: not a prediction-log file ({error})") from None
