@@ -33,7 +33,8 @@ import yaml
 from phishguard.config.compose import compose_params
 from phishguard.contract.schema import TARGET
 from phishguard.modeling.evaluate import grouped_cv
-from phishguard.modeling.zoo import build_model, design_matrix, uses_signal_counts
+from phishguard.modeling.features import as_matrix, model_inputs
+from phishguard.modeling.zoo import build_model, input_columns
 from phishguard.provenance import library_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,14 +71,14 @@ def thread_counts(train: pd.DataFrame, repeats: int) -> list[dict]:
         for _ in range(repeats):
             for setting, knobs in SETTINGS.items():
                 spec = with_threads(base, knobs["model_threads"])
-                X = design_matrix(train, spec)
+                columns = input_columns(spec)
+                X = model_inputs(as_matrix(train), columns)
                 times[setting]["fit"].append(timed(build_model(spec, 42).fit, X, y))
                 estimator = build_model(spec, 42)
-                counts = uses_signal_counts(spec)
                 times[setting]["cv"].append(
                     timed(
-                        lambda e=estimator, c=counts, w=knobs["cv_workers"]: grouped_cv(
-                            e, train, 5, 42, signal_counts=c, workers=w
+                        lambda e=estimator, c=columns, w=knobs["cv_workers"]: grouped_cv(
+                            e, train, 5, 42, columns=c, workers=w
                         )
                     )
                 )

@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phishguard import PhishguardError
+from phishguard.modeling import bundle
 from phishguard.modeling import package as packaging
-from phishguard.modeling.package_checks import CHECKSUM_FILE, PACKAGE_FILE, PackageError, seal
-from phishguard.modeling.package_checks import verify_package as verify
-from phishguard.modeling.split import with_target
+from phishguard.modeling.bundle import CHECKSUM_FILE, PackageError, verify
+from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
 from phishguard.modeling.train import train_and_save
 from phishguard.provenance import IntegrityError, file_sha256, read_json, write_json
 from tests.support import REPO, tool_env
-from tests.support.packaged_model import labelled_rows
+from tests.support.packaged_model import labelled_rows, training_table
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -36,11 +36,12 @@ def copy_of(package_dir: Path, destination: Path) -> Path:
 
 def edit_manifest(directory: Path, change, reseal: bool) -> None:
     manifest = read_json(directory / PACKAGE_FILE)
-    files = [manifest["model_file"], PACKAGE_FILE]
+    files = sorted([manifest["model_file"], PACKAGE_FILE])
     change(manifest)
     write_json(directory / PACKAGE_FILE, manifest)
     if reseal:  # as someone who knows the format would: the checksums agree again
-        seal(directory, files)
+        lines = [f"{file_sha256(directory / name)}  {name}\n" for name in files]
+        (directory / CHECKSUM_FILE).write_text("".join(lines))
 
 
 def test_the_checksums_cover_the_model_and_the_manifest(package_dir: Path) -> None:
@@ -161,8 +162,7 @@ def stage_inputs(folder: Path, threshold: float, trees: int = 10) -> dict[str, P
     metrics (a small model on synthetic rows)."""
     model_dir = folder / "model"
     spec = {"name": "xgboost", "n_estimators": trees, "max_depth": 3, "n_jobs": 1}
-    metadata = train_and_save(spec, 7, with_target(labelled_rows(400, 0)), model_dir)
-    write_json(model_dir / "metadata.json", metadata)
+    train_and_save(spec, 7, training_table(400, 0), model_dir)
     write_json(folder / "operating_point.json", {"threshold": threshold, "target_fpr": 0.02})
     write_json(folder / "metrics.json", {"test": {"roc_auc": 0.97, "accuracy": 0.93}})
     return {
@@ -201,7 +201,7 @@ def test_repackaging_switches_to_the_new_package_then_drops_the_old(served, tmp_
     assert again == second and verify(again)["threshold"] == 0.7
 
 
-def fail_to_seal(directory: Path, names: list[str]) -> None:
+def fail_to_seal(directory: Path, manifest: dict) -> None:
     raise OSError(28, "No space left on device")
 
 
@@ -213,7 +213,7 @@ def test_a_failed_packaging_leaves_the_served_package_whole(
     before = store_files(home)
     inputs = stage_inputs(tmp_path / "bad", 1.01 if failure == "threshold out of range" else 0.7)
     if failure == "disk full":
-        monkeypatch.setattr(packaging, "seal", fail_to_seal)
+        monkeypatch.setattr(bundle, "seal", fail_to_seal)
     if failure == "no model file":
         (inputs["model_dir"] / "model.ubj").unlink()
     with pytest.raises((PhishguardError, OSError)):

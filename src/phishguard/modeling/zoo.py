@@ -1,22 +1,19 @@
-"""The model zoo: build an estimator from its config, save it safely, load it verified.
+"""The model zoo: build an estimator from its config, and the inputs that config asks for.
 
-XGBoost models are stored in XGBoost's native UBJSON format; scikit-learn models with skops,
-loaded against an explicit allow-list of types. No pickle is ever loaded.
+Saving and loading a fitted model belong to `phishguard.modeling.bundle` (XGBoost's native
+UBJSON, or skops against `SKOPS_TRUSTED`; never a pickle).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from phishguard.config.hyperparameters import ModelConfigError, check_hyperparameters
 from phishguard.contract.schema import FEATURES
-from phishguard.modeling.features import SIGNAL_COUNTS, with_signal_counts
-from phishguard.provenance import IntegrityError, file_sha256
+from phishguard.modeling.features import INPUT_COLUMNS
 
 
 def _xgboost(params: dict[str, Any], seed: int) -> Any:
@@ -104,29 +101,20 @@ def split_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(spec["name"]), params
 
 
-def uses_signal_counts(spec: dict[str, Any]) -> bool:
-    """Whether the config asks for the engineered signal counts (`signal_counts: true`)."""
-    value = spec.get("signal_counts", False)
-    if not isinstance(value, bool):
-        raise ModelConfigError(f"model.signal_counts must be true or false, got {value!r}")
-    return value
-
-
 def input_columns(spec: dict[str, Any]) -> list[str]:
-    """The model's input columns, in order: the 30 features, then any engineered ones."""
-    return [*FEATURES, *SIGNAL_COUNTS] if uses_signal_counts(spec) else list(FEATURES)
-
-
-def design_matrix(features: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    """The training input for the config `spec`: `as_matrix`, plus the counts if configured."""
-    matrix = as_matrix(features)
-    return with_signal_counts(matrix) if uses_signal_counts(spec) else matrix
+    """The model's input columns, in order: the 30 features, then the engineered counts when
+    the config says `signal_counts: true`. The one place that decides it: train records the
+    result in the manifest, and everything after reads it from there."""
+    wanted = spec.get("signal_counts", False)
+    if not isinstance(wanted, bool):
+        raise ModelConfigError(f"model.signal_counts must be true or false, got {wanted!r}")
+    return list(INPUT_COLUMNS) if wanted else list(FEATURES)
 
 
 def build_model(spec: dict[str, Any], seed: int) -> Any:
     """An unfitted estimator for the `model` params section, seeded."""
     name, params = split_spec(spec)
-    params.pop("signal_counts", None)  # an input choice (see `design_matrix`), not a hyperparameter
+    params.pop("signal_counts", None)  # an input choice (see `input_columns`), not a hyperparameter
     if name not in BUILDERS:
         raise ModelConfigError(f"unknown model '{name}' (choose one of {', '.join(BUILDERS)})")
     check_hyperparameters(name, params)  # before any library sees them: one clear line
@@ -134,66 +122,3 @@ def build_model(spec: dict[str, Any], seed: int) -> Any:
         return BUILDERS[name](params, seed)
     except TypeError as error:
         raise ModelConfigError(f"model '{name}': {error}") from None
-
-
-def model_filename(name: str) -> str:
-    return "model.ubj" if name == "xgboost" else "model.skops"
-
-
-def save_model(model: Any, name: str, directory: Path) -> Path:
-    """Write the fitted model in its safe format; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / model_filename(name)
-    if name == "xgboost":
-        model.save_model(path)
-    else:
-        import skops.io
-
-        from phishguard.modeling.skops_bytes import canonical_skops
-
-        # Same model, same bytes: what lets two clones produce identical model files.
-        path.write_bytes(canonical_skops(skops.io.dumps(model)))
-    return path
-
-
-def load_model(path: Path, expected_sha256: str) -> Any:
-    """Load a model written by `save_model`, after checking its sha256."""
-    actual = file_sha256(path)
-    if actual != expected_sha256:
-        raise IntegrityError(
-            f"{path}: sha256 {actual[:12]}… does not match the recorded {expected_sha256[:12]}…; "
-            "the model file was altered or belongs to another build — re-run the pipeline"
-        )
-    if path.suffix == ".ubj":
-        from xgboost import XGBClassifier
-
-        model = XGBClassifier()
-        model.load_model(path)
-        return model
-    import skops.io
-
-    return skops.io.load(path, trusted=SKOPS_TRUSTED)
-
-
-def as_matrix(features: pd.DataFrame) -> np.ndarray:
-    """The feature matrix in canonical column order, whatever order the frame has."""
-    return features.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
-
-
-def model_matrix(model: Any, matrix: np.ndarray) -> np.ndarray:
-    """The input a fitted `model` takes, from the 30-feature matrix in canonical order.
-
-    A model fitted with the engineered signal counts has 32 inputs, and gets them computed
-    here by the same function as in training; a 30-input model gets the matrix unchanged.
-    """
-    width = int(model.n_features_in_)
-    if width == len(FEATURES):
-        return matrix
-    if width == len(FEATURES) + len(SIGNAL_COUNTS):
-        return with_signal_counts(matrix)
-    raise ModelConfigError(f"the model takes {width} inputs; expected {len(FEATURES)} or 32")
-
-
-def phishing_probability(model: Any, features: pd.DataFrame) -> np.ndarray:
-    """P(phishing) for each row (class 1 of the target is phishing)."""
-    return model.predict_proba(model_matrix(model, as_matrix(features)))[:, 1]
