@@ -20,7 +20,7 @@ from phishguard.modeling.bundle import CHECKSUM_FILE, PackageError, verify
 from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
 from phishguard.modeling.train import train_and_save
 from phishguard.provenance import IntegrityError, file_sha256, read_json, write_json
-from tests.support import REPO, tool_env
+from tests.support import REPO, run_tool, tool_env
 from tests.support.packaged_model import labelled_rows, training_table
 
 SETTINGS = settings(
@@ -247,3 +247,14 @@ def test_the_package_stage_fails_in_one_line_and_keeps_the_package(tmp_path: Pat
     assert result.returncode == 1
     assert "threshold 1.01 is outside (0, 1)" in result.stderr and "Traceback" not in result.stderr
     assert store_files(home) == before
+
+
+def test_serving_finds_the_package_through_bentomls_public_api(served, tmp_path) -> None:
+    home, folder = served
+    script = (
+        "from phishguard.serving.scoring import packaged_model_dir; print(packaged_model_dir())"
+    )
+    found = run_tool(["python", "-c", script], REPO, BENTOML_HOME=str(home))
+    assert Path(found.stdout.strip()) == folder
+    empty = run_tool(["python", "-c", script], REPO, check=False, BENTOML_HOME=str(tmp_path / "no"))
+    assert f"no packaged model in {tmp_path / 'no'}; run `make pipeline`" in empty.stderr
