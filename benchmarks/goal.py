@@ -42,9 +42,9 @@ from phishguard.config.compose import compose_params
 from phishguard.config.models import model_config
 from phishguard.contract.schema import TARGET, feature_vector_ids
 from phishguard.modeling.evaluate import grouped_splits, out_of_fold
-from phishguard.modeling.features import with_signal_counts
+from phishguard.modeling.features import INPUT_COLUMNS, as_matrix, model_inputs
 from phishguard.modeling.split import group_aware_split
-from phishguard.modeling.zoo import as_matrix, build_model
+from phishguard.modeling.zoo import build_model
 
 TUNING_SEEDS = (42, 43, 44)
 GRID: tuple[dict[str, Any], ...] = (
@@ -63,12 +63,16 @@ FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 def xgboost_variant(default: dict[str, Any], change: dict[str, Any]) -> Candidate:
     """The default XGBoost config with `change` applied, named by the change."""
     name = "xgboost " + ", ".join(f"{k}={v}" for k, v in change.items())
-    return Candidate(name, build_model(model_config({**default, **change}), MODEL_SEED), True)
+    return Candidate(
+        name, build_model(model_config({**default, **change}), MODEL_SEED), INPUT_COLUMNS
+    )
 
 
 def tune(train: pd.DataFrame, default: dict[str, Any]) -> list[dict[str, Any]]:
     """Every grid point and the default on repeated grouped CV of the training split."""
-    candidates = [Candidate("xgboost", build_model(model_config(default), MODEL_SEED), True)]
+    candidates = [
+        Candidate("xgboost", build_model(model_config(default), MODEL_SEED), INPUT_COLUMNS)
+    ]
     candidates += [xgboost_variant(default, change) for change in GRID]
     runs = run_candidates(candidates, train, TUNING_SEEDS, leaky=False)
     return summarise(runs, train[TARGET].to_numpy(), "xgboost")
@@ -79,7 +83,7 @@ def learning_curve(
 ) -> list[dict[str, Any]]:
     """Repeated-CV accuracy of the default with each training fold cut to a fraction of its
     feature-vector groups (the test folds unchanged)."""
-    X, y = with_signal_counts(as_matrix(table)), table[TARGET].to_numpy()
+    X, y = model_inputs(as_matrix(table), INPUT_COLUMNS), table[TARGET].to_numpy()
     groups = feature_vector_ids(table)
     runs = {}
     for fraction in FRACTIONS:
@@ -102,9 +106,11 @@ def learning_curve(
 
 def anchors_with_counts(table: pd.DataFrame, default: dict[str, Any]) -> list[dict[str, Any]]:
     """LightGBM and CatBoost with the signal counts, paired with the default on all rows."""
-    candidates = [Candidate("xgboost", build_model(model_config(default), MODEL_SEED), True)]
+    candidates = [
+        Candidate("xgboost", build_model(model_config(default), MODEL_SEED), INPUT_COLUMNS)
+    ]
     candidates += [
-        Candidate(f"{name} + signal counts", build(MODEL_SEED), True)
+        Candidate(f"{name} + signal counts", build(MODEL_SEED), INPUT_COLUMNS)
         for name, build in ANCHORS.items()
     ]
     runs = run_candidates(candidates, table, SEEDS, leaky=False)

@@ -24,7 +24,7 @@ from benchmarks.serve import (  # beside this file
     running_server,
     synthetic_records,
 )
-from phishguard.serving.scoring import latest_package
+from phishguard.serving.scoring import packaged_model_dir
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -146,7 +146,7 @@ def report(result: dict, context: dict) -> str:
 
 
 def main() -> None:
-    package = latest_package()
+    package = packaged_model_dir()
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "single.json"
         body.write_text(json.dumps({"records": synthetic_records(1, 1)}))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from phishguard.contract.schema import COLUMNS, DOMAINS
-from phishguard.serving.scoring import latest_package
+from phishguard.serving.scoring import packaged_model_dir
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -75,7 +75,7 @@ def commands(source: Path, work: Path, package: Path) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    package = latest_package().resolve()
+    package = packaged_model_dir().resolve()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in SIZES:

@@ -34,7 +34,8 @@ from phishguard.config.compose import compose_params
 from phishguard.config.models import model_config
 from phishguard.contract.schema import TARGET
 from phishguard.modeling.evaluate import grouped_cv
-from phishguard.modeling.zoo import build_model, design_matrix
+from phishguard.modeling.features import as_matrix, model_inputs
+from phishguard.modeling.zoo import build_model, input_columns
 from phishguard.provenance import library_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,14 +72,14 @@ def thread_counts(train: pd.DataFrame, repeats: int) -> list[dict]:
         for _ in range(repeats):
             for setting, knobs in SETTINGS.items():
                 spec = model_config(with_threads(base, knobs["model_threads"]))
-                X = design_matrix(train, spec)
+                columns = input_columns(spec)
+                X = model_inputs(as_matrix(train), columns)
                 times[setting]["fit"].append(timed(build_model(spec, 42).fit, X, y))
                 estimator = build_model(spec, 42)
-                counts = spec.signal_counts
                 times[setting]["cv"].append(
                     timed(
-                        lambda e=estimator, c=counts, w=knobs["cv_workers"]: grouped_cv(
-                            e, train, 5, 42, signal_counts=c, workers=w
+                        lambda e=estimator, c=columns, w=knobs["cv_workers"]: grouped_cv(
+                            e, train, 5, 42, columns=c, workers=w
                         )
                     )
                 )

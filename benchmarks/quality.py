@@ -35,15 +35,15 @@ from sklearn.model_selection import StratifiedKFold
 from benchmarks.quality_report import markdown
 from phishguard.config.compose import compose_params
 from phishguard.config.models import model_config
-from phishguard.contract.schema import TARGET, feature_vector_ids
+from phishguard.contract.schema import FEATURES, TARGET, feature_vector_ids
 from phishguard.data.ingest import canonical_table
 from phishguard.data.sources import read_table
 from phishguard.data.validate import quarantine
 from phishguard.modeling.evaluate import out_of_fold, recall_at_fpr, repeated_grouped_cv
-from phishguard.modeling.features import with_signal_counts
+from phishguard.modeling.features import as_matrix, model_inputs
 from phishguard.modeling.intervals import paired_comparison, spread
 from phishguard.modeling.split import with_target
-from phishguard.modeling.zoo import as_matrix, build_model
+from phishguard.modeling.zoo import build_model, input_columns
 from phishguard.provenance import library_versions
 
 FOLDS, SEEDS, MODEL_SEED, TARGET_FPR, WORKERS = 5, (42, 43, 44, 45, 46), 42, 0.02, 2
@@ -62,11 +62,11 @@ BLENDS: tuple[tuple[str, ...], ...] = (
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model to score: its name, unfitted estimator and whether it sees the counts."""
+    """One model to score: its name, unfitted estimator and its input columns."""
 
     name: str
     estimator: Any
-    signal_counts: bool
+    columns: Sequence[str]
 
 
 def load_table(source: Path) -> pd.DataFrame:
@@ -83,7 +83,7 @@ def model_spec(name: str) -> dict:
 def zoo(names: Sequence[str]) -> list[Candidate]:
     """The `conf/model/<name>.yaml` models with their configured inputs and the model seed."""
     return [
-        Candidate(name, build_model(config, MODEL_SEED), config.signal_counts)
+        Candidate(name, build_model(config, MODEL_SEED), input_columns(config))
         for name, config in ((name, model_config(model_spec(name))) for name in names)
     ]
 
@@ -94,7 +94,7 @@ def anchors() -> list[Candidate]:
     # test suite's environment does not install (tests run the zoo alone).
     from benchmarks.anchors import ANCHORS
 
-    return [Candidate(name, build(MODEL_SEED), False) for name, build in ANCHORS.items()]
+    return [Candidate(name, build(MODEL_SEED), FEATURES) for name, build in ANCHORS.items()]
 
 
 def anchor_versions() -> dict[str, str]:
@@ -121,9 +121,7 @@ def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 def leaky_cv(candidate: Candidate, table: pd.DataFrame, seeds: Sequence[int]) -> np.ndarray:
     """Out-of-fold P(phishing) from plain StratifiedKFold, identical rows straddling folds."""
-    X, y = as_matrix(table), table[TARGET].to_numpy()
-    if candidate.signal_counts:
-        X = with_signal_counts(X)
+    X, y = model_inputs(as_matrix(table), candidate.columns), table[TARGET].to_numpy()
     split_sets = [
         list(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, y)) for seed in seeds
     ]
@@ -142,7 +140,7 @@ def run_candidates(
     for candidate in candidates:
         started = time.perf_counter()
         honest = repeated_grouped_cv(
-            candidate.estimator, table, FOLDS, seeds, None, candidate.signal_counts, WORKERS
+            candidate.estimator, table, FOLDS, seeds, None, candidate.columns, WORKERS
         )
         seconds = time.perf_counter() - started
         runs[candidate.name] = {"honest": honest, "seconds": seconds}

@@ -27,7 +27,7 @@ import numpy as np
 
 from phishguard.contract.record_checks import records_matrix
 from phishguard.contract.schema import DOMAINS, FEATURES
-from phishguard.serving.scoring import latest_package, load_scorer
+from phishguard.serving.scoring import load_scorer, packaged_model_dir
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -224,7 +224,7 @@ def servers(package: Path) -> dict[str, tuple[list[str], dict, int]]:
 def main() -> None:
     from benchmarks.report import write_report  # benchmarks/report.py, beside this file
 
-    package = latest_package()
+    package = packaged_model_dir()
     single, batch = synthetic_records(1, 1), synthetic_records(1000, 2)
     with tempfile.TemporaryDirectory() as tmp:
         bodies = {}

@@ -45,7 +45,7 @@ from phishguard.contract.record_checks import (
     max_rows_from_env,
     records_matrix,
 )
-from phishguard.modeling.package_checks import verify_package
+from phishguard.modeling.bundle import verify
 from phishguard.serving.scoring import ExplanationUnavailableError, Scorer, load_scorer
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
@@ -172,7 +172,7 @@ class Phishguard:
         loads the model.
         """
         try:
-            verify_package(_package_dir())
+            verify(_package_dir())
         except PhishguardError as error:
             raise BentoMLException(f"refusing to start: {error}") from None
 

@@ -12,27 +12,26 @@ from phishguard.config.params import load_section, section
 from phishguard.config.sections import EvaluateParams, TrainParams
 from phishguard.contract.schema import content_sha256
 from phishguard.entrypoint import run
+from phishguard.modeling import bundle
 from phishguard.modeling.evaluate import EvaluationResult, evaluate_model, gate_failures
-from phishguard.modeling.package import package_metadata, package_version, write_package
+from phishguard.modeling.package import package_version
 from phishguard.modeling.plot_data import write_plots
-from phishguard.modeling.zoo import load_model
-from phishguard.provenance import read_json, write_json
+from phishguard.provenance import write_json
 
 
 def main() -> None:
     params = load_section("evaluate", EvaluateParams)
     train_seed = load_section("train", TrainParams).seed
     config = load_model_config()
-    metadata = read_json(paths.MODEL_METADATA)
-    model = load_model(paths.MODEL_DIR / metadata["model_file"], metadata["model_sha256"])
+    trained = bundle.load(paths.MODEL_DIR, evaluated=False)
     train, test = pd.read_parquet(paths.TRAIN_TABLE), pd.read_parquet(paths.TEST_TABLE)
 
-    result = evaluate_model(model, train, test, config, train_seed, params)
+    result = evaluate_model(trained, train, test, config, train_seed, params)
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
     write_plots(result.y_test, result.test_proba, result.metrics["threshold"], paths.PLOTS)
 
-    _track(metadata, result, train, test)
+    _track(trained.manifest, result, train, test)
     failures = gate_failures(
         result.metrics["test"],
         minimums={"roc_auc": params.gate.min_roc_auc, "accuracy": params.gate.min_accuracy},
@@ -49,12 +48,12 @@ def _track(
     from phishguard.modeling.tracking import record_run, run_tags
 
     params = {name: section(name) for name in ("model", "train", "split", "evaluate")}
-    manifest = package_metadata(metadata, result.operating_point, result.metrics)
+    manifest = bundle.evaluated_manifest(metadata, result.operating_point, result.metrics)
     tags = run_tags(metadata, content_sha256(pd.concat([train, test], ignore_index=True)))
     tags["package_version"] = package_version(manifest)
     # The run's model is the package as the package stage will write it (same manifest).
     with tempfile.TemporaryDirectory(prefix="phishguard-package-") as staging:
-        write_package(Path(staging), paths.MODEL_DIR / metadata["model_file"], manifest)
+        bundle.write_evaluated(paths.MODEL_DIR, Path(staging), manifest)
         record_run(params, result.metrics, tags, Path(staging), example=test.head(5))
 
 

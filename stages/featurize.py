@@ -1,4 +1,5 @@
-"""featurize: map the label (phishing = 1) and split train/test by feature-vector group."""
+"""featurize: the model's input columns (the 30 signals + the engineered signal counts) and
+the 0/1 target (phishing = 1), split train/test by feature-vector group."""
 
 import pandas as pd
 
@@ -6,13 +7,14 @@ from phishguard import PhishguardError, paths
 from phishguard.config.params import load_section
 from phishguard.config.sections import SplitParams
 from phishguard.entrypoint import run
+from phishguard.modeling.features import featurize
 from phishguard.modeling.split import group_aware_split, split_report, with_target
 from phishguard.provenance import write_json
 
 
 def main() -> None:
     params = load_section("split", SplitParams)
-    table = with_target(pd.read_parquet(paths.VALID_TABLE))
+    table = featurize(with_target(pd.read_parquet(paths.VALID_TABLE)))
     train, test = group_aware_split(table, params.test_size, params.seed)
     report = split_report(train, test)
     if report["feature_vector_overlap"]:

@@ -1,4 +1,4 @@
-"""train: fit the configured model on the training split; write it with its metadata."""
+"""train: fit the configured model on the featurized training split; write it as a bundle."""
 
 import pandas as pd
 
@@ -8,15 +8,12 @@ from phishguard.config.params import load_section
 from phishguard.config.sections import TrainParams
 from phishguard.entrypoint import run
 from phishguard.modeling.train import train_and_save
-from phishguard.provenance import write_json
 
 
 def main() -> None:
     params = load_section("train", TrainParams)
     config = load_model_config()
-    train = pd.read_parquet(paths.TRAIN_TABLE)
-    metadata = train_and_save(config, params.seed, train, paths.MODEL_DIR)
-    write_json(paths.MODEL_METADATA, metadata)
+    train_and_save(config, params.seed, pd.read_parquet(paths.TRAIN_TABLE), paths.MODEL_DIR)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ TRAIN_TABLE = ROOT / "data" / "processed" / "train.parquet"
 TEST_TABLE = ROOT / "data" / "processed" / "test.parquet"
 
 MODEL_DIR = ROOT / "models" / "model"
-MODEL_METADATA = MODEL_DIR / "metadata.json"
 OPERATING_POINT = ROOT / "models" / "operating_point.json"
 
 REPORTS = ROOT / "reports"

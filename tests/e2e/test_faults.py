@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from phishguard.modeling.package_checks import CHECKSUM_FILE, PACKAGE_FILE
+from phishguard.modeling.bundle import CHECKSUM_FILE
+from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
 from phishguard.provenance import file_sha256, read_json, write_json
 from tests.support import REPO, clone_project, free_port, run_tool, tool_env
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
@@ -98,7 +99,7 @@ def test_deployment_hook_names_the_mismatch(
 
 
 def test_in_process_start_up_names_the_mismatch(package_dir: Path, tmp_path: Path) -> None:
-    from phishguard.modeling.zoo import IntegrityError
+    from phishguard.provenance import IntegrityError
     from phishguard.serving.scoring import load_scorer
 
     copy = tampered_copy(package_dir, tmp_path / "package")

@@ -68,7 +68,7 @@ def test_every_stage_wrote_its_outputs(pipeline_clone):
     assert metrics["test"]["roc_auc"] > 0.98 and metrics["cv"]["roc_auc"] > 0.98
     assert metrics["test"]["accuracy"] > 0.93 and metrics["cv"]["accuracy"] > 0.93
     assert 0 < metrics["threshold"] < 1
-    metadata = read("models/model/metadata.json")
+    metadata = read("models/model/package.json")
     assert metadata["model_sha256"] == file_sha256(
         pipeline_clone / "models/model" / metadata["model_file"]
     )
@@ -145,7 +145,7 @@ def test_experiments_with_hydra_overrides(pipeline_copy):
     run_tool(
         ["dvc", "exp", "run", "-n", "logreg", "-S", "model=logistic_regression"], pipeline_copy
     )
-    metadata = json.loads((pipeline_copy / "models/model/metadata.json").read_text())
+    metadata = json.loads((pipeline_copy / "models/model/package.json").read_text())
     assert metadata["model_name"] == "logistic_regression"
     assert metadata["model_file"] == "model.skops"
     shown = json.loads(run_tool(["dvc", "exp", "show", "--json"], pipeline_copy).stdout)
@@ -163,8 +163,8 @@ def test_two_fresh_clones_produce_byte_identical_results(pipeline_clone, tmp_pat
     run_pipeline(second, dataset_path)
     for name in COMPARED:
         assert (pipeline_clone / name).read_bytes() == (second / name).read_bytes(), name
-    first_meta = json.loads((pipeline_clone / "models/model/metadata.json").read_text())
-    second_meta = json.loads((second / "models/model/metadata.json").read_text())
+    first_meta = json.loads((pipeline_clone / "models/model/package.json").read_text())
+    second_meta = json.loads((second / "models/model/package.json").read_text())
     assert first_meta["model_sha256"] == second_meta["model_sha256"]
     assert (pipeline_clone / "models/model/model.ubj").read_bytes() == (
         second / "models/model/model.ubj"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from phishguard.contract.schema import FEATURES
-from phishguard.modeling.zoo import load_model, phishing_probability
+from phishguard.modeling import bundle
 from tests.support import free_port, run_tool
 from tests.support.service import start_bentoml, stop
 
@@ -41,7 +41,7 @@ def package_folder(workdir: Path) -> Path:
 
 def test_package_stage_output(pipeline_clone: Path) -> None:
     manifest = json.loads((package_folder(pipeline_clone) / "package.json").read_text())
-    trained = json.loads((pipeline_clone / "models" / "model" / "metadata.json").read_text())
+    trained = json.loads((pipeline_clone / "models" / "model" / "package.json").read_text())
     operating = json.loads((pipeline_clone / "models" / "operating_point.json").read_text())
     metrics = json.loads((pipeline_clone / "reports" / "metrics.json").read_text())
     assert manifest["model_sha256"] == trained["model_sha256"]
@@ -79,9 +79,8 @@ def call(url: str, body: object) -> tuple[int, str]:
 
 def test_served_predictions_are_the_pipelines(live_server: str, pipeline_clone: Path) -> None:
     test = pd.read_parquet(pipeline_clone / "data" / "processed" / "test.parquet")
-    trained = json.loads((pipeline_clone / "models" / "model" / "metadata.json").read_text())
-    model = load_model(pipeline_clone / "models" / "model" / "model.ubj", trained["model_sha256"])
-    expected = phishing_probability(model, test)
+    trained = bundle.load(pipeline_clone / "models" / "model", evaluated=False)
+    expected = trained.predict_proba(test)
     threshold = json.loads((pipeline_clone / "models" / "operating_point.json").read_text())[
         "threshold"
     ]

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 
 from phishguard import PhishguardError
 from phishguard.config.models import model_config
+from phishguard.modeling import bundle
 from phishguard.modeling import package as packaging
-from phishguard.modeling.package_checks import CHECKSUM_FILE, PACKAGE_FILE, PackageError, seal
-from phishguard.modeling.package_checks import verify_package as verify
-from phishguard.modeling.split import with_target
+from phishguard.modeling.bundle import CHECKSUM_FILE, PackageError, verify
+from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
 from phishguard.modeling.train import train_and_save
 from phishguard.provenance import IntegrityError, file_sha256, read_json, write_json
-from tests.support import REPO, tool_env
-from tests.support.packaged_model import labelled_rows
+from tests.support import REPO, run_tool, tool_env
+from tests.support.packaged_model import labelled_rows, training_table
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -37,11 +37,12 @@ def copy_of(package_dir: Path, destination: Path) -> Path:
 
 def edit_manifest(directory: Path, change, reseal: bool) -> None:
     manifest = read_json(directory / PACKAGE_FILE)
-    files = [manifest["model_file"], PACKAGE_FILE]
+    files = sorted([manifest["model_file"], PACKAGE_FILE])
     change(manifest)
     write_json(directory / PACKAGE_FILE, manifest)
     if reseal:  # as someone who knows the format would: the checksums agree again
-        seal(directory, files)
+        lines = [f"{file_sha256(directory / name)}  {name}\n" for name in files]
+        (directory / CHECKSUM_FILE).write_text("".join(lines))
 
 
 def test_the_checksums_cover_the_model_and_the_manifest(package_dir: Path) -> None:
@@ -162,8 +163,7 @@ def stage_inputs(folder: Path, threshold: float, trees: int = 10) -> dict[str, P
     metrics (a small model on synthetic rows)."""
     model_dir = folder / "model"
     spec = {"name": "xgboost", "n_estimators": trees, "max_depth": 3, "n_jobs": 1}
-    metadata = train_and_save(model_config(spec), 7, with_target(labelled_rows(400, 0)), model_dir)
-    write_json(model_dir / "metadata.json", metadata)
+    train_and_save(model_config(spec), 7, training_table(400, 0), model_dir)
     write_json(folder / "operating_point.json", {"threshold": threshold, "target_fpr": 0.02})
     write_json(folder / "metrics.json", {"test": {"roc_auc": 0.97, "accuracy": 0.93}})
     return {
@@ -202,7 +202,7 @@ def test_repackaging_switches_to_the_new_package_then_drops_the_old(served, tmp_
     assert again == second and verify(again)["threshold"] == 0.7
 
 
-def fail_to_seal(directory: Path, names: list[str]) -> None:
+def fail_to_seal(directory: Path, manifest: dict) -> None:
     raise OSError(28, "No space left on device")
 
 
@@ -214,7 +214,7 @@ def test_a_failed_packaging_leaves_the_served_package_whole(
     before = store_files(home)
     inputs = stage_inputs(tmp_path / "bad", 1.01 if failure == "threshold out of range" else 0.7)
     if failure == "disk full":
-        monkeypatch.setattr(packaging, "seal", fail_to_seal)
+        monkeypatch.setattr(bundle, "seal", fail_to_seal)
     if failure == "no model file":
         (inputs["model_dir"] / "model.ubj").unlink()
     with pytest.raises((PhishguardError, OSError)):
@@ -248,3 +248,14 @@ def test_the_package_stage_fails_in_one_line_and_keeps_the_package(tmp_path: Pat
     assert result.returncode == 1
     assert "threshold 1.01 is outside (0, 1)" in result.stderr and "Traceback" not in result.stderr
     assert store_files(home) == before
+
+
+def test_serving_finds_the_package_through_bentomls_public_api(served, tmp_path) -> None:
+    home, folder = served
+    script = (
+        "from phishguard.serving.scoring import packaged_model_dir; print(packaged_model_dir())"
+    )
+    found = run_tool(["python", "-c", script], REPO, BENTOML_HOME=str(home))
+    assert Path(found.stdout.strip()) == folder
+    empty = run_tool(["python", "-c", script], REPO, check=False, BENTOML_HOME=str(tmp_path / "no"))
+    assert f"no packaged model in {tmp_path / 'no'}; run `make pipeline`" in empty.stderr

@@ -1,4 +1,4 @@
-"""The model zoo: every conf/model file builds, fits, saves safely and loads back verified."""
+"""The model zoo: every conf/model file builds, fits, saves as a bundle and loads back verified."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import pytest
 import yaml
 
 from phishguard.config.compose import compose_params
+from phishguard.config.hyperparameters import ModelConfigError
 from phishguard.config.models import model_config
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, to_target
+from phishguard.modeling import bundle
+from phishguard.modeling.features import featurize
 from phishguard.modeling.train import train_and_save
-from phishguard.modeling.zoo import (
-    IntegrityError,
-    ModelConfigError,
-    load_model,
-    phishing_probability,
-)
+from phishguard.provenance import IntegrityError, file_sha256
 from tests.support import REPO, run_tool, synthetic_rows
 
 ZOO = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
@@ -37,7 +35,7 @@ def _table(n: int = 300, seed: int = 3):
     rows[LABEL] = np.where(rows["SSLfinal_State"] == 1, 1, -1).astype(np.int8)
     table = rows.loc[:, list(FEATURES)].copy()
     table[TARGET] = to_target(rows[LABEL])
-    return table
+    return featurize(table)
 
 
 def _small(spec: dict) -> dict:
@@ -64,13 +62,14 @@ def test_zoo_model_roundtrips_through_its_safe_format(name: str, tmp_path: Path)
     metadata = train_and_save(model_config(_small(spec)), 42, table, tmp_path)
     path = tmp_path / metadata["model_file"]
     assert path.suffix == (".ubj" if name == "xgboost" else ".skops")
-    model = load_model(path, metadata["model_sha256"])
-    proba = phishing_probability(model, table)
+    trained = bundle.load(tmp_path, evaluated=False)
+    assert trained.manifest == metadata
+    proba = trained.predict_proba(table)
     assert proba.shape == (len(table),) and np.all((proba >= 0) & (proba <= 1))
     # The signal is learnt: phishing rows score higher on average.
     assert proba[table[TARGET] == 1].mean() > proba[table[TARGET] == 0].mean() + 0.3
     # Column order does not matter.
-    assert np.allclose(phishing_probability(model, table[list(reversed(table.columns))]), proba)
+    assert np.allclose(trained.predict_proba(table[list(reversed(table.columns))]), proba)
 
 
 @pytest.mark.parametrize("name", ["random_forest", "soft_voting"])
@@ -89,7 +88,7 @@ def test_an_altered_model_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / metadata["model_file"]
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(IntegrityError, match="does not match"):
-        load_model(path, metadata["model_sha256"])
+        bundle.load(tmp_path, evaluated=False)
 
 
 class Smuggled:
@@ -103,12 +102,13 @@ def test_skops_refuses_types_outside_the_allow_list(tmp_path: Path) -> None:
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    from phishguard.provenance import file_sha256
-
-    path = tmp_path / "model.skops"
-    skops.io.dump(Smuggled(), path)
+    spec = model_config({"name": "extra_trees", "n_estimators": 5})
+    metadata = train_and_save(spec, 42, _table(), tmp_path)
+    path = tmp_path / metadata["model_file"]
+    skops.io.dump(Smuggled(), path)  # resealed: the checksums agree, the type does not
+    bundle.seal(tmp_path, {**metadata, "model_sha256": file_sha256(path)})
     with pytest.raises(UntrustedTypesFoundException, match="Smuggled"):
-        load_model(path, file_sha256(path))
+        bundle.load(tmp_path, evaluated=False)
 
 
 def test_skops_files_are_byte_identical_across_processes(tmp_path: Path) -> None:

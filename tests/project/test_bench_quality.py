@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import quality
-from phishguard.contract.schema import LABEL, TARGET
+from phishguard.contract.schema import FEATURES, LABEL, TARGET
 from phishguard.modeling.split import with_target
 from tests.support import REPO, synthetic_rows
 
@@ -44,7 +44,7 @@ def test_every_model_is_scored_on_the_same_folds(tmp_path: Path, monkeypatch) ->
     table = quality.load_table(_duplicated_noisy_csv(tmp_path / "data.csv"))
     same = quality.zoo(["logistic_regression"]) * 2
     twins = [
-        quality.Candidate(name, c.estimator, False) for name, c in zip("ab", same, strict=True)
+        quality.Candidate(name, c.estimator, FEATURES) for name, c in zip("ab", same, strict=True)
     ]
     runs = quality.run_candidates(twins, table, [1, 2])
     # One estimator under two names: identical folds give identical predictions, seed by seed.

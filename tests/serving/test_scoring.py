@@ -17,12 +17,14 @@ from phishguard.contract.record_checks import (
 )
 from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.validate import quarantine
+from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
+from phishguard.modeling.bundle import PackageError
+from phishguard.modeling.features import INPUT_COLUMNS, featurize, table_inputs
 from phishguard.modeling.package import package_version
-from phishguard.modeling.package_checks import PACKAGE_FILE, PackageError
-from phishguard.modeling.zoo import IntegrityError, load_model, phishing_probability
-from phishguard.serving.scoring import load_scorer
+from phishguard.provenance import IntegrityError
+from phishguard.serving.scoring import ExplanationUnavailableError, load_scorer
 from tests.support import synthetic_rows
-from tests.support.packaged_model import THRESHOLD
+from tests.support.packaged_model import THRESHOLD, write_package
 from tests.support.service import records
 
 
@@ -94,11 +96,15 @@ def test_row_limit() -> None:
         records_matrix(records(11, 6), 10)
 
 
-def test_scorer_agrees_with_the_pipeline_loader(package_dir: Path, scorer) -> None:
-    manifest = scorer.metadata
-    model = load_model(package_dir / manifest["model_file"], manifest["model_sha256"])
+def test_scorer_agrees_with_xgboosts_own_classifier(package_dir: Path, scorer) -> None:
+    from xgboost import XGBClassifier
+
+    model = XGBClassifier()
+    model.load_model(package_dir / scorer.metadata["model_file"])
     table = synthetic_rows(300, 8)
-    expected = phishing_probability(model, table)
+    inputs = table_inputs(featurize(table), scorer.bundle.input_columns)
+    expected = model.predict_proba(inputs)[:, 1]
+    np.testing.assert_array_equal(scorer.bundle.predict_proba(table), expected)
     actual = scorer.probability(table.loc[:, list(FEATURES)].to_numpy(dtype=np.float32))
     np.testing.assert_array_equal(actual, expected)
     results = scorer.results(table.loc[:, list(FEATURES)].to_numpy(dtype=np.float32))
@@ -143,7 +149,7 @@ def test_package_version_is_content_derived(scorer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "engineered", "explains"),
+    ("spec", "counts", "explains"),
     [
         (
             {
@@ -161,21 +167,20 @@ def test_package_version_is_content_derived(scorer) -> None:
     ],
 )
 def test_every_zoo_model_is_served_like_the_pipeline_scores_it(
-    tmp_path, spec, engineered, explains
+    tmp_path, spec, counts, explains
 ) -> None:
-    from phishguard.modeling.zoo import load_model, phishing_probability
-    from phishguard.serving.scoring import ExplanationUnavailableError
-    from tests.support.packaged_model import write_package
-
     directory = write_package(tmp_path, spec=spec)
     served = load_scorer(directory)
-    assert served.engineered is engineered
+    assert served.bundle.input_columns == (INPUT_COLUMNS if counts else FEATURES)
     table = synthetic_rows(300, 5)
     matrix = table.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
-    model = load_model(directory / served.metadata["model_file"], served.metadata["model_sha256"])
-    np.testing.assert_allclose(
-        served.probability(matrix), phishing_probability(model, table), rtol=1e-6
-    )
+    # Scoring computes the inputs from the 30 features as the featurize stage wrote them.
+    featurized = table_inputs(featurize(table), served.bundle.input_columns)
+    if explains:
+        expected = served.bundle.model.inplace_predict(featurized, validate_features=False)
+    else:
+        expected = served.bundle.model.predict_proba(featurized)[:, 1]
+    np.testing.assert_array_equal(served.probability(matrix), expected)
     if explains:
         reasons = served.explain(matrix[:3], top=32)
         assert {r["feature"] for r in reasons[0]} == {

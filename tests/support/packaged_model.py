@@ -13,7 +13,8 @@ import pandas as pd
 
 from phishguard.config.models import model_config
 from phishguard.contract.schema import LABEL, RESULT_LEGITIMATE, RESULT_PHISHING
-from phishguard.modeling import package
+from phishguard.modeling import bundle
+from phishguard.modeling.features import featurize
 from phishguard.modeling.split import with_target
 from phishguard.modeling.train import train_and_save
 from tests.support import synthetic_rows
@@ -32,15 +33,20 @@ def labelled_rows(n: int, seed: int) -> pd.DataFrame:
     return rows
 
 
+def training_table(n: int, seed: int) -> pd.DataFrame:
+    """`labelled_rows` as the featurize stage writes them: features, target, signal counts."""
+    return featurize(with_target(labelled_rows(n, seed)))
+
+
 def write_package(directory: Path, n_estimators: int = 60, spec: dict | None = None) -> Path:
     """Train a small model (XGBoost unless `spec` says otherwise) and write it as the package
     stage would (no bentoml)."""
     spec = spec or {"name": "xgboost", "n_estimators": n_estimators, "max_depth": 4, "n_jobs": 1}
-    metadata = train_and_save(model_config(spec), 7, with_target(labelled_rows(3000, 0)), directory)
-    manifest = package.package_metadata(
-        metadata,
+    trained = train_and_save(model_config(spec), 7, training_table(3000, 0), directory)
+    manifest = bundle.evaluated_manifest(
+        trained,
         {"threshold": THRESHOLD, "target_fpr": 0.02},
         {"test": {"roc_auc": 0.97, "accuracy": 0.93}},
     )
-    package.write_package(directory, directory / manifest["model_file"], manifest)
+    bundle.write_evaluated(directory, directory, manifest)
     return directory

@@ -20,15 +20,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from phishguard.config.models import ModelConfig
 from phishguard.config.sections import EvaluateParams
-from phishguard.contract.schema import TARGET, feature_vector_ids
-from phishguard.modeling.features import with_signal_counts
+from phishguard.contract.schema import FEATURES, TARGET, feature_vector_ids
+from phishguard.modeling.bundle import Bundle
+from phishguard.modeling.features import as_matrix, model_inputs, table_inputs
 from phishguard.modeling.intervals import bootstrap_intervals_at, spread
-from phishguard.modeling.zoo import (
-    as_matrix,
-    build_model,
-    design_matrix,
-    phishing_probability,
-)
+from phishguard.modeling.zoo import build_model
 
 
 def classification_metrics(
@@ -91,18 +87,18 @@ def grouped_cv(
     folds: int,
     seed: int,
     fit: Callable[[Any, np.ndarray, np.ndarray], Any] | None = None,
-    signal_counts: bool = False,
+    columns: Sequence[str] = FEATURES,
     workers: int = 1,
 ) -> np.ndarray:
     """Out-of-fold P(phishing) from StratifiedGroupKFold over identical feature vectors.
 
-    With `signal_counts`, the model sees the engineered counts too (`features`). With
+    The model sees the input `columns` (`features.model_inputs`, from the 30 features). With
     `workers` > 1, that many folds are fitted at once, each single-threaded: on small data,
     threads inside one tree cost more in synchronisation than they save (`make
     bench-pipeline`). The folds are the same and XGBoost `hist`, the forests and the linear
     model give the same predictions for any thread count, so the result does not change.
     """
-    return repeated_grouped_cv(estimator, table, folds, [seed], fit, signal_counts, workers)[0]
+    return repeated_grouped_cv(estimator, table, folds, [seed], fit, columns, workers)[0]
 
 
 def repeated_grouped_cv(
@@ -111,16 +107,14 @@ def repeated_grouped_cv(
     folds: int,
     seeds: Sequence[int],
     fit: Callable[[Any, np.ndarray, np.ndarray], Any] | None = None,
-    signal_counts: bool = False,
+    columns: Sequence[str] = FEATURES,
     workers: int = 1,
 ) -> np.ndarray:
     """`grouped_cv` once per fold seed: out-of-fold P(phishing), shape (len(seeds), rows).
 
     Each seed draws other folds, so the spread across seeds is the luck of the split.
     """
-    X = as_matrix(table)
-    if signal_counts:
-        X = with_signal_counts(X)
+    X = model_inputs(as_matrix(table), columns)
     split_sets = [grouped_splits(table, folds, seed) for seed in seeds]
     return out_of_fold(estimator, X, table[TARGET].to_numpy(), split_sets, fit, workers)
 
@@ -227,15 +221,16 @@ class EvaluationResult:
 
 
 def evaluate_model(
-    model: Any,
+    bundle: Bundle,
     train: pd.DataFrame,
     test: pd.DataFrame,
     spec: ModelConfig,
     train_seed: int,
     params: EvaluateParams,
 ) -> EvaluationResult:
-    """Test metrics of the fitted `model`, grouped CV of its config `spec` (seeded by
-    `train_seed`) on `train`, threshold, as the `evaluate` params say.
+    """Test metrics of the trained `bundle`, grouped CV of its config `spec` (seeded by
+    `train_seed`) on the featurized `train` table (the bundle's input columns), and the
+    operating threshold, as the `evaluate` params say.
 
     The operating threshold comes from out-of-fold predictions on the training split only,
     so the test split never chooses anything. The test metrics carry 95% bootstrap intervals
@@ -246,10 +241,10 @@ def evaluate_model(
     y_train, y_test = train[TARGET].to_numpy(), test[TARGET].to_numpy()
     estimator = build_model(spec, train_seed)
     splits = grouped_splits(train, cv_folds, cv_seed)
-    X_train = design_matrix(train, spec)
+    X_train = table_inputs(train, bundle.input_columns)
     oof = out_of_fold(estimator, X_train, y_train, [splits], workers=cv_workers)[0]
     threshold = threshold_for_fpr(y_train, oof, target_fpr)
-    test_proba = phishing_probability(model, test)
+    test_proba = bundle.predict_proba(test)
 
     cv = _rounded(classification_metrics(y_train, oof, 0.5))
     cv["recall_at_target_fpr"] = round(recall_at_fpr(y_train, oof, target_fpr), 6)

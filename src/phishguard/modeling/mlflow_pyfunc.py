@@ -1,8 +1,9 @@
 """The packaged phishguard model as an MLflow pyfunc, logged as code (MLflow "models from code").
 
 MLflow loads this file, not a pickle: `load_context` reads the package that travels as the
-model's artifact (the native UBJSON or skops file, `package.json` and `package.sha256`) through
-`phishguard.serving.scoring.load_scorer`, which verifies every hash first. `predict` takes a DataFrame of
+model's artifact (the model bundle: the native UBJSON or skops file, `package.json` and
+`package.sha256`) through `phishguard.serving.scoring.load_scorer`, the one verified load
+(`phishguard.modeling.bundle.load`). `predict` takes a DataFrame of
 the 30 features and scores it with `phishguard.serving.batch.score_table`, the very path of
 `phishguard predict` and the service's CSV endpoint: the same checks, the same engineered
 inputs, the same probabilities. A row that fails the schema is an error naming row and field,

@@ -1,15 +1,14 @@
 """The package stage's core: the evaluated model + everything needed to serve it, as one unit.
 
 The unit is a BentoML model (`phishguard:<version>`) in the repository's own model store
-(`models/bentoml/`, so `bentoml build` can bundle it). Its folder holds `model.ubj`,
-`package.json` (feature order, label mapping, operating threshold, metrics, training-data
-hash, git revision, the model's sha256) and `package.sha256`, the sha256 of both files. The
-version is derived from the manifest's content, so packaging the same model twice gives the
-same tag.
+(`models/bentoml/`, so `bentoml build` can bundle it). Its folder is the trained model bundle
+(`phishguard.modeling.bundle`) with evaluate's threshold, operating point and metrics added to
+its manifest. The version is derived from the manifest's content, so packaging the same model
+twice gives the same tag.
 
 A new package is built and verified in a staging folder of the same store, then switched in
 with renames; the served package is removed only after that, so a failed run leaves it whole.
-`phishguard.modeling.package_checks` verifies a package: what the service and the batch CLI trust.
+`phishguard.modeling.bundle.verify` checks a package: what the service and the batch CLI trust.
 """
 
 from __future__ import annotations
@@ -23,49 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from phishguard import PhishguardError, paths
-from phishguard.modeling.package_checks import PACKAGE_FILE, seal, verify_package
-from phishguard.provenance import read_json, write_json
+from phishguard.modeling.bundle import evaluated_manifest, verify, write_evaluated
+from phishguard.provenance import read_json
 
-PACKAGE_KEYS = (
-    "model_name",
-    "model_file",
-    "model_sha256",
-    "features",
-    "label_mapping",
-    "target",
-    "schema_version",
-    "hyperparameters",
-    "train_rows",
-    "train_data_sha256",
-    "git_revision",
-    "library_versions",
-)
 LATEST = "latest"  # BentoML's pointer to the newest version of a model, in its store
-
-
-def package_metadata(
-    model_metadata: dict[str, Any], operating_point: dict[str, Any], metrics: dict[str, Any]
-) -> dict[str, Any]:
-    """The served model's manifest, from train's metadata and evaluate's outputs."""
-    manifest = {key: model_metadata[key] for key in PACKAGE_KEYS}
-    manifest["threshold"] = float(operating_point["threshold"])
-    manifest["operating_point"] = operating_point
-    manifest["metrics"] = metrics
-    return manifest
 
 
 def package_version(manifest: dict[str, Any]) -> str:
     """A content-derived BentoML version: the same package always gets the same tag."""
     text = json.dumps(manifest, sort_keys=True).encode()
     return hashlib.sha256(text).hexdigest()[:16]
-
-
-def write_package(directory: Path, model_file: Path, manifest: dict[str, Any]) -> None:
-    """Write a package's files into `directory`: the model, its manifest, their checksums."""
-    if model_file.resolve() != (directory / manifest["model_file"]).resolve():
-        shutil.copyfile(model_file, directory / manifest["model_file"])
-    write_json(directory / PACKAGE_FILE, manifest)
-    seal(directory, [manifest["model_file"], PACKAGE_FILE])
 
 
 def package_model(
@@ -81,9 +47,8 @@ def package_model(
     store as it was. Sets `BENTOML_HOME` for this process before bentoml is imported (bentoml
     reads it once).
     """
-    manifest = package_metadata(
-        read_json(model_dir / "metadata.json"), read_json(operating_point), read_json(metrics)
-    )
+    trained = verify(model_dir, evaluated=False)
+    manifest = evaluated_manifest(trained, read_json(operating_point), read_json(metrics))
     version = package_version(manifest)
     os.environ["BENTOML_HOME"] = str(bentoml_home.resolve())
     import bentoml
@@ -101,9 +66,9 @@ def package_model(
             metadata=_summary(manifest),
             _model_store=ModelStore(staging),
         ) as model:
-            write_package(Path(model.path), model_dir / manifest["model_file"], manifest)
+            write_evaluated(model_dir, Path(model.path), manifest)
         built = staging / paths.PACKAGE_NAME / version
-        verify_package(built)
+        verify(built)
         return _switch_to(built, store)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -115,7 +80,7 @@ def _switch_to(built: Path, store: Path) -> Path:
     target = store / built.name
     if target.exists():
         try:  # the same content packaged before: keep it if it is still whole
-            verify_package(target)
+            verify(target)
         except PhishguardError:  # damaged: replace it (renamed aside, removed with staging)
             target.rename(built.parent / f"{built.name}.damaged")
             built.rename(target)

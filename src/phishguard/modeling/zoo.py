@@ -1,19 +1,16 @@
-"""The model zoo: build an estimator from its config, save it safely, load it verified.
+"""The model zoo: build an estimator from its config, and the inputs that config asks for.
 
-XGBoost models are stored in XGBoost's native UBJSON format; scikit-learn models with skops,
-loaded against an explicit allow-list of types. No pickle is ever loaded.
+Saving and loading a fitted model belong to `phishguard.modeling.bundle` (XGBoost's native
+UBJSON, or skops against `SKOPS_TRUSTED`; never a pickle).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from phishguard.config.hyperparameters import ModelConfigError
 from phishguard.config.models import (
     ExtraTreesConfig,
     HistGradientBoostingConfig,
@@ -24,8 +21,7 @@ from phishguard.config.models import (
     XGBoostConfig,
 )
 from phishguard.contract.schema import FEATURES
-from phishguard.modeling.features import SIGNAL_COUNTS, with_signal_counts
-from phishguard.provenance import IntegrityError, file_sha256
+from phishguard.modeling.features import INPUT_COLUMNS
 
 
 def _xgboost(config: XGBoostConfig, seed: int) -> Any:
@@ -98,79 +94,12 @@ SKOPS_TRUSTED = [
 
 
 def input_columns(config: ModelConfig) -> list[str]:
-    """The model's input columns, in order: the 30 features, then any engineered ones."""
-    return [*FEATURES, *SIGNAL_COUNTS] if config.signal_counts else list(FEATURES)
-
-
-def design_matrix(features: pd.DataFrame, config: ModelConfig) -> np.ndarray:
-    """The training input for `config`: `as_matrix`, plus the counts if configured."""
-    matrix = as_matrix(features)
-    return with_signal_counts(matrix) if config.signal_counts else matrix
+    """The model's input columns, in order: the 30 features, then the engineered counts when
+    the config says `signal_counts: true`. The one place that decides it: train records the
+    result in the manifest, and everything after reads it from there."""
+    return list(INPUT_COLUMNS) if config.signal_counts else list(FEATURES)
 
 
 def build_model(config: ModelConfig, seed: int) -> Any:
     """An unfitted estimator for the typed model config (`phishguard.config.models`), seeded."""
     return BUILDERS[type(config)](config, seed)
-
-
-def model_filename(name: str) -> str:
-    return "model.ubj" if name == "xgboost" else "model.skops"
-
-
-def save_model(model: Any, name: str, directory: Path) -> Path:
-    """Write the fitted model in its safe format; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / model_filename(name)
-    if name == "xgboost":
-        model.save_model(path)
-    else:
-        import skops.io
-
-        from phishguard.modeling.skops_bytes import canonical_skops
-
-        # Same model, same bytes: what lets two clones produce identical model files.
-        path.write_bytes(canonical_skops(skops.io.dumps(model)))
-    return path
-
-
-def load_model(path: Path, expected_sha256: str) -> Any:
-    """Load a model written by `save_model`, after checking its sha256."""
-    actual = file_sha256(path)
-    if actual != expected_sha256:
-        raise IntegrityError(
-            f"{path}: sha256 {actual[:12]}… does not match the recorded {expected_sha256[:12]}…; "
-            "the model file was altered or belongs to another build — re-run the pipeline"
-        )
-    if path.suffix == ".ubj":
-        from xgboost import XGBClassifier
-
-        model = XGBClassifier()
-        model.load_model(path)
-        return model
-    import skops.io
-
-    return skops.io.load(path, trusted=SKOPS_TRUSTED)
-
-
-def as_matrix(features: pd.DataFrame) -> np.ndarray:
-    """The feature matrix in canonical column order, whatever order the frame has."""
-    return features.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
-
-
-def model_matrix(model: Any, matrix: np.ndarray) -> np.ndarray:
-    """The input a fitted `model` takes, from the 30-feature matrix in canonical order.
-
-    A model fitted with the engineered signal counts has 32 inputs, and gets them computed
-    here by the same function as in training; a 30-input model gets the matrix unchanged.
-    """
-    width = int(model.n_features_in_)
-    if width == len(FEATURES):
-        return matrix
-    if width == len(FEATURES) + len(SIGNAL_COUNTS):
-        return with_signal_counts(matrix)
-    raise ModelConfigError(f"the model takes {width} inputs; expected {len(FEATURES)} or 32")
-
-
-def phishing_probability(model: Any, features: pd.DataFrame) -> np.ndarray:
-    """P(phishing) for each row (class 1 of the target is phishing)."""
-    return model.predict_proba(model_matrix(model, as_matrix(features)))[:, 1]

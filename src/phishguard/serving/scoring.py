@@ -1,11 +1,13 @@
-"""Scoring with the packaged model: load it once (sha256-verified), predict, explain.
+"""Scoring with the packaged model bundle: decisions at its threshold, results, explanations.
 
-The service, the batch CLI and the benchmark all score through this module, so they share one
-model loader; they check their input with `phishguard.contract.record_checks` first.
+The service, the batch CLI, the MLflow model and the benchmarks all score through a `Scorer`
+over the one verified bundle load (`phishguard.modeling.bundle.load`); they check their input
+with `phishguard.contract.record_checks` first.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,17 +16,29 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError, paths
-from phishguard.contract.schema import CLASS_NAMES, FEATURES
-from phishguard.modeling.features import SIGNAL_COUNTS, with_signal_counts
-from phishguard.modeling.package_checks import PackageError, verify_package
+from phishguard.contract.schema import CLASS_NAMES
+from phishguard.modeling import bundle
+from phishguard.modeling.bundle import Bundle, PackageError
 
 
-def latest_package(store: Path = paths.PACKAGE_STORE) -> Path:
-    """The directory of the newest packaged model in a BentoML store (no bentoml import)."""
-    pointer = store / "latest"
-    if not pointer.is_file():
-        raise PackageError(f"no packaged model in {store}; run `make pipeline` (package stage)")
-    return store / pointer.read_text().strip()
+def packaged_model_dir() -> Path:
+    """The folder of the served package, `phishguard:latest`, through BentoML's public API.
+
+    The store is the one BENTOML_HOME names: this checkout's `models/bentoml/` unless set
+    otherwise (`phishguard.bentoml_home`).
+    """
+    # Imported here: bentoml costs ~1.5 s to import, which `phishguard --help` and a
+    # `phishguard predict --model DIR` run should not pay.
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return Path(bentoml.models.get(f"{paths.PACKAGE_NAME}:latest").path)
+    except NotFound:
+        raise PackageError(
+            f"no packaged model in {os.environ.get('BENTOML_HOME', '~/bentoml')}; "
+            "run `make pipeline` (package stage)"
+        ) from None
 
 
 class ExplanationUnavailableError(PhishguardError, ValueError):
@@ -33,37 +47,26 @@ class ExplanationUnavailableError(PhishguardError, ValueError):
 
 @dataclass(frozen=True)
 class Scorer:
-    """A loaded model with its operating threshold and package metadata.
+    """An evaluated model bundle, scored at its operating threshold.
 
-    `model` is an XGBoost `Booster` (scored with `inplace_predict`, explained with its own
-    contributions) or a fitted scikit-learn estimator loaded with skops. `engineered` says
-    whether the model takes the two signal counts after the 30 features.
+    Every method takes a float32 matrix of the 30 features in canonical order; the bundle
+    builds the model's inputs from it as its manifest's `input_columns` say.
     """
 
-    model: Any
-    threshold: float
-    metadata: dict[str, Any]
-    engineered: bool = False
+    bundle: Bundle
 
     @property
-    def is_xgboost(self) -> bool:
-        return hasattr(self.model, "inplace_predict")
+    def threshold(self) -> float:
+        return float(self.bundle.manifest["threshold"])
 
     @property
-    def input_names(self) -> tuple[str, ...]:
-        return (*FEATURES, *SIGNAL_COUNTS) if self.engineered else FEATURES
-
-    def inputs(self, matrix: np.ndarray) -> np.ndarray:
-        """The model's input from a float32 matrix of the 30 features in canonical order."""
-        return with_signal_counts(matrix) if self.engineered else matrix
+    def metadata(self) -> dict[str, Any]:
+        """The package manifest."""
+        return self.bundle.manifest
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """P(phishing) for each row of a float32 matrix in canonical feature order."""
-        if len(matrix) == 0:
-            return np.empty(0, dtype=np.float32)
-        if self.is_xgboost:
-            return self.model.inplace_predict(self.inputs(matrix), validate_features=False)
-        return self.model.predict_proba(self.inputs(matrix))[:, 1]
+        return self.bundle.probability(matrix)
 
     def decisions(self, matrix: np.ndarray) -> pd.DataFrame:
         """Columns phishing_probability, is_phishing and label, one row per matrix row."""
@@ -109,26 +112,27 @@ class Scorer:
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """XGBoost's SHAP contributions (log-odds of phishing), one column per input + bias."""
-        if not self.is_xgboost:
+        if not self.bundle.is_xgboost:
             raise ExplanationUnavailableError(
                 f"explanations need an XGBoost model; the packaged model is "
                 f"{self.metadata.get('model_name')!r}"
             )
         from xgboost import DMatrix
 
-        names = list(self.input_names)
-        return self.model.predict(
-            DMatrix(self.inputs(matrix), feature_names=names), pred_contribs=True
+        names = list(self.bundle.input_columns)
+        return self.bundle.model.predict(
+            DMatrix(self.bundle.inputs(matrix), feature_names=names), pred_contribs=True
         )
 
     def explain(self, matrix: np.ndarray, top: int = 5) -> list[list[dict[str, Any]]]:
         """Per row, the `top` inputs that moved the score most (positive = towards phishing).
 
-        Inputs are the 30 features and, for a model that takes them, the signal counts.
+        Inputs are named as in the manifest's `input_columns`: the 30 features and, for a model
+        that takes them, the signal counts.
         """
-        names = self.input_names
+        names = self.bundle.input_columns
         contribs = self.contributions(matrix)[:, : len(names)]
-        inputs = self.inputs(matrix)
+        inputs = self.bundle.inputs(matrix)
         order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :top]
         return [
             [
@@ -144,31 +148,6 @@ class Scorer:
 
 
 def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
-    """Load a packaged model, verifying its sha256; one predict thread by default.
-
-    One thread is right for online scoring: on 2 cores XGBoost's 2-thread single-row predict
-    was ~50x slower than one thread (see the brief). XGBoost models are read from their native
-    format, scikit-learn models with skops against the allow-list; never a pickle.
-    """
-    directory = latest_package() if directory is None else directory
-    metadata = verify_package(directory)
-    model_path = directory / metadata["model_file"]
-    if model_path.suffix == ".ubj":
-        from xgboost import Booster
-
-        model = Booster(params={"nthread": nthread})
-        model.load_model(model_path)
-        width = model.num_features()
-    else:
-        from phishguard.modeling.zoo import load_model
-
-        model = load_model(model_path, metadata["model_sha256"])
-        width = int(model.n_features_in_)
-    if width not in (len(FEATURES), len(FEATURES) + len(SIGNAL_COUNTS)):
-        raise PackageError(f"{model_path}: the model takes {width} inputs; expected 30 or 32")
-    return Scorer(
-        model=model,
-        threshold=float(metadata["threshold"]),
-        metadata=metadata,
-        engineered=width > len(FEATURES),
-    )
+    """The verified package in `directory` (default: the served one), as a `Scorer`;
+    XGBoost with `nthread` predict threads (one for online scoring: `bundle.load`)."""
+    return Scorer(bundle.load(packaged_model_dir() if directory is None else directory, nthread))
