@@ -29,6 +29,8 @@ def main() -> None:
     result = evaluate_model(trained, train, test, config, train_seed, params)
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
+    reference_scores = pd.DataFrame({"phishing_probability": result.oof_proba})
+    reference_scores.to_parquet(paths.REFERENCE_SCORES, index=False)
     write_plots(result.y_test, result.test_proba, result.metrics["threshold"], paths.PLOTS)
 
     _track(trained.manifest, result, train, test)

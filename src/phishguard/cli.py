@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _drift(args: argparse.Namespace) -> None:
-    from phishguard.monitoring.drift_cli import command  # scipy and pandas: ~1 s at start-up
+    from phishguard.monitoring.check import command  # scipy and pandas: ~1 s at start-up
 
     command(args.current, args.reference, args.reference_scores, args.json, args.fail_on_drift)
 

@@ -20,6 +20,8 @@ TEST_TABLE = ROOT / "data" / "processed" / "test.parquet"
 
 MODEL_DIR = ROOT / "models" / "model"
 OPERATING_POINT = ROOT / "models" / "operating_point.json"
+# Out-of-fold P(phishing) of the training split: the reference of prediction drift.
+REFERENCE_SCORES = ROOT / "models" / "reference_scores.parquet"
 
 REPORTS = ROOT / "reports"
 INGEST_REPORT = REPORTS / "ingest.json"
@@ -39,6 +41,9 @@ PACKAGE_STORE = BENTOML_HOME / "models" / PACKAGE_NAME
 
 # Monitoring (issue 12): the prediction log's default directory ($PHISHGUARD_PREDICTION_LOG).
 PREDICTION_LOG_DIR = ROOT / "data" / "predictions"
+DRIFT_REPORT = REPORTS / "drift.json"
+# Per-feature value shares, one file a side, drawn as one bar chart by `dvc plots show`.
+DRIFT_PLOT_FILES = (PLOTS / "drift_reference.csv", PLOTS / "drift_current.csv")
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,11 @@ STAGES: dict[str, StageIO] = {
     "train": StageIO(reads=(TRAIN_TABLE,), writes=(MODEL_DIR,)),
     "evaluate": StageIO(
         reads=(TRAIN_TABLE, TEST_TABLE, MODEL_DIR),
-        writes=(OPERATING_POINT, *PLOT_FILES, METRICS),
+        writes=(OPERATING_POINT, REFERENCE_SCORES, *PLOT_FILES, METRICS),
     ),
     "package": StageIO(reads=(MODEL_DIR, OPERATING_POINT, METRICS), writes=(PACKAGE_STORE,)),
+    "monitor": StageIO(
+        reads=(PREDICTION_LOG_DIR, TRAIN_TABLE, REFERENCE_SCORES),
+        writes=(DRIFT_REPORT, *DRIFT_PLOT_FILES),
+    ),
 }

@@ -72,4 +72,6 @@ def test_metrics_and_plots_are_declared():
         "reports/plots/precision_recall.json",
         "reports/plots/confusion.csv",
         "reports/plots/calibration.json",
+        "reports/plots/drift_reference.csv",
+        "reports/plots/drift_current.csv",
     }

@@ -47,6 +47,10 @@ def _within(path: Path, declared: tuple[Path, ...]) -> bool:
     )
 
 
+def _as_tuple(value: Path | tuple[Path, ...]) -> tuple[Path, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
 @pytest.mark.parametrize("stage", sorted(DVC_STAGES))
 def test_each_stage_script_uses_only_its_declared_paths(stage: str) -> None:
     script = REPO / DVC_STAGES[stage]["cmd"].split()[1]
@@ -58,7 +62,12 @@ def test_each_stage_script_uses_only_its_declared_paths(stage: str) -> None:
         and node.value.id == "paths"
     }
     declared = paths.STAGES[stage].reads + paths.STAGES[stage].writes
-    strays = sorted(n for n in used - NOT_A_STAGE_PATH if not _within(getattr(paths, n), declared))
+    strays = sorted(
+        name
+        for name in used - NOT_A_STAGE_PATH
+        for path in _as_tuple(getattr(paths, name))
+        if not _within(path, declared)
+    )
     assert not strays, f"{script.name} uses paths not declared for {stage}: {strays}"
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,10 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
 from phishguard.config.params import load_section
+from phishguard.config.sections import MonitorParams, PredictionThresholds
 from phishguard.contract.schema import DOMAINS, FEATURES
+from phishguard.monitoring.check import monitor, share_tables
 from phishguard.monitoring.drift import (
-    MonitorParams,
-    PredictionThresholds,
     drift_report,
     expected_unseen_share,
     homogeneity_p_value,
@@ -22,6 +24,7 @@ from phishguard.monitoring.drift import (
     unseen_vector_share,
     valid_features,
 )
+from phishguard.monitoring.prediction_log import PredictionLog
 
 BOOTSTRAP_SAMPLES = 25
 SAMPLE_ROWS = 2_000
@@ -159,3 +162,45 @@ def test_prediction_psi_bins_survive_tied_reference_scores():
     assert same["psi"] == pytest.approx(0) and not same["drift"]
     high = prediction_drift(reference, np.full(200, 0.95), 0.9, thresholds, 0.5)
     assert high["drift"] and high["alert_rate"] == 1.0
+
+
+def test_the_monitor_stage_reports_no_log_and_then_the_log(
+    tmp_path: Path, real_table: pd.DataFrame, params: MonitorParams
+) -> None:
+    """`monitor` (the stage's core): without a log it says so and still draws the reference
+    shares; with a log of a shifted batch it flags the shifted feature, as `phishguard drift`."""
+    table = real_table.astype(int).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    reference_path = tmp_path / "reference.parquet"
+    table.iloc[::2].to_parquet(reference_path, index=False)
+    scores_path = tmp_path / "scores.parquet"
+    pd.DataFrame({"phishing_probability": np.linspace(0, 1, len(table.iloc[::2]))}).to_parquet(
+        scores_path, index=False
+    )
+    log_dir = tmp_path / "predictions"
+    log_dir.mkdir()
+
+    empty = monitor(log_dir, reference_path, scores_path, params)
+    assert empty["judged"] is False and "no prediction log" in empty["note"]
+    reference_shares, current_shares = share_tables(empty)
+    assert len(reference_shares) == sum(len(DOMAINS[name]) for name in FEATURES)
+    assert current_shares.empty
+
+    shifted = table.iloc[1::2].head(2000).copy()
+    shifted["SSLfinal_State"] = -1
+    writer = PredictionLog(log_dir)
+    writer.record(
+        shifted.loc[:, list(FEATURES)].to_numpy(),
+        np.full(len(shifted), 0.3),
+        0.5,
+        source="batch",
+        request_id="test",
+        model_version="v",
+        model_sha256="0" * 64,
+    )
+    writer.close()
+    report = monitor(log_dir, reference_path, scores_path, params)
+    assert report["n_current"] == 2000
+    assert report["drifted_features"] == ["SSLfinal_State"]
+    reference_shares, current_shares = share_tables(report)
+    row = current_shares.set_index("level").loc["SSLfinal_State=-1", "share"]
+    assert row == 1.0

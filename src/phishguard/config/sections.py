@@ -64,3 +64,40 @@ class EvaluateParams:
     target_fpr: float
     bootstrap_resamples: int
     gate: Gate
+
+
+@dataclass(frozen=True)
+class FeatureThresholds:
+    alpha: float
+    """False-discovery rate of the Benjamini–Hochberg correction over the 30 chi-square tests."""
+    min_psi: float
+    """A feature drifts only when its PSI is at least this (0.1 is the usual 'moderate shift')."""
+    psi_pseudo_count: float
+    """Added to every value's count before PSI, so a value absent on one side stays finite."""
+
+
+@dataclass(frozen=True)
+class JointThresholds:
+    max_unseen_excess: float
+    """Drift when the share of never-seen vectors exceeds the expected share by more than this."""
+
+
+@dataclass(frozen=True)
+class PredictionThresholds:
+    bins: int
+    """PSI bins of the probabilities: quantiles of the reference scores."""
+    max_psi: float
+    """Drift when the probabilities' PSI reaches this."""
+    max_alert_rate_change: float
+    """Drift when the alert rate moves this far (absolute) from the reference scores' rate."""
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """`monitor`: the thresholds of the drift check (`phishguard drift`, the monitor stage)."""
+
+    min_rows: int
+    """Below this many valid rows the batch is too small to judge: no drift is reported."""
+    features: FeatureThresholds
+    joint: JointThresholds
+    prediction: PredictionThresholds

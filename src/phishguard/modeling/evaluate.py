@@ -218,6 +218,8 @@ class EvaluationResult:
     operating_point: dict[str, Any]
     y_test: np.ndarray
     test_proba: np.ndarray
+    oof_proba: np.ndarray
+    """Out-of-fold P(phishing) of the training split: the reference of prediction drift."""
 
 
 def evaluate_model(
@@ -284,7 +286,7 @@ def evaluate_model(
         "chosen_on": f"out-of-fold predictions of grouped {cv_folds}-fold CV on the training split",
         "cv_recall_at_threshold": cv["recall_at_target_fpr"],
     }
-    return EvaluationResult(metrics, operating_point, y_test, test_proba)
+    return EvaluationResult(metrics, operating_point, y_test, test_proba, oof)
 
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:

@@ -18,51 +18,18 @@ Pure functions on DataFrames and arrays; `drift_report` puts them together into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from phishguard.config.sections import (
+    FeatureThresholds,
+    MonitorParams,
+    PredictionThresholds,
+)
 from phishguard.contract.schema import DOMAINS, FEATURES, feature_vector_ids
-
-
-@dataclass(frozen=True)
-class FeatureThresholds:
-    alpha: float
-    """False-discovery rate of the Benjamini–Hochberg correction over the 30 chi-square tests."""
-    min_psi: float
-    """A feature drifts only when its PSI is at least this (0.1 is the usual 'moderate shift')."""
-    psi_pseudo_count: float
-    """Added to every value's count before PSI, so a value absent on one side stays finite."""
-
-
-@dataclass(frozen=True)
-class JointThresholds:
-    max_unseen_excess: float
-    """Drift when the share of never-seen vectors exceeds the expected share by more than this."""
-
-
-@dataclass(frozen=True)
-class PredictionThresholds:
-    bins: int
-    """PSI bins of the probabilities: quantiles of the reference scores."""
-    max_psi: float
-    """Drift when the probabilities' PSI reaches this."""
-    max_alert_rate_change: float
-    """Drift when the alert rate moves this far (absolute) from the reference scores' rate."""
-
-
-@dataclass(frozen=True)
-class MonitorParams:
-    """The `monitor` section of params.yaml."""
-
-    min_rows: int
-    """Below this many valid rows the batch is too small to judge: no drift is reported."""
-    features: FeatureThresholds
-    joint: JointThresholds
-    prediction: PredictionThresholds
 
 
 def valid_features(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -140,6 +107,15 @@ def feature_drift(
 def _shares(counts: np.ndarray, domain: tuple[int, ...]) -> dict[str, float]:
     total = counts.sum()
     return {str(v): float(c / total) if total else 0.0 for v, c in zip(domain, counts, strict=True)}
+
+
+def value_shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each feature's share of each value of its domain (valid rows only)."""
+    valid, _ = valid_features(table)
+    return {
+        name: _shares(value_counts(valid[name].to_numpy(), DOMAINS[name]), DOMAINS[name])
+        for name in FEATURES
+    }
 
 
 def unseen_vector_share(reference: pd.DataFrame, current: pd.DataFrame) -> float:

@@ -1,23 +1,26 @@
-"""`phishguard drift CURRENT`: read the batch and the reference, run the drift check, print it.
+"""The drift check from files: `phishguard drift CURRENT` and the `monitor` stage.
 
 The statistics are `phishguard.monitoring.drift`'s; this module only reads the inputs (a
 prediction-log directory or any records file), picks the probabilities and the threshold out of
-a log, and formats the result as JSON or as a short table, drifted features first.
+a log, and renders the result: JSON, a short table (drifted features first), or the per-feature
+share tables that `dvc plots show` draws.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from phishguard import PhishguardError, paths
+from phishguard import DataSourceError, PhishguardError, paths
 from phishguard.config.params import load_section
+from phishguard.config.sections import MonitorParams
 from phishguard.contract.schema import FEATURES
 from phishguard.data.sources import read_table
-from phishguard.monitoring.drift import MonitorParams, drift_report
+from phishguard.monitoring.drift import drift_report, value_shares
 from phishguard.monitoring.prediction_log import read_log
 
 SCORE_COLUMNS = ("probability", "phishing_probability")
@@ -36,12 +39,28 @@ def command(
     """Run the drift check of CURRENT against REF (default: the training split) and print it.
     Exit 1 with `fail_on_drift` when drift is found."""
     params = load_section("monitor", MonitorParams)
-    reference = reference or str(paths.TRAIN_TABLE)
-    current_table = _with_features(read_log(current), current)
-    reference_table = _with_features(read_table(reference), reference)
     ref_scores = (
         scores(read_table(reference_scores), reference_scores) if reference_scores else None
     )
+    report = check(
+        read_log(current), current, reference or str(paths.TRAIN_TABLE), ref_scores, params
+    )
+    print(json.dumps(report, allow_nan=False) if as_json else format_report(report))
+    if fail_on_drift and report["drift"]:
+        raise SystemExit(1)
+
+
+def check(
+    current_table: pd.DataFrame,
+    current: str,
+    reference: str,
+    ref_scores: np.ndarray | None,
+    params: MonitorParams,
+) -> dict[str, Any]:
+    """The drift report of `current_table` (read from `current`) against the table `reference`
+    and, when given, the reference scores."""
+    current_table = _with_features(current_table, current)
+    reference_table = _with_features(read_table(reference), reference)
     report = drift_report(
         reference_table,
         current_table,
@@ -53,13 +72,49 @@ def command(
     if ref_scores is None:
         report["prediction"]["note"] = (
             "not judged: no reference scores (pass --reference-scores FILE, the out-of-fold "
-            "training probabilities)"
+            "training probabilities the evaluate stage writes to "
+            f"{paths.REFERENCE_SCORES})"
         )
     elif not report["prediction"]["judged"]:
         report["prediction"]["note"] = f"not judged: {current} holds no probabilities"
-    print(json.dumps(report, allow_nan=False) if as_json else format_report(report))
-    if fail_on_drift and report["drift"]:
-        raise SystemExit(1)
+    return report
+
+
+def monitor(
+    log_dir: Path, reference: Path, reference_scores: Path, params: MonitorParams
+) -> dict[str, Any]:
+    """The monitor stage's report: the drift check of the prediction log in `log_dir` against
+    the training split and its out-of-fold scores, or a report saying there is no log yet."""
+    try:
+        table = read_log(log_dir)
+    except DataSourceError as error:
+        shares = value_shares(read_table(str(reference)))
+        return {
+            "drift": False,
+            "judged": False,
+            "note": f"no prediction log: {error}",
+            "n_current": 0,
+            "features": [
+                {"feature": name, "reference_shares": value, "current_shares": {}}
+                for name, value in shares.items()
+            ],
+        }
+    ref_scores = scores(read_table(str(reference_scores)), str(reference_scores))
+    return check(table, str(log_dir), str(reference), ref_scores, params)
+
+
+def share_tables(report: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each value's share per feature (`level` like `SSLfinal_State=-1`, `share`), for the
+    reference and for the current batch (empty when no batch was judged)."""
+    sides = []
+    for side in ("reference_shares", "current_shares"):
+        rows = [
+            {"level": f"{row['feature']}={value}", "share": round(share, 6)}
+            for row in report.get("features", [])
+            for value, share in row[side].items()
+        ]
+        sides.append(pd.DataFrame(rows, columns=["level", "share"]))
+    return sides[0], sides[1]
 
 
 def _with_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
