@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phishguard.config.params import load_section
+from phishguard.config.sections import MonitorParams
 from phishguard.modeling import report
 from phishguard.modeling.evaluate import classification_metrics
 from phishguard.modeling.intervals import bootstrap_intervals
 from phishguard.modeling.plot_data import calibration_points, write_plots
-from tests.support import run_tool
+from phishguard.monitoring.drift import drift_report
+from tests.support import run_tool, synthetic_rows
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -145,3 +148,24 @@ def test_report_in_a_pipeline_clone_diffs_against_git(pipeline_clone: Path, tmp_
     assert "## Metrics against `HEAD`" in text and "## Params against `HEAD`" in text
     assert "failed" not in text and "could not run" not in text
     assert len(list((tmp_path / "figures").glob("*.png"))) == 4
+
+
+def test_the_report_has_a_drift_section(evaluated: Path) -> None:
+    """The monitor stage's verdict reaches the CML report: the table of `phishguard drift`,
+    or why nothing was checked."""
+    report.paths.DRIFT_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    report.paths.DRIFT_REPORT.write_text(json.dumps({"drift": False, "note": "no log"}))
+    text = report.write_report(Path("reports/report.md"), baseline=None).read_text()
+    assert "## Drift of the prediction log (monitor stage)" in text
+    assert "Not checked: no log." in text
+
+
+def test_a_checked_log_shows_the_drift_table() -> None:
+    params = load_section("monitor", MonitorParams)
+    rows = synthetic_rows(1200, seed=4)
+    shifted = rows.copy()
+    shifted["SSLfinal_State"] = -1
+    lines = report.drift_section(drift_report(rows, shifted, params))
+    assert lines[0] == "```" and lines[-1] == "```"
+    assert lines[1].startswith("DRIFT: 1200 rows against 1200 reference rows")
+    assert any(line.startswith("SSLfinal_State") and " yes " in line for line in lines)

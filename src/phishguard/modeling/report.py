@@ -19,6 +19,7 @@ from typing import Any
 
 from phishguard import PhishguardError, paths
 from phishguard.entrypoint import run
+from phishguard.monitoring.check import format_report
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,14 @@ def build_report(
     return "\n".join(lines)
 
 
+def drift_section(report: dict[str, Any]) -> list[str]:
+    """The monitor stage's verdict (reports/drift.json) as `phishguard drift` prints it, or
+    why there is none."""
+    if "n_reference" not in report:  # no prediction log yet: nothing was compared
+        return [f"Not checked: {report.get('note', 'no drift report')}."]
+    return ["```", *format_report(report).splitlines(), "```"]
+
+
 def baseline_metrics(baseline: str) -> dict[str, Any] | None:
     """reports/metrics.json as committed at `baseline`, or None where git cannot show it."""
     try:
@@ -258,6 +267,10 @@ def write_report(out: Path, baseline: str | None) -> Path:
         )
         diffs[f"Metrics against `{baseline}`"] = dvc_diff("metrics", baseline)
         diffs[f"Params against `{baseline}`"] = dvc_diff("params", baseline)
+    if paths.DRIFT_REPORT.is_file():
+        changes["Drift of the prediction log (monitor stage)"] = drift_section(
+            _load_json(paths.DRIFT_REPORT)
+        )
     out.write_text(build_report(metrics, images, diffs, out.parent, changes))
     log.info("wrote %s and %d images", out, len(images))
     return out
