@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import bentoml
+import pandas as pd
 from bentoml.exceptions import BentoMLException
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -188,7 +189,7 @@ class Phishguard:
             return Response(buffer.getvalue(), media_type="text/csv")
         return Results(results=scores.scored.drop(columns="row").to_dict(orient="records"))
 
-    def _read_upload(self, file: Path):
+    def _read_upload(self, file: Path) -> pd.DataFrame:
         """The upload's rows (at most one over the limit: enough to refuse it)."""
         try:
             with Path(file).open("rb") as handle:
