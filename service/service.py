@@ -40,7 +40,7 @@ try:
 except ImportError:  # inside a built bento the package's source is bundled beside service/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from phishguard import PhishguardError
+from phishguard import PhishguardError, paths
 from phishguard.contract.csv_reader import CsvHeaderError, read_csv_chunks
 from phishguard.contract.record_checks import (
     RecordError,
@@ -58,7 +58,7 @@ from phishguard.serving.request_limits import RequestLimits
 from phishguard.serving.scoring import ExplanationUnavailableError, Scorer, load_scorer
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
-PACKAGE = bentoml.models.BentoModel("phishguard:latest")
+PACKAGE = bentoml.models.BentoModel(f"{paths.PACKAGE_NAME}:latest")
 # /predict requests of at most this many records are scored on the event loop (see predict).
 INLINE_RECORDS = 1_000
 PAGE = Path(__file__).with_name("ui.html")
