@@ -1,0 +1,67 @@
+"""The service's answer to bad input: a 4xx whose body is one JSON object `{"error": "..."}`,
+logged as one warning line. The one place that knows how BentoML shapes errors.
+
+What BentoML 1.4 does (pinned by tests/serving/test_service_contract.py, which fails on
+another minor version or shape):
+- input that does not fit an endpoint's types (pydantic's `ValidationError`, including JSON
+  that does not parse) → 400 `{"error": "N validation error for …", "detail": [{"loc": …,
+  "msg": …, "type": …}]}`. Kept as BentoML writes it;
+- a `BentoMLException` raised with a 4xx `error_code` → a one-element *list* `[{"error": …}]`;
+- both logged by `log_exception` at ERROR with the traceback.
+
+So an endpoint *returns* `client_error(...)` for bad input instead of raising: the body is the
+object clients rely on, and the log gets one line. For BentoML's own `ValidationError`s there is
+no public hook (`log_exception` is called unconditionally, no exception handler can be
+registered), so `quiet_validation_errors()` is the one shim: a filter on the private logger
+`log_exception` writes to, which turns that record into one warning line.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+from phishguard import PhishguardError
+from phishguard.contract.record_checks import TooManyRecordsError
+
+LOG = logging.getLogger("bentoml.phishguard")
+BENTOML_ERROR_LOGGER = "bentoml._internal.server.http_app"  # private: see quiet_validation_errors
+
+
+def client_error(
+    route: str, error: PhishguardError, status: HTTPStatus | None = None
+) -> JSONResponse:
+    """The 4xx answer to `error` on `route`: 413 over a row limit, else `status` (default 422)."""
+    if status is None:
+        too_many = isinstance(error, TooManyRecordsError)
+        status = (
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_many else HTTPStatus.UNPROCESSABLE_ENTITY
+        )
+    text = str(error)
+    LOG.warning("Bad input to %s: HTTP %d: %s", route, status, text[:300])
+    return JSONResponse({"error": text}, status_code=status)
+
+
+class _ValidationErrorInOneLine(logging.Filter):
+    """A `ValidationError` logged by BentoML becomes one warning line without the traceback,
+    so a flood of bad requests cannot flood the log; every other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            where = record.getMessage().replace("Exception on", "Bad input to", 1)
+            record.msg = "%s: HTTP 400: %d validation error(s)"
+            record.args = (where, error.error_count())
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_validation_errors() -> None:
+    """Install the filter (once) on the logger of BentoML's `log_exception`."""
+    logger = logging.getLogger(BENTOML_ERROR_LOGGER)
+    if not any(isinstance(f, _ValidationErrorInOneLine) for f in logger.filters):
+        logger.addFilter(_ValidationErrorInOneLine())
