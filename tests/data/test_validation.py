@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import COLUMNS
 from phishguard.data.quarantine_file import quarantine_file
-from phishguard.data.validate import DuplicateCounter, SchemaError, duplicate_stats, quarantine
+from phishguard.data.validate import DuplicateCounter, duplicate_stats, quarantine
 from tests.support import synthetic_rows
 
 

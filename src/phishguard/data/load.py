@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 from pymongo.errors import PyMongoError
 
+from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.data.mongo import QUARANTINE_SUFFIX, MongoError, insert_absent
 from phishguard.data.source_checks import CHUNK_ROWS, check_file, expand_sources
 from phishguard.data.sources import DataSourceError, iter_chunks
-from phishguard.data.validate import REASON, ROW, DuplicateCounter, SchemaError, quarantine
+from phishguard.data.validate import REASON, ROW, DuplicateCounter, quarantine
 
 BATCH_SIZE = 1_000
 

@@ -17,8 +17,12 @@ import numpy as np
 import pandas as pd
 
 from phishguard import PhishguardError
-from phishguard.contract.record_checks import RecordError, frame_matrix
+from phishguard.contract.checks import check_columns
+from phishguard.contract.problems import RecordError, SchemaError
+from phishguard.contract.record_checks import frame_matrix
 from phishguard.contract.schema import FEATURES, LABEL
+from phishguard.data.sources import iter_chunks
+from phishguard.data.validate import REASON, quarantine
 from phishguard.io import ChunkWriter
 from phishguard.serving.scoring import Scorer
 
@@ -50,8 +54,6 @@ def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> Tabl
     `row` numbers rows from `first_row` in input order. Raises `SchemaError` when the columns
     themselves are wrong (then no row can be judged).
     """
-    from phishguard.data.validate import REASON, check_columns, quarantine
-
     features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
     check_columns(list(map(str, features.columns)), FEATURES)
     matrix = frame_matrix(features)
@@ -93,9 +95,6 @@ def predict_file(
     is an error. The progress bar goes to stderr, by default only when stderr is a terminal.
     """
     from tqdm import tqdm
-
-    from phishguard.data.sources import iter_chunks
-    from phishguard.data.validate import REASON, SchemaError
 
     if output.suffix not in OUTPUT_SUFFIXES:
         raise PhishguardError(f"{output}: output must end in .csv or .parquet")
