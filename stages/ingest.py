@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from phishguard import paths
 from phishguard.config.params import ParamsError, load_section
-from phishguard.data.ingest import RowDropGuard, ingest_file, landed_file
+from phishguard.data.ingest import RowDropGuard, ingest_file
+from phishguard.data.landing import landed_file
 from phishguard.entrypoint import run
 from phishguard.provenance import file_sha256, read_json, write_json
 

@@ -28,6 +28,8 @@ from typing import BinaryIO
 import pandas as pd
 
 from phishguard import DataSourceError
+from phishguard.contract.checks import column_problems
+from phishguard.contract.problems import columns_message
 from phishguard.contract.schema import MAX_CELL_CHARS, ROW_PROBLEM, too_long_problem
 
 BLOCK_BYTES = 1 << 20
@@ -54,9 +56,8 @@ def csv_header_problem(header: str) -> str | None:
     either would later show up as a confusing column error.
     """
     names = _fields(header.rstrip("\r\n"))
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        return f"duplicated column(s) {', '.join(duplicated)}"
+    if duplicated := column_problems(names, names):
+        return columns_message(duplicated)
     if "," not in header:
         for delimiter in (";", "\t", "|"):
             if delimiter in header:

@@ -159,6 +159,11 @@ def record_message(problem: Problem) -> str:
 
 def schema_message(problems: Sequence[Problem]) -> str:
     """The column problems of a table as one line: `schema error: missing column SFH; …`."""
+    return "schema error: " + columns_message(problems)
+
+
+def columns_message(problems: Sequence[Problem]) -> str:
+    """The column problems of a table: `duplicated column(s) SFH; missing column port; …`."""
     parts = []
     duplicated = [p.field for p in problems if p.kind == Kind.DUPLICATED]
     if duplicated:
@@ -170,7 +175,7 @@ def schema_message(problems: Sequence[Problem]) -> str:
     unmatched = [p.field for p in problems if p.kind == Kind.UNKNOWN and not p.value]
     if unmatched:
         parts.append(f"unexpected column(s) {', '.join(map(repr, unmatched))}")
-    return "schema error: " + "; ".join(parts)
+    return "; ".join(parts)
 
 
 def _plain(value: object) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from phishguard import PhishguardError
 from phishguard.contract.checks import check_columns
@@ -23,8 +24,8 @@ from phishguard.contract.record_checks import frame_matrix
 from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.sources import iter_chunks
 from phishguard.data.validate import REASON, quarantine
-from phishguard.io import ChunkWriter
-from phishguard.serving.scoring import Scorer
+from phishguard.io import CHUNK_ROWS, ChunkWriter
+from phishguard.serving.scoring import Scorer, load_scorer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def predict_file(
     source: Path,
     output: Path,
     rejects: Path,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = CHUNK_ROWS,
     progress: bool | None = None,
 ) -> BatchSummary:
     """Score `source` (CSV or Parquet) into `output`, invalid rows into `rejects` (CSV or Parquet).
@@ -94,8 +95,6 @@ def predict_file(
     Both files appear only when the whole input is scored (`ChunkWriter`); a file without rows
     is an error. The progress bar goes to stderr, by default only when stderr is a terminal.
     """
-    from tqdm import tqdm
-
     if output.suffix not in OUTPUT_SUFFIXES:
         raise PhishguardError(f"{output}: output must end in .csv or .parquet")
     if output.resolve() in (source.resolve(), rejects.resolve()):
@@ -132,7 +131,6 @@ def predict_command(
     source: str, output: str, rejects: str | None, model: str | None, chunk_rows: int
 ) -> BatchSummary:
     """`phishguard predict`: load the packaged model once and score a file."""
-    from phishguard.serving.scoring import load_scorer
 
     if chunk_rows < 1:
         raise PhishguardError(f"--chunk-rows must be positive, got {chunk_rows}")
