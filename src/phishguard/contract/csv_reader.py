@@ -29,7 +29,7 @@ import pandas as pd
 
 from phishguard import DataSourceError
 from phishguard.contract.checks import column_problems
-from phishguard.contract.problems import columns_message
+from phishguard.contract.problems import TooManyRecordsError, columns_message
 from phishguard.contract.schema import MAX_CELL_CHARS, ROW_PROBLEM, too_long_problem
 
 BLOCK_BYTES = 1 << 20
@@ -85,6 +85,20 @@ def read_csv_chunks(stream: BinaryIO, name: str, chunk_rows: int) -> Iterator[pd
             yielded = True
     if rows.lines or not yielded:
         yield rows.take(len(rows.lines), name)
+
+
+def read_upload(path: Path, max_rows: int) -> pd.DataFrame:
+    """The rows of an uploaded CSV file (the service's `/predict_csv`), as `read_csv_chunks`.
+
+    Raises `CsvHeaderError` for a header this project cannot read, `DataSourceError` for a
+    file that is not readable CSV text at all, and `TooManyRecordsError` for more than
+    `max_rows` rows (at most one row past the limit is read).
+    """
+    with path.open("rb") as handle:
+        table = next(read_csv_chunks(handle, "the upload", max_rows + 1))
+    if len(table) > max_rows:
+        raise TooManyRecordsError(f"{len(table)} rows in one upload; the limit is {max_rows}")
+    return table
 
 
 def cut_off_problem(path: Path) -> str | None:

@@ -80,6 +80,10 @@ class RecordError(PhishguardError, ValueError):
         super().__init__("; ".join(self.problems) + tail)
 
 
+class TooManyRecordsError(PhishguardError, ValueError):
+    """A request holds more records than the configured limit."""
+
+
 def record_error(problems: Sequence[Problem], more: int = 0) -> RecordError:
     """The API's error for `problems` (the first `MAX_REPORTED_PROBLEMS` described), plus
     `more` found but not described."""

@@ -25,6 +25,7 @@ from phishguard.contract.problems import (
     Kind,
     Problem,
     RecordError,
+    TooManyRecordsError,
     record_error,
 )
 from phishguard.contract.schema import DOMAINS, FEATURES
@@ -50,10 +51,6 @@ _ALLOWED = np.array([[v in DOMAINS[name] for v in (-1, 0, 1)] for name in FEATUR
 _COLUMN_INDEX = np.arange(len(FEATURES))
 # The text of every in-domain value as a CSV cell holds it; anything else takes the slow path.
 _SMALL_INTEGERS = {text: value for value in (-1, 0, 1) for text in (str(value), f"{value:+d}")}
-
-
-class TooManyRecordsError(PhishguardError, ValueError):
-    """A request holds more records than the configured limit."""
 
 
 def positive_int_from_env(name: str, default: int) -> int:
