@@ -39,7 +39,7 @@ _TAIL_BYTES = 64 * 1024
 
 
 class CsvHeaderError(DataSourceError):
-    """The first line is text, but not a header this project can read (see `csv_header_problem`)."""
+    """The first line is text, but not a header this project can read (see `_header_problem`: duplicated names, another delimiter, a reserved name)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class _LongLine:
     start: str
 
 
-def csv_header_problem(header: str) -> str | None:
+def _header_problem(header: str) -> str | None:
     """What is wrong with a CSV header line that pandas would silently work around, or None.
 
     pandas renames a duplicated column (`SFH.1`) and reads a `;`-delimited file as one column;
@@ -211,7 +211,7 @@ def _header(batches: _Batches, name: str) -> list[str]:
                 names = _fields(line, strict=True)
             except csv.Error as error:
                 raise DataSourceError(f"{name}: the header is not valid CSV ({error})") from None
-            problem = csv_header_problem(line)
+            problem = _header_problem(line)
             if problem:
                 raise CsvHeaderError(f"{name}: {problem}")
             return names

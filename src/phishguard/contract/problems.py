@@ -9,6 +9,8 @@ problem, which value. They are written out in two renderings, each defined once 
 - `record_message`: the API's message for a JSON record: `record 2: field 'port' = 5 is not
   in {-1, 1}`.
 
+A table row refused by the API (a CSV upload) is named with its reason (`rows_error`).
+
 The column problems of a whole table render as one `SchemaError` line (`schema_message`).
 """
 
@@ -89,6 +91,12 @@ def record_error(problems: Sequence[Problem], more: int = 0) -> RecordError:
     `more` found but not described."""
     shown = [record_message(p) for p in problems[:MAX_REPORTED_PROBLEMS]]
     return RecordError(shown, more + len(problems) - len(shown))
+
+
+def rows_error(reasons: Iterable[tuple[int, str]]) -> RecordError:
+    """The API's error for table rows refused with their quarantine reasons (a CSV upload):
+    `row 3: port=5 not in {-1, 1}`, rows numbered from 1 as in the file."""
+    return RecordError([f"row {row}: {text}" for row, text in reasons])
 
 
 def misspelled(name: Any, candidates: Iterable[str]) -> str | None:

@@ -94,10 +94,3 @@ class DuplicateCounter:
             "conflicting_feature_vectors": int(both.sum()),
             "conflicting_rows": int(self.counts[:-1][both].sum() + self.counts[1:][both].sum()),
         }
-
-
-def duplicate_stats(valid: pd.DataFrame) -> dict[str, int]:
-    """Exact duplicates and feature vectors that carry both labels, over valid rows."""
-    counter = DuplicateCounter()
-    counter.add(valid)
-    return counter.stats()

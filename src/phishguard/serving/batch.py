@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from phishguard import PhishguardError
 from phishguard.contract.checks import check_columns
-from phishguard.contract.problems import RecordError, SchemaError
+from phishguard.contract.problems import RecordError, SchemaError, rows_error
 from phishguard.contract.record_checks import frame_matrix
 from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.sources import iter_chunks
@@ -46,7 +46,7 @@ class TableScores:
         for callers that answer all or nothing (an upload, the MLflow model)."""
         if not len(self.rejected):
             return None
-        return RecordError([f"row {r.row}: {r.reason}" for r in self.rejected.itertuples()])
+        return rows_error(zip(self.rejected[ROW], self.rejected[REASON], strict=True))
 
 
 def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> TableScores:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from phishguard.contract.json_numbers import MAX_DIGITS, long_number_problem
+from phishguard.contract.record_checks import positive_int_from_env
 
 MAX_BODY_ENV = "PHISHGUARD_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -42,8 +43,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def max_body_bytes_from_env() -> int:
     """The request-body limit in bytes: `PHISHGUARD_MAX_BODY_BYTES`, else 8 MiB."""
-    from phishguard.contract.record_checks import positive_int_from_env
-
     return positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
 
 
