@@ -64,7 +64,7 @@ class Problem:
 
     row: int | None
     field: str | None
-    kind: str
+    kind: Kind
     value: Any = None
 
 
@@ -112,12 +112,12 @@ def misspelled(name: Any, candidates: Iterable[str]) -> str | None:
     return {c.strip().lower(): c for c in candidates}.get(name.strip().lower())
 
 
-def domain_text(field: str) -> str:
+def _domain_text(field: str) -> str:
     """`{-1, 0, 1}`: the allowed values of `field`."""
     return "{" + ", ".join(map(str, DOMAINS[field])) + "}"
 
 
-def far_outside_text(value: int) -> str:
+def _far_outside_text(value: int) -> str:
     """An integer beyond int64 as a message shows it (a very long one by its size only)."""
     return str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
 
@@ -138,7 +138,7 @@ def _reason_part(problem: Problem) -> str:
         case Kind.MISSING:
             return f"{field} is missing"
         case Kind.OUT_OF_DOMAIN:
-            return f"{field}={_plain(value)} not in {domain_text(field)}"
+            return f"{field}={_plain(value)} not in {_domain_text(field)}"
         case Kind.UNREADABLE:
             return str(value)
     raise ValueError(f"no quarantine reason for a {problem.kind!r} problem")
@@ -160,10 +160,10 @@ def record_message(problem: Problem) -> str:
         case Kind.NOT_AN_INTEGER:
             text = f"field {field!r} must be an integer, got {_shown(value)}"
         case Kind.OUT_OF_DOMAIN:
-            text = f"field {field!r} = {value} is not in {domain_text(field)}"
+            text = f"field {field!r} = {value} is not in {_domain_text(field)}"
         case Kind.FAR_OUTSIDE:
-            shown = far_outside_text(value) if isinstance(value, int) else value
-            text = f"field {field!r} = {shown} is far outside {domain_text(field)}"
+            shown = _far_outside_text(value) if isinstance(value, int) else value
+            text = f"field {field!r} = {shown} is far outside {_domain_text(field)}"
         case _:
             raise ValueError(f"no record message for a {problem.kind!r} problem")
     return f"record {problem.row}: {text}"
