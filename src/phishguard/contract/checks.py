@@ -34,7 +34,7 @@ _INT64 = (-(2**63), 2**63)
 _FEATURE_SET = frozenset(FEATURES)
 
 
-def pandera_schema(columns: Sequence[str] = COLUMNS) -> pa.DataFrameSchema:
+def _pandera_schema(columns: Sequence[str] = COLUMNS) -> pa.DataFrameSchema:
     """The pandera schema: each column numeric, non-null and inside its exact domain."""
     return pa.DataFrameSchema(
         {
@@ -197,7 +197,7 @@ def _domain_problems(
 ) -> Iterator[Problem]:
     """Kind.MISSING and Kind.OUT_OF_DOMAIN cells as pandera finds them, with the original values."""
     try:
-        pandera_schema(columns).validate(numeric, lazy=True)
+        _pandera_schema(columns).validate(numeric, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases.dropna(subset=["index"])
         for case in cases.itertuples(index=False):
