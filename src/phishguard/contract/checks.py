@@ -13,6 +13,7 @@ requests, and asks `judge_records` what is wrong with any other; the tests prove
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -50,24 +51,22 @@ def column_problems(
     names: Sequence[Any],
     expected: Sequence[str] = COLUMNS,
     row: int | None = None,
-    guesses: int | None = None,
 ) -> list[Problem]:
     """Duplicated, unknown and missing names among `names`, in that order.
 
     An unknown name probably meant as a missing one (see `misspelled`) is paired with it: the
-    Kind.UNKNOWN problem's value is the missing name, the Kind.MISSING problem's value the unknown name.
-    `row` is the record the names are the keys of; None for a table's header. Only the first
-    `guesses` unknown names (all by default) are guessed at.
+    UNKNOWN problem's value is the missing name, the MISSING problem's value the unknown name.
+    `row` is the record the names are the keys of; None for a table's header.
     """
     present = set(names)
-    duplicated = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+    counts = Counter(names)  # not names.count: a request's record may hold 100,000s of keys
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
     missing = [name for name in expected if name not in present]
     expected_set = frozenset(expected)
     unknown: list[tuple[Any, str | None]] = []
     meant: dict[str, Any] = {}
-    for count, name in enumerate(dict.fromkeys(n for n in names if n not in expected_set)):
-        guess = guesses is None or count < guesses
-        near = misspelled(name, [m for m in missing if m not in meant]) if guess else None
+    for name in dict.fromkeys(n for n in names if n not in expected_set):
+        near = misspelled(name, [m for m in missing if m not in meant])
         if near:
             meant[near] = name
         unknown.append((name, near))
@@ -108,13 +107,16 @@ def record_shape_problems(records: Sequence[Any]) -> tuple[list[Problem], int]:
             continue
         # A misspelled key is one problem (`unknown field … (misspelled …?)`), not two.
         room = MAX_REPORTED_PROBLEMS - len(shown)
+        # Unknown keys past `room` are only counted: a record may hold 100,000s of them.
+        unknown = [name for name in record if name not in _FEATURE_SET]
+        known = [name for name in record if name in _FEATURE_SET]
         found = [
             p
-            for p in column_problems(list(record), FEATURES, row=index, guesses=room)
+            for p in column_problems(known + unknown[:room], FEATURES, row=index)
             if p.kind != Kind.MISSING or not p.value
         ]
         shown.extend(found[:room])
-        more += len(found[room:])
+        more += len(found[room:]) + len(unknown[room:])
     return shown, more
 
 
@@ -140,7 +142,7 @@ def judge_table(
     """The table's `columns` as float64, and the problems of its cells, row by row.
 
     Columns must already have been checked. A row the CSV reader could not split has one
-    Kind.UNREADABLE problem only. `typed` judges JSON values (see `judge_records`).
+    UNREADABLE problem only. `typed` judges JSON values (see `judge_records`).
     """
     table = table.reset_index(drop=True)
     if typed:
@@ -195,7 +197,7 @@ def _beyond_int64(value: int) -> bool:
 def _domain_problems(
     numeric: pd.DataFrame, original: pd.DataFrame, columns: Sequence[str]
 ) -> Iterator[Problem]:
-    """Kind.MISSING and Kind.OUT_OF_DOMAIN cells as pandera finds them, with the original values."""
+    """MISSING and OUT_OF_DOMAIN cells as pandera finds them, with the original values."""
     try:
         _pandera_schema(columns).validate(numeric, lazy=True)
     except pa.errors.SchemaErrors as errors:
