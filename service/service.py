@@ -41,7 +41,7 @@ except ImportError:  # inside a built bento the package's source is bundled besi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from phishguard import PhishguardError, paths
-from phishguard.contract.csv_reader import CsvHeaderError, read_csv_chunks
+from phishguard.contract.csv_reader import CsvHeaderError, read_upload
 from phishguard.contract.record_checks import (
     RecordError,
     TooManyRecordsError,
@@ -192,15 +192,9 @@ class Phishguard:
     def _read_upload(self, file: Path) -> pd.DataFrame:
         """The upload's rows (at most one over the limit: enough to refuse it)."""
         try:
-            with Path(file).open("rb") as handle:
-                table = next(read_csv_chunks(handle, "the upload", self.max_rows + 1))
+            return read_upload(Path(file), self.max_rows)
         except CsvHeaderError as error:
             raise RecordError([str(error)]) from None
-        if len(table) > self.max_rows:
-            raise TooManyRecordsError(
-                f"{len(table)} rows in one upload; the limit is {self.max_rows}"
-            )
-        return table
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> Metadata:

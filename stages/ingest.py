@@ -3,7 +3,8 @@
 from phishguard import paths
 from phishguard.config.params import load_section
 from phishguard.config.sections import IngestParams
-from phishguard.data.ingest import RowDropGuard, ingest_file, landed_file
+from phishguard.data.ingest import RowDropGuard, ingest_file
+from phishguard.data.landing import landed_file
 from phishguard.entrypoint import run
 from phishguard.provenance import file_sha256, read_json, write_json
 

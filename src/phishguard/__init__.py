@@ -9,3 +9,9 @@ class PhishguardError(Exception):
 
 class DataSourceError(PhishguardError, ValueError):
     """A source cannot be read; the message names the source and the problem."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of `error`'s message (a driver's can run to many), else its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

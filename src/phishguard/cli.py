@@ -9,31 +9,23 @@ import sys
 from pathlib import Path
 
 from phishguard import __version__, paths
+from phishguard.config.compose import compose_params
+from phishguard.config.params import section
 from phishguard.entrypoint import run
 
 log = logging.getLogger("phishguard")
 
 
+# Each command imports the modules it runs inside its handler: the data and scoring modules
+# cost ~3 s of import (pandas, pandera, pymongo, xgboost), which `phishguard params` and
+# `--help` do not need.
+
+
 def _fetch(args: argparse.Namespace) -> None:
-    from phishguard.config.params import section
-    from phishguard.data.ingest import DATA_ENV, choose_source, fetch
+    from phishguard.data.landing import fetch
 
-    if not args.source and section("data").get("name") == "mongodb":  # issue 3: data=mongodb
-        from phishguard.data.mongo import fetch_from_params
-
-        landed, rows = fetch_from_params(section("data"), Path(args.landing_dir))
-        log.info("landed %s: %d documents from MongoDB ($MONGODB_URI)", landed, rows)
-        return
-    source = args.source or choose_source(section("data")["url"])
-    landed = fetch(source, Path(args.landing_dir))
-    origin = (
-        ""
-        if args.source
-        else f" ({DATA_ENV})"
-        if source != section("data")["url"]
-        else " (data.url)"
-    )
-    log.info("landed %s from %s%s", landed, source, origin)
+    landed, origin = fetch(section("data"), Path(args.landing_dir), args.source)
+    log.info("landed %s from %s", landed, origin)
 
 
 def _load(args: argparse.Namespace) -> None:
@@ -56,8 +48,6 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def _params(args: argparse.Namespace) -> None:
-    from phishguard.config.compose import compose_params
-
     text = compose_params(args.overrides)
     if args.check:
         current = paths.PARAMS.read_text() if paths.PARAMS.exists() else ""

@@ -1,8 +1,9 @@
-"""Writing a CSV or Parquet file chunk by chunk, so a table never has to fit in memory at once.
+"""Writing files: atomically (`atomic_path`), and tables chunk by chunk (`ChunkWriter`), so a
+table never has to fit in memory at once; `CHUNK_ROWS` is the one chunk size.
 
-Chunks go to a hidden `.part` file beside the target, which is renamed into place only when
-every chunk is written: a failure half-way (an exception, Ctrl-C, or SIGTERM turned into an
-exit by the command) leaves no partial output behind, and the path keeps whatever it held.
+Every file goes to a hidden `.part` file beside the target, which is renamed into place only
+when it is complete: a failure half-way (an exception, Ctrl-C, or SIGTERM turned into an exit
+by the command) leaves no partial output behind, and the path keeps whatever it held.
 
 CSV files are opened by people in spreadsheets, so a text cell that a spreadsheet would run as
 a formula is written with a leading single quote, as OWASP advises against CSV injection: a
@@ -13,13 +14,38 @@ plain number (`-1` stays `-1`, so files of numbers read back unchanged). Parquet
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CHUNK_ROWS = 50_000
+"""Rows per chunk wherever a table is read or written in pieces (ingest, validate, load, predict,
+a MongoDB snapshot): memory stays bounded by it, whatever the size of the data."""
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A hidden `.part` path beside `path` to write to: renamed onto `path` when the block ends,
+    removed if it raises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed at once, renamed below)
+        dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
+    )
+    part.close()
+    try:
+        yield Path(part.name)
+    except BaseException:
+        Path(part.name).unlink(missing_ok=True)
+        raise
+    Path(part.name).replace(path)
 
 
 def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
@@ -51,12 +77,8 @@ class ChunkWriter:
         self._parquet = path.suffix == ".parquet"
         self._writer = None
         self._started = False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed at once, renamed in __exit__)
-            dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
-        )
-        part.close()
-        self._part = Path(part.name)
+        self._atomic = atomic_path(path)
+        self._part = self._atomic.__enter__()
 
     def write(self, chunk: pd.DataFrame) -> None:
         try:
@@ -68,9 +90,6 @@ class ChunkWriter:
 
     def _write(self, chunk: pd.DataFrame) -> None:
         if self._parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             table = pa.Table.from_pandas(chunk, preserve_index=False)
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self._part, table.schema)
@@ -93,12 +112,13 @@ class ChunkWriter:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            if kind is None and not self._started:
-                self.write(self._empty)
-        finally:
-            if self._writer is not None:
-                self._writer.close()
-        if kind is None:
-            self._part.replace(self.path)
-        else:
-            self._part.unlink(missing_ok=True)
+            try:
+                if kind is None and not self._started:
+                    self.write(self._empty)
+            finally:
+                if self._writer is not None:
+                    self._writer.close()
+        except BaseException as failure:
+            self._atomic.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self._atomic.__exit__(kind, error, traceback)

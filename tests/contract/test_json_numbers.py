@@ -8,7 +8,7 @@ import pydantic_core
 import pytest
 
 from phishguard.contract.json_numbers import MAX_DIGITS, long_number_problem
-from phishguard.contract.record_checks import MAX_REPORTED_PROBLEMS
+from phishguard.contract.problems import MAX_REPORTED_PROBLEMS
 
 LONG = b"9" * (MAX_DIGITS + 1)
 

@@ -11,7 +11,6 @@ from phishguard.contract.schema import (
     LABEL,
     content_sha256,
     feature_vector_ids,
-    to_result,
     to_target,
 )
 from tests.support import synthetic_rows
@@ -49,7 +48,6 @@ def test_schema_matches_the_real_header(real_table):
 def test_label_mapping_phishing_is_positive():
     result = pd.Series([-1, 1, -1], dtype=np.int8)
     assert to_target(result).tolist() == [1, 0, 1]
-    assert to_result(to_target(result)).tolist() == [-1, 1, -1]
 
 
 def test_label_mapping_rejects_unknown_labels():

@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phishguard.contract.csv_reader import BLOCK_BYTES
+from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import COLUMNS, MAX_CELL_CHARS
 from phishguard.data.ingest import ingest_file
 from phishguard.data.quarantine_file import quarantine_file
 from phishguard.data.sources import DataSourceError
-from phishguard.data.validate import SchemaError, ValidationResult
+from phishguard.data.validate import ValidationResult
 from phishguard.io import spreadsheet_safe
 from tests.support import synthetic_rows
 

@@ -29,9 +29,10 @@ from hypothesis import strategies as st
 from phishguard import cli
 from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.data import mongo
-from phishguard.data.ingest import ingest_file, landed_file
+from phishguard.data.ingest import ingest_file
+from phishguard.data.landing import fetch_snapshot, landed_file
 from phishguard.data.load import LoadCounts, content_ids, load_files
-from phishguard.data.mongo import MongoError, MongoSource, fetch_snapshot, snapshot
+from phishguard.data.mongo import MongoError, MongoSource, snapshot
 from phishguard.data.source_checks import check_file
 from phishguard.data.sources import DataSourceError
 from tests.support import REPO, synthetic_rows, tool_env
@@ -603,7 +604,7 @@ def test_pipeline_trains_from_a_mongodb_snapshot(
     """data=mongodb end to end: load, snapshot, `dvc repro`; re-fetching unchanged documents
     leaves DVC up to date, a new document makes `ingest` stale."""
     from phishguard.config.params import section
-    from phishguard.data.mongo import fetch_from_params
+    from phishguard.data.landing import fetch as fetch_params
     from tests.support import clone_project, run_tool
 
     database = mongomock_ng.MongoClient()
@@ -614,7 +615,8 @@ def test_pipeline_trains_from_a_mongodb_snapshot(
     landing = workdir / "data" / "landing"
 
     def fetch() -> int:
-        return fetch_from_params(data, landing, lambda uri: KeptOpen(database))[1]
+        landed, _ = fetch_params(data, landing, connect=lambda uri: KeptOpen(database))
+        return len(pd.read_parquet(landed))
 
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9")  # read, never dialled here
     assert fetch() == 5_849

@@ -10,14 +10,8 @@ import pandas as pd
 import pytest
 
 from phishguard.contract.schema import COLUMNS, DOMAINS, content_sha256
-from phishguard.data.ingest import (
-    DATA_ENV,
-    canonical_table,
-    choose_source,
-    fetch,
-    ingest_file,
-    landed_file,
-)
+from phishguard.data.ingest import canonical_table, ingest_file
+from phishguard.data.landing import DATA_ENV, choose_source, fetch, fetch_file, landed_file
 from phishguard.data.sources import DataSourceError, iter_chunks, read_table
 from tests.support import synthetic_rows
 
@@ -193,7 +187,7 @@ def test_fetch_downloads_over_http(tmp_path, http_server):
     root, base = http_server
     write_arff(synthetic_rows(40), root / "Training Dataset.arff")
     landing = tmp_path / "landing"
-    landed = fetch(f"{base}/Training%20Dataset.arff", landing)
+    landed = fetch_file(f"{base}/Training%20Dataset.arff", landing)
     assert landed == landing / "phishing_websites.arff"
     assert landed_file(landing) == landed
     assert len(ingested(landed)) == 40
@@ -202,14 +196,14 @@ def test_fetch_downloads_over_http(tmp_path, http_server):
 def test_fetch_reports_http_errors_and_names_the_variable(tmp_path, http_server):
     _, base = http_server
     with pytest.raises(DataSourceError) as raised:
-        fetch(f"{base}/missing.arff", tmp_path / "landing")
+        fetch_file(f"{base}/missing.arff", tmp_path / "landing")
     assert "HTTP 404" in str(raised.value)
     assert DATA_ENV in str(raised.value)
 
 
 def test_fetch_unreachable_names_the_variable(tmp_path):
     with pytest.raises(DataSourceError) as raised:
-        fetch("http://127.0.0.1:9/data.arff", tmp_path / "landing")
+        fetch_file("http://127.0.0.1:9/data.arff", tmp_path / "landing")
     assert "unreachable" in str(raised.value)
     assert DATA_ENV in str(raised.value)
 
@@ -219,8 +213,8 @@ def test_fetch_keeps_exactly_one_landed_file(tmp_path):
     rows.to_csv(tmp_path / "a.csv", index=False)
     rows.to_parquet(tmp_path / "a.parquet", index=False)
     landing = tmp_path / "landing"
-    fetch(str(tmp_path / "a.csv"), landing)
-    fetch(str(tmp_path / "a.parquet"), landing)
+    fetch_file(str(tmp_path / "a.csv"), landing)
+    fetch_file(str(tmp_path / "a.parquet"), landing)
     assert [p.name for p in landing.iterdir()] == ["phishing_websites.parquet"]
     assert landed_file(landing).suffix == ".parquet"
 
@@ -241,3 +235,17 @@ def test_header_only_file_is_an_error(tmp_path):
     with pytest.raises(DataSourceError, match="a header but no rows"):
         ingest_file(landed_file(tmp_path / "landing"), tmp_path / "raw.parquet")
     assert not (tmp_path / "raw.parquet").exists()
+
+
+def test_fetch_dispatches_over_the_sources_in_order(tmp_path, monkeypatch):
+    rows = synthetic_rows(5)
+    given, configured = tmp_path / "given.csv", tmp_path / "configured.csv"
+    rows.to_csv(given, index=False)
+    rows.to_csv(configured, index=False)
+    data = {"name": "uci", "url": str(configured)}
+    landing = tmp_path / "landing"
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert fetch(data, landing) == (landing / "phishing_websites.csv", f"{configured} (data.url)")
+    monkeypatch.setenv(DATA_ENV, str(given))
+    assert fetch(data, landing)[1] == f"{given} ({DATA_ENV})"
+    assert fetch(data, landing, source=str(configured))[1] == str(configured)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from phishguard.data.ingest import LANDING_STEM
+from phishguard.data.landing import LANDING_STEM
 from tests.support import REPO, run_tool, synthetic_rows
 
 

@@ -4,10 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import COLUMNS
 from phishguard.data.quarantine_file import quarantine_file
-from phishguard.data.validate import DuplicateCounter, SchemaError, duplicate_stats, quarantine
+from phishguard.data.validate import DuplicateCounter, quarantine
 from tests.support import synthetic_rows
+
+
+def duplicate_stats(valid: pd.DataFrame) -> dict[str, int]:
+    counter = DuplicateCounter()
+    counter.add(valid)
+    return counter.stats()
 
 
 def test_real_data_is_all_valid_with_the_known_duplicates(real_table):

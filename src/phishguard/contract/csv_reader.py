@@ -28,6 +28,8 @@ from typing import BinaryIO
 import pandas as pd
 
 from phishguard import DataSourceError
+from phishguard.contract.checks import column_problems
+from phishguard.contract.problems import TooManyRecordsError, columns_message
 from phishguard.contract.schema import MAX_CELL_CHARS, ROW_PROBLEM, too_long_problem
 
 BLOCK_BYTES = 1 << 20
@@ -37,7 +39,7 @@ _TAIL_BYTES = 64 * 1024
 
 
 class CsvHeaderError(DataSourceError):
-    """The first line is text, but not a header this project can read (see `csv_header_problem`)."""
+    """The first line is text, but not a header this project can read (see `_header_problem`: duplicated names, another delimiter, a reserved name)."""
 
 
 @dataclass(frozen=True)
@@ -47,16 +49,15 @@ class _LongLine:
     start: str
 
 
-def csv_header_problem(header: str) -> str | None:
+def _header_problem(header: str) -> str | None:
     """What is wrong with a CSV header line that pandas would silently work around, or None.
 
     pandas renames a duplicated column (`SFH.1`) and reads a `;`-delimited file as one column;
     either would later show up as a confusing column error.
     """
     names = _fields(header.rstrip("\r\n"))
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        return f"duplicated column(s) {', '.join(duplicated)}"
+    if duplicated := column_problems(names, names):
+        return columns_message(duplicated)
     if "," not in header:
         for delimiter in (";", "\t", "|"):
             if delimiter in header:
@@ -84,6 +85,20 @@ def read_csv_chunks(stream: BinaryIO, name: str, chunk_rows: int) -> Iterator[pd
             yielded = True
     if rows.lines or not yielded:
         yield rows.take(len(rows.lines), name)
+
+
+def read_upload(path: Path, max_rows: int) -> pd.DataFrame:
+    """The rows of an uploaded CSV file (the service's `/predict_csv`), as `read_csv_chunks`.
+
+    Raises `CsvHeaderError` for a header this project cannot read, `DataSourceError` for a
+    file that is not readable CSV text at all, and `TooManyRecordsError` for more than
+    `max_rows` rows (at most one row past the limit is read).
+    """
+    with path.open("rb") as handle:
+        table = next(read_csv_chunks(handle, "the upload", max_rows + 1))
+    if len(table) > max_rows:
+        raise TooManyRecordsError(f"{len(table)} rows in one upload; the limit is {max_rows}")
+    return table
 
 
 def cut_off_problem(path: Path) -> str | None:
@@ -196,7 +211,7 @@ def _header(batches: _Batches, name: str) -> list[str]:
                 names = _fields(line, strict=True)
             except csv.Error as error:
                 raise DataSourceError(f"{name}: the header is not valid CSV ({error})") from None
-            problem = csv_header_problem(line)
+            problem = _header_problem(line)
             if problem:
                 raise CsvHeaderError(f"{name}: {problem}")
             return names

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from phishguard.contract.record_checks import RecordError, far_outside_problem
+from phishguard.contract.problems import Kind, Problem, RecordError, record_message
 from phishguard.contract.schema import FEATURES
 
 MAX_DIGITS = 4300  # jiter's limit on a number's integer part (4,300 parse, 4,301 do not)
@@ -99,7 +99,7 @@ def _problem(place: tuple[Any, ...], number: _LongNumber) -> str:
     if _record_field(place):
         index, name = place[1], place[2]
         if name in _FEATURE_SET:
-            return far_outside_problem(index, name, str(number))
+            return record_message(Problem(index, name, Kind.FAR_OUTSIDE, str(number)))
         return f"record {index}: unknown field {name!r} = {too_long}"
     if len(place) == 1:
         return f"field {place[0]!r} = {too_long}"

@@ -132,11 +132,6 @@ def to_target(result: pd.Series) -> np.ndarray:
     return (result.to_numpy() == RESULT_PHISHING).astype(np.int8)
 
 
-def to_result(target: np.ndarray) -> np.ndarray:
-    """Inverse of `to_target`: 1 (phishing) → -1, 0 (legitimate) → 1."""
-    return np.where(np.asarray(target) == 1, RESULT_PHISHING, RESULT_LEGITIMATE).astype(np.int8)
-
-
 def feature_vector_ids(features: pd.DataFrame) -> np.ndarray:
     """One integer per row, equal exactly when the rows' 30 feature values are equal.
 

@@ -1,1 +1,1 @@
-"""Getting the data in: sources, ingest, validation and quarantine, MongoDB."""
+"""Getting the data in: landing a source, the readers, ingest, validation and quarantine, MongoDB."""

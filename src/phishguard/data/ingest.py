@@ -1,89 +1,20 @@
-"""Getting the data in: the landing folder, and the canonical raw table.
-
-`fetch` is the only place that looks at `PHISHING_DATA` or the network. It puts exactly one
-file into the git-ignored landing folder, which is a DVC dependency of `ingest`; so DVC sees
-every change of input, and no environment variable changes a stage's output behind its back.
-"""
+"""The canonical raw table: the landed file (`phishguard.data.landing`) read chunk by chunk and
+written as Parquet with a fixed column order and compact dtypes, without judging any row."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from phishguard.contract.checks import column_problems
 from phishguard.contract.csv_reader import cut_off_problem
+from phishguard.contract.problems import columns_message
 from phishguard.contract.schema import COLUMNS, ContentHash
-from phishguard.data.sources import (
-    DEFAULT_CHUNK_ROWS,
-    READERS,
-    DataSourceError,
-    copy_file,
-    download,
-    is_url,
-    iter_chunks,
-    supported_suffixes,
-    url_suffix,
-)
-from phishguard.io import ChunkWriter
-
-DATA_ENV = "PHISHING_DATA"
-LANDING_STEM = "phishing_websites"
-
-
-def choose_source(
-    configured_url: str, environ: os._Environ[str] | dict[str, str] = os.environ
-) -> str:
-    """`PHISHING_DATA` if set (a path or URL), else the configured public URL."""
-    return environ.get(DATA_ENV, "").strip() or configured_url
-
-
-def fetch(source: str, landing_dir: Path) -> Path:
-    """Put `source` into `landing_dir` as the only file there, and return its path.
-
-    The file keeps the source's extension, so ingest knows how to read it. Re-fetching the
-    same bytes leaves the landed file as it was.
-    """
-    suffix = url_suffix(source) if is_url(source) else Path(source).suffix.lower()
-    if suffix not in READERS:
-        raise DataSourceError(
-            f"{source}: unknown file type {suffix or '(no extension)'!r}; "
-            f"expected {supported_suffixes()}"
-        )
-    landing_dir.mkdir(parents=True, exist_ok=True)
-    target = landing_dir / f"{LANDING_STEM}{suffix}"
-    if is_url(source):
-        try:
-            download(source, target)
-        except DataSourceError as error:
-            raise DataSourceError(
-                f"{error} — offline? set {DATA_ENV}=/path/to/phishing_websites.csv "
-                f"(or .json, .jsonl, .arff, .parquet)"
-            ) from None
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise DataSourceError(f"{DATA_ENV}={source}: no such file")
-        if not (target.exists() and target.read_bytes() == path.read_bytes()):
-            copy_file(path, target)
-    for other in landing_dir.iterdir():
-        if other != target and other.name.startswith(LANDING_STEM):
-            other.unlink()
-    return target
-
-
-def landed_file(landing_dir: Path) -> Path:
-    """The one file `fetch` left in `landing_dir`."""
-    files = sorted(p for p in landing_dir.glob(f"{LANDING_STEM}.*") if p.is_file())
-    if len(files) != 1:
-        found = "nothing" if not files else ", ".join(p.name for p in files)
-        raise DataSourceError(
-            f"{landing_dir}: expected one {LANDING_STEM}.* file, found {found}; run `make data` "
-            f"(set {DATA_ENV}=/path/to/file when offline)"
-        )
-    return files[0]
+from phishguard.data.sources import DataSourceError, iter_chunks
+from phishguard.io import CHUNK_ROWS, ChunkWriter
 
 
 def canonical_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -100,9 +31,8 @@ def canonical_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_unique(names: list[str], where: str) -> None:
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        raise DataSourceError(f"{where}: duplicated column(s) {', '.join(duplicated)}")
+    if duplicated := column_problems(names, names):
+        raise DataSourceError(f"{where}: {columns_message(duplicated)}")
 
 
 def _ordered(columns: list[str]) -> list[str]:
@@ -175,7 +105,7 @@ class RowDropGuard:
 def ingest_file(
     source: Path,
     destination: Path,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = CHUNK_ROWS,
     guard: RowDropGuard | None = None,
 ) -> IngestSummary:
     """Write `source` to `destination` (Parquet) as the canonical table, chunk by chunk.

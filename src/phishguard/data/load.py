@@ -29,12 +29,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pymongo.errors import PyMongoError
+from tqdm import tqdm
 
+from phishguard import first_line
+from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
+from phishguard.data import mongo
 from phishguard.data.mongo import QUARANTINE_SUFFIX, MongoError, insert_absent
-from phishguard.data.source_checks import CHUNK_ROWS, check_file, expand_sources
+from phishguard.data.source_checks import check_file, expand_sources
 from phishguard.data.sources import DataSourceError, iter_chunks
-from phishguard.data.validate import REASON, ROW, DuplicateCounter, SchemaError, quarantine
+from phishguard.data.validate import REASON, ROW, DuplicateCounter, quarantine
+from phishguard.io import CHUNK_ROWS
 
 BATCH_SIZE = 1_000
 
@@ -145,7 +150,7 @@ def load_files(
             _load_file(path, source, sink, counts, loaded_at, chunk_rows, batch_size, show)
         except PyMongoError as error:
             raise MongoError(
-                f"{sink.where}: writing rows of {path} failed ({_first_line(error)}); "
+                f"{sink.where}: writing rows of {path} failed ({first_line(error)}); "
                 "re-running the same load is safe: stored rows are skipped"
             ) from None
     return counts
@@ -161,8 +166,6 @@ def _load_file(
     batch_size: int,
     show_progress: bool,
 ) -> None:
-    from tqdm import tqdm
-
     provenance = {"source": source, "loaded_at": loaded_at, "schema_version": SCHEMA_VERSION}
     with tqdm(
         desc=path.name, unit=" rows", file=sys.stderr, disable=not show_progress, leave=False
@@ -243,8 +246,6 @@ def command(
     `connect` turns a URI into a client (default: `phishguard.data.mongo.connect`, a real
     pymongo client with a bounded timeout); tests pass one returning a `mongomock_ng` client.
     """
-    from phishguard.data import mongo
-
     for path in expand_sources(files):
         check_file(path)
     client = None
@@ -262,8 +263,3 @@ def command(
     else:
         print(line)
     return counts
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

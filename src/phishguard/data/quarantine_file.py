@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from phishguard.contract.checks import check_columns
 from phishguard.contract.schema import COLUMNS
-from phishguard.data.validate import REASON, ROW, DuplicateCounter, check_columns, quarantine
-from phishguard.io import ChunkWriter
-
-CHUNK_ROWS = 100_000
+from phishguard.data.validate import REASON, ROW, DuplicateCounter, quarantine
+from phishguard.io import CHUNK_ROWS, ChunkWriter
 
 
 @dataclass

@@ -13,11 +13,12 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from phishguard.contract.checks import check_columns
 from phishguard.contract.csv_reader import cut_off_problem
+from phishguard.contract.problems import SchemaError
 from phishguard.data.sources import DataSourceError, iter_chunks
-from phishguard.data.validate import SchemaError, check_columns
+from phishguard.io import CHUNK_ROWS
 
-CHUNK_ROWS = 10_000
 _TAIL_BYTES = 64 * 1024
 
 

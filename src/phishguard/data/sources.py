@@ -3,7 +3,8 @@
 A source is a local path (CSV, JSON, JSONL, ARFF or Parquet, chosen by extension) or an
 http(s) URL, which `download` puts on disk first. Each reader yields DataFrames of strings or
 numbers, exactly as found; judging the values is validation's job, not the reader's.
-Adding a source kind (MongoDB, say) means adding one entry to `READERS` or `SCHEMES`.
+Adding a file format means adding one entry to `READERS`; `phishguard.data.landing.fetch`
+dispatches over the kinds of source (a file, a URL, MongoDB).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from phishguard import DataSourceError
+from phishguard import DataSourceError, first_line
 from phishguard.contract.csv_reader import read_csv_chunks
+from phishguard.io import CHUNK_ROWS, atomic_path
 
-DEFAULT_CHUNK_ROWS = 50_000
 DOWNLOAD_TIMEOUT_S = 30
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 
@@ -138,14 +140,11 @@ def _read_arff(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _read_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataSourceError(
-            f"{path}: not a readable Parquet file ({_first_line(error)})"
+            f"{path}: not a readable Parquet file ({first_line(error)})"
         ) from None
     if parquet.metadata.num_rows == 0:
         yield parquet.schema_arrow.empty_table().to_pandas()
@@ -162,24 +161,17 @@ READERS: dict[str, Reader] = {
     ".arff": _read_arff,
     ".parquet": _read_parquet,
 }
-SCHEMES: dict[str, Callable[[str, int], Iterator[pd.DataFrame]]] = {}
-"""Readers for sources named by URI scheme rather than file extension (e.g. ``mongodb``)."""
 
 
 def supported_suffixes() -> str:
     return ", ".join(sorted(READERS))
 
 
-def iter_chunks(source: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def iter_chunks(source: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """Yield the rows of `source` as DataFrames of at most `chunk_rows` rows.
 
     Raises `DataSourceError` with one readable line for anything that cannot be read.
     """
-    text = str(source)
-    scheme = urllib.parse.urlsplit(text).scheme
-    if scheme in SCHEMES:
-        yield from SCHEMES[scheme](text, chunk_rows)
-        return
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix not in READERS:
@@ -214,30 +206,23 @@ def is_url(source: str) -> bool:
 
 def download(url: str, destination: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Stream `url` to `destination` atomically; raise `DataSourceError` on any failure."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    part_path: Path | None = None
     try:
         with (
             urllib.request.urlopen(url, timeout=timeout_s) as response,
-            tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as part,
+            atomic_path(destination) as part_path,
+            part_path.open("wb") as part,
         ):
-            part_path = Path(part.name)
             copied = 0
             while block := response.read(1 << 20):
                 copied += len(block)
                 if copied > MAX_DOWNLOAD_BYTES:
                     raise DataSourceError(f"{url}: larger than {MAX_DOWNLOAD_BYTES} bytes")
                 part.write(block)
-        part_path.replace(destination)
-        part_path = None
     except urllib.error.HTTPError as error:
         raise DataSourceError(f"{url}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise DataSourceError(f"{url}: unreachable ({reason})") from None
-    finally:
-        if part_path is not None:
-            part_path.unlink(missing_ok=True)
     return destination
 
 
@@ -248,15 +233,10 @@ def url_suffix(url: str) -> str:
 
 def copy_file(source: Path, destination: Path) -> Path:
     """Copy atomically, so a reader never sees half a file."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as part,
+        atomic_path(destination) as part_path,
+        part_path.open("wb") as part,
         source.open("rb") as handle,
     ):
         shutil.copyfileobj(handle, part)
-    Path(part.name).replace(destination)
     return destination
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

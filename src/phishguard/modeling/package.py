@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from phishguard import PhishguardError, paths
+from phishguard.io import atomic_path
 from phishguard.modeling.bundle import evaluated_manifest, verify, write_evaluated
 from phishguard.provenance import read_json
 
@@ -86,9 +87,8 @@ def _switch_to(built: Path, store: Path) -> Path:
             built.rename(target)
     else:
         built.rename(target)
-    pointer = store / f".{LATEST}.tmp"
-    pointer.write_text(built.name)
-    pointer.replace(store / LATEST)  # atomic: readers see the old version or the new one
+    with atomic_path(store / LATEST) as pointer:  # readers see the old version or the new one
+        pointer.write_text(built.name)
     for other in store.iterdir():
         if other.is_dir() and other.name != built.name:
             shutil.rmtree(other, ignore_errors=True)

@@ -35,6 +35,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from phishguard import first_line
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling import mlflow_pyfunc
 
@@ -224,8 +225,7 @@ def _stores() -> list[str]:
 
 
 def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}"
+    return f"{type(error).__name__}: {first_line(error)[:200]}"
 
 
 def record_run(

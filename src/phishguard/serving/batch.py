@@ -15,12 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from phishguard import PhishguardError
-from phishguard.contract.record_checks import RecordError, frame_matrix
+from phishguard.contract.checks import check_columns
+from phishguard.contract.problems import RecordError, SchemaError, rows_error
+from phishguard.contract.record_checks import frame_matrix
 from phishguard.contract.schema import FEATURES, LABEL
-from phishguard.io import ChunkWriter
-from phishguard.serving.scoring import Scorer
+from phishguard.data.sources import iter_chunks
+from phishguard.data.validate import REASON, quarantine
+from phishguard.io import CHUNK_ROWS, ChunkWriter
+from phishguard.serving.scoring import Scorer, load_scorer
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ class TableScores:
         for callers that answer all or nothing (an upload, the MLflow model)."""
         if not len(self.rejected):
             return None
-        return RecordError([f"row {r.row}: {r.reason}" for r in self.rejected.itertuples()])
+        return rows_error(zip(self.rejected[ROW], self.rejected[REASON], strict=True))
 
 
 def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> TableScores:
@@ -50,8 +55,6 @@ def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> Tabl
     `row` numbers rows from `first_row` in input order. Raises `SchemaError` when the columns
     themselves are wrong (then no row can be judged).
     """
-    from phishguard.data.validate import REASON, check_columns, quarantine
-
     features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
     check_columns(list(map(str, features.columns)), FEATURES)
     matrix = frame_matrix(features)
@@ -84,7 +87,7 @@ def predict_file(
     source: Path,
     output: Path,
     rejects: Path,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = CHUNK_ROWS,
     progress: bool | None = None,
 ) -> BatchSummary:
     """Score `source` (CSV or Parquet) into `output`, invalid rows into `rejects` (CSV or Parquet).
@@ -92,11 +95,6 @@ def predict_file(
     Both files appear only when the whole input is scored (`ChunkWriter`); a file without rows
     is an error. The progress bar goes to stderr, by default only when stderr is a terminal.
     """
-    from tqdm import tqdm
-
-    from phishguard.data.sources import iter_chunks
-    from phishguard.data.validate import REASON, SchemaError
-
     if output.suffix not in OUTPUT_SUFFIXES:
         raise PhishguardError(f"{output}: output must end in .csv or .parquet")
     if output.resolve() in (source.resolve(), rejects.resolve()):
@@ -133,7 +131,6 @@ def predict_command(
     source: str, output: str, rejects: str | None, model: str | None, chunk_rows: int
 ) -> BatchSummary:
     """`phishguard predict`: load the packaged model once and score a file."""
-    from phishguard.serving.scoring import load_scorer
 
     if chunk_rows < 1:
         raise PhishguardError(f"--chunk-rows must be positive, got {chunk_rows}")

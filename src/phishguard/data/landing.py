@@ -1,0 +1,130 @@
+"""Getting the data in: `fetch` puts the configured source into the landing folder.
+
+`fetch` is the one dispatch over sources and the only place that looks at `PHISHING_DATA`,
+`MONGODB_URI` or the network. It puts exactly one file into the git-ignored landing folder,
+which is a DVC dependency of `ingest`; so DVC sees every change of input, and no environment
+variable changes a stage's output behind its back. The source is, in order: the one given on
+the command line, else a MongoDB snapshot (`data=mongodb`), else `$PHISHING_DATA`, else the
+configured URL (`data.url`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from phishguard import first_line
+from phishguard.config.params import build
+from phishguard.data import mongo
+from phishguard.data.sources import (
+    READERS,
+    DataSourceError,
+    copy_file,
+    download,
+    is_url,
+    supported_suffixes,
+    url_suffix,
+)
+
+DATA_ENV = "PHISHING_DATA"
+LANDING_STEM = "phishing_websites"
+
+
+def choose_source(
+    configured_url: str, environ: os._Environ[str] | dict[str, str] = os.environ
+) -> str:
+    """`PHISHING_DATA` if set (a path or URL), else the configured public URL."""
+    return environ.get(DATA_ENV, "").strip() or configured_url
+
+
+def fetch_file(source: str, landing_dir: Path) -> Path:
+    """Put `source` into `landing_dir` as the only file there, and return its path.
+
+    The file keeps the source's extension, so ingest knows how to read it. Re-fetching the
+    same bytes leaves the landed file as it was.
+    """
+    suffix = url_suffix(source) if is_url(source) else Path(source).suffix.lower()
+    if suffix not in READERS:
+        raise DataSourceError(
+            f"{source}: unknown file type {suffix or '(no extension)'!r}; "
+            f"expected {supported_suffixes()}"
+        )
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    target = landing_dir / f"{LANDING_STEM}{suffix}"
+    if is_url(source):
+        try:
+            download(source, target)
+        except DataSourceError as error:
+            raise DataSourceError(
+                f"{error} — offline? set {DATA_ENV}=/path/to/phishing_websites.csv "
+                f"(or .json, .jsonl, .arff, .parquet)"
+            ) from None
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise DataSourceError(f"{DATA_ENV}={source}: no such file")
+        if not (target.exists() and target.read_bytes() == path.read_bytes()):
+            copy_file(path, target)
+    _keep_only(target)
+    return target
+
+
+def landed_file(landing_dir: Path) -> Path:
+    """The one file `fetch` left in `landing_dir`."""
+    files = sorted(p for p in landing_dir.glob(f"{LANDING_STEM}.*") if p.is_file())
+    if len(files) != 1:
+        found = "nothing" if not files else ", ".join(p.name for p in files)
+        raise DataSourceError(
+            f"{landing_dir}: expected one {LANDING_STEM}.* file, found {found}; run `make data` "
+            f"(set {DATA_ENV}=/path/to/file when offline)"
+        )
+    return files[0]
+
+
+def fetch(
+    data: Mapping[str, Any],
+    landing_dir: Path,
+    source: str | None = None,
+    connect: Callable[[str], Any] | None = None,
+) -> tuple[Path, str]:
+    """Land the source of params section `data` (or `source`, if given) in `landing_dir`.
+
+    Returns the landed file and where it came from, for the log. `connect` turns the MongoDB
+    URI into a client (default: `phishguard.data.mongo.connect`).
+    """
+    if source is None and data.get("name") == "mongodb":
+        where = build(mongo.MongoSource, dict(data), "data")
+        client = (connect or mongo.connect)(mongo.uri_from_env(None))
+        try:
+            landed, rows = fetch_snapshot(where, landing_dir, client)
+        finally:
+            client.close()
+        return landed, f"MongoDB (${mongo.URI_ENV}): {rows} documents"
+    chosen = source or choose_source(data["url"])
+    origin = "" if source else f" ({DATA_ENV})" if chosen != data["url"] else " (data.url)"
+    return fetch_file(chosen, landing_dir), f"{chosen}{origin}"
+
+
+def fetch_snapshot(source: mongo.MongoSource, landing_dir: Path, client: Any) -> tuple[Path, int]:
+    """Snapshot `source` into `landing_dir` as its only landed file; return path and rows."""
+    # pymongo costs ~0.8 s of import: paid only when MongoDB is the source.
+    from pymongo.errors import PyMongoError
+
+    target = landing_dir / f"{LANDING_STEM}.parquet"
+    try:
+        result = mongo.snapshot(client[source.database][source.collection], target, source.filter)
+    except PyMongoError as error:
+        raise mongo.MongoError(
+            f"reading {source.database}.{source.collection} failed: {first_line(error)}"
+        ) from None
+    _keep_only(target)
+    return result
+
+
+def _keep_only(target: Path) -> None:
+    """Remove every landed file but `target`."""
+    for other in target.parent.iterdir():
+        if other != target and other.name.startswith(LANDING_STEM):
+            other.unlink()
