@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import logging
 import os
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
@@ -51,9 +54,11 @@ from phishguard.contract.record_checks import (
 )
 from phishguard.data.sources import DataSourceError
 from phishguard.modeling.bundle import verify
+from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
 from phishguard.serving import header_limits, http_errors
 from phishguard.serving.batch import score_table
 from phishguard.serving.http_models import ExplainedResults, Metadata, Records, Results
+from phishguard.serving.live_metrics import LiveMetrics
 from phishguard.serving.request_limits import RequestLimits
 from phishguard.serving.scoring import ExplanationUnavailableError, Scorer, load_scorer
 
@@ -112,7 +117,17 @@ class Phishguard:
             raise BentoMLException(f"refusing to start: {error}") from None
 
     def __init__(self) -> None:
-        self.scorer: Scorer = load_scorer(_package_dir(), nthread=1)
+        scorer = load_scorer(_package_dir(), nthread=1)
+        # Every scored record goes to the prediction log ($PHISHGUARD_PREDICTION_LOG) and the
+        # live metrics of /metrics; neither can fail or hold up a request.
+        self.prediction_log = PredictionLog.from_env()
+        live = LiveMetrics(scorer.metadata.get("reference_shares"), self._log_dropped)
+        self.scorer: Scorer = replace(scorer, observers=(self.prediction_log, live))
+        if not self.prediction_log.enabled:
+            logging.getLogger("bentoml.phishguard").warning(
+                "the prediction log is off (%s=off): scored records are not kept",
+                LOG_ENV,
+            )
         self.max_rows = max_rows_from_env()
         self.max_explain_rows = min(max_explain_rows_from_env(), self.max_rows)
         # One thread, like BentoML's own pool: scoring stays single-threaded per worker.
@@ -121,6 +136,14 @@ class Phishguard:
         # collector's reach, or each full collection walks it (the 100–250 ms latency tail).
         gc.collect()
         gc.freeze()
+
+    def _log_dropped(self) -> dict[str, int]:
+        return self.prediction_log.dropped
+
+    @bentoml.on_shutdown
+    def flush_prediction_log(self) -> None:
+        """A graceful stop writes what the prediction log still has queued."""
+        self.prediction_log.close()
 
     # Scoring must not hold the event loop for long, or health checks and other requests wait
     # behind a big batch. Handing every request to a thread costs a small one more than its own
@@ -146,7 +169,8 @@ class Phishguard:
             matrix = records_matrix(records, self.max_rows)
         except (RecordError, TooManyRecordsError) as error:
             return http_errors.client_error("/predict", error)
-        return Response(self.scorer.results_json(matrix), media_type="application/json")
+        text = self.scorer.results_json(matrix, "api", uuid.uuid4().hex)
+        return Response(text, media_type="application/json")
 
     @bentoml.api(route="/explain")
     def explain(self, records: Records, top: int = 5) -> ExplainedResults:
@@ -160,7 +184,7 @@ class Phishguard:
             reasons = self.scorer.explain(matrix, top=max(1, min(top, 32)))
         except (RecordError, TooManyRecordsError, ExplanationUnavailableError) as error:
             return http_errors.client_error("/explain", error)
-        results = self.scorer.results(matrix)
+        results = self.scorer.results(matrix, "api", uuid.uuid4().hex)
         for result, why in zip(results, reasons, strict=True):
             result["reasons"] = why
         return ExplainedResults(results=results)
@@ -183,6 +207,9 @@ class Phishguard:
             return http_errors.client_error("/predict_csv", empty)
         if rejected := scores.rejects_error():
             return http_errors.client_error("/predict_csv", rejected)
+        # Answered in full: every row was scored, so the upload goes to the observers now.
+        proba = scores.scored["phishing_probability"].to_numpy()
+        self.scorer.observe(scores.matrix, proba, "csv", uuid.uuid4().hex)
         if output == "csv":
             buffer = io.StringIO()
             scores.scored.to_csv(buffer, index=False)

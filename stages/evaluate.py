@@ -13,8 +13,8 @@ from phishguard.config.sections import EvaluateParams, TrainParams
 from phishguard.contract.schema import content_sha256
 from phishguard.entrypoint import run
 from phishguard.modeling import bundle
+from phishguard.modeling.bundle import package_version
 from phishguard.modeling.evaluate import EvaluationResult, evaluate_model, gate_failures
-from phishguard.modeling.package import package_version
 from phishguard.modeling.plot_data import write_plots
 from phishguard.provenance import write_json
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +31,13 @@ from tests.support.service import (
     set_service_env,
     start_bentoml,
     stop,
+)
+
+# Scoring in tests (`phishguard predict`, the service in-process) logs its predictions: never
+# into the checkout's data/predictions/ (the monitor stage's input). A test that checks the log
+# names its own folder.
+os.environ.setdefault(
+    "PHISHGUARD_PREDICTION_LOG", tempfile.mkdtemp(prefix="phishguard-test-predictions-")
 )
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES
+from phishguard.monitoring.prediction_log import read_log
 from phishguard.serving.batch import predict_file, score_table
 from tests.support import REPO, run_tool, synthetic_rows, tool_env
 
@@ -213,3 +214,41 @@ def test_sigterm_during_predict_leaves_no_part_files(package_dir: Path, tmp_path
     assert process.returncode != 0
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]  # no .part, no output
+
+
+def test_the_cli_logs_exactly_the_rows_it_scored(package_dir: Path, tmp_path: Path) -> None:
+    """`phishguard predict` appends every scored row to the prediction log (source `batch`,
+    one id for the run), and no rejected row."""
+    source = tmp_path / "sites.csv"
+    dirty_table(50, 34).to_csv(source, index=False)
+    output, log_dir = tmp_path / "scores.csv", tmp_path / "predictions"
+    run_tool(
+        ["phishguard", "predict", str(source), "-o", str(output), "--model", str(package_dir)],
+        REPO,
+        PHISHGUARD_PREDICTION_LOG=str(log_dir),
+    )
+    logged, scored = read_log(log_dir), pd.read_csv(output)
+    assert len(logged) == len(scored) == 47
+    assert set(logged["source"]) == {"batch"} and logged["request_id"].nunique() == 1
+    assert np.allclose(logged["probability"], scored["phishing_probability"])
+    clean = dirty_table(50, 34).iloc[scored["row"] - 1].loc[:, list(FEATURES)].astype(int)
+    assert (logged.loc[:, list(FEATURES)].to_numpy() == clean.to_numpy()).all()
+
+
+def test_prediction_log_off_logs_nothing(package_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "sites.csv"
+    dirty_table(20, 3).to_csv(source, index=False)
+    run_tool(
+        [
+            "phishguard",
+            "predict",
+            str(source),
+            "-o",
+            str(tmp_path / "out.csv"),
+            "--model",
+            str(package_dir),
+        ],
+        tmp_path,
+        PHISHGUARD_PREDICTION_LOG="off",
+    )
+    assert not list(tmp_path.rglob("predictions-*.jsonl"))

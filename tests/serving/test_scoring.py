@@ -18,9 +18,8 @@ from phishguard.contract.record_checks import (
 from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.validate import quarantine
 from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
-from phishguard.modeling.bundle import PackageError
+from phishguard.modeling.bundle import PackageError, package_version
 from phishguard.modeling.features import INPUT_COLUMNS, featurize, table_inputs
-from phishguard.modeling.package import package_version
 from phishguard.provenance import IntegrityError
 from phishguard.serving.scoring import ExplanationUnavailableError, load_scorer
 from tests.support import synthetic_rows

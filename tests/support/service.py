@@ -23,7 +23,11 @@ def set_service_env(
     package_dir: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
 ) -> dict[str, str | None]:
     """Point the in-process service at `package_dir` with `settings`; return what to restore."""
-    env = {"PHISHGUARD_PACKAGE_DIR": str(package_dir), **settings}
+    env = {
+        "PHISHGUARD_PACKAGE_DIR": str(package_dir),
+        "PHISHGUARD_PREDICTION_LOG": str(tmp_path_factory.mktemp("predictions")),
+        **settings,
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
     os.environ.update(env)
@@ -42,6 +46,8 @@ def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess
     """`bentoml serve` from `workdir` on 127.0.0.1:`port`; waits for /readyz (≤ 90 s)."""
     environment = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
     environment["BENTOML_HOME"] = str(workdir / "models" / "bentoml")
+    # The prediction log beside the server's log, never in the checkout the server runs from.
+    environment["PHISHGUARD_PREDICTION_LOG"] = str(log.parent / "predictions")
     environment.update(env)
     server = subprocess.Popen(
         [

@@ -17,6 +17,8 @@ three files.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import shutil
@@ -50,6 +52,12 @@ class PackageError(PhishguardError, FileNotFoundError):
     """The model bundle is missing, incomplete or out of range; re-run the pipeline."""
 
 
+def package_version(manifest: dict[str, Any]) -> str:
+    """A content-derived BentoML version: the same package always gets the same tag."""
+    text = json.dumps(manifest, sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A verified, loaded model and its manifest.
@@ -65,6 +73,11 @@ class Bundle:
     @property
     def input_columns(self) -> tuple[str, ...]:
         return tuple(self.manifest["input_columns"])
+
+    @property
+    def version(self) -> str:
+        """The package's content-derived version (its folder's name in the BentoML store)."""
+        return package_version(self.manifest)
 
     @property
     def is_xgboost(self) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from phishguard.contract.schema import FEATURES
+from phishguard.contract.schema import DOMAINS, FEATURES
 
 SIGNAL_COUNTS: tuple[str, ...] = ("n_phishing_signals", "n_suspicious_signals")
 """Names of the engineered columns, appended after the 30 features in this order."""
@@ -65,3 +65,25 @@ def model_inputs(matrix: np.ndarray, columns: Sequence[str]) -> np.ndarray:
 def table_inputs(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """The float32 model input named by `columns`, from a featurized table (any column order)."""
     return table.loc[:, list(columns)].to_numpy(dtype=np.float32)
+
+
+def value_shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each feature's share of each value of its domain, over the rows of `table` (whose
+    values are in their domains). The training split's shares go into the model's manifest:
+    the service's live drift gauge compares what it scores with them."""
+    return {
+        name: {
+            str(value): round(float(share), 6)
+            for value, share in zip(
+                DOMAINS[name],
+                value_counts(table[name].to_numpy(), DOMAINS[name]) / max(len(table), 1),
+                strict=True,
+            )
+        }
+        for name in FEATURES
+    }
+
+
+def value_counts(values: np.ndarray, domain: tuple[int, ...]) -> np.ndarray:
+    """How often each value of `domain` occurs in `values`, in domain order."""
+    return np.array([(values == value).sum() for value in domain], dtype=np.int64)

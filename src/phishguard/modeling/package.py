@@ -13,8 +13,6 @@ with renames; the served package is removed only after that, so a failed run lea
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -23,16 +21,10 @@ from typing import Any
 
 from phishguard import PhishguardError, paths
 from phishguard.io import atomic_path
-from phishguard.modeling.bundle import evaluated_manifest, verify, write_evaluated
+from phishguard.modeling.bundle import evaluated_manifest, package_version, verify, write_evaluated
 from phishguard.provenance import read_json
 
 LATEST = "latest"  # BentoML's pointer to the newest version of a model, in its store
-
-
-def package_version(manifest: dict[str, Any]) -> str:
-    """A content-derived BentoML version: the same package always gets the same tag."""
-    text = json.dumps(manifest, sort_keys=True).encode()
-    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def package_model(

@@ -16,7 +16,7 @@ from phishguard.contract.schema import (
     label_mapping,
 )
 from phishguard.modeling import bundle
-from phishguard.modeling.features import table_inputs
+from phishguard.modeling.features import table_inputs, value_shares
 from phishguard.modeling.zoo import build_model, input_columns
 from phishguard.provenance import git_revision, library_versions
 
@@ -48,6 +48,8 @@ def train_and_save(
             "schema_version": SCHEMA_VERSION,
             "train_rows": len(train),
             "train_data_sha256": content_sha256(train),
+            # what the service's live drift gauge compares the scored records with
+            "reference_shares": value_shares(train),
             "git_revision": git_revision(),
             "library_versions": library_versions(),
         },

@@ -30,6 +30,8 @@ from phishguard.config.sections import (
     PredictionThresholds,
 )
 from phishguard.contract.schema import DOMAINS, FEATURES, feature_vector_ids
+from phishguard.modeling.features import value_counts
+from phishguard.modeling.features import value_shares as features_value_shares
 
 
 def valid_features(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -44,11 +46,6 @@ def valid_features(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         valid &= numbers[name].isin(DOMAINS[name]).to_numpy()
     kept = numbers.loc[valid].astype(np.int8).reset_index(drop=True)
     return kept, int((~valid).sum())
-
-
-def value_counts(values: np.ndarray, domain: tuple[int, ...]) -> np.ndarray:
-    """How often each value of `domain` occurs in `values`, in domain order."""
-    return np.array([(values == value).sum() for value in domain], dtype=np.int64)
 
 
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray, pseudo_count: float) -> float:
@@ -110,12 +107,8 @@ def _shares(counts: np.ndarray, domain: tuple[int, ...]) -> dict[str, float]:
 
 
 def value_shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Each feature's share of each value of its domain (valid rows only)."""
-    valid, _ = valid_features(table)
-    return {
-        name: _shares(value_counts(valid[name].to_numpy(), DOMAINS[name]), DOMAINS[name])
-        for name in FEATURES
-    }
+    """Each feature's share of each value of its domain, over the valid rows of `table`."""
+    return features_value_shares(valid_features(table)[0])
 
 
 def unseen_vector_share(reference: pd.DataFrame, current: pd.DataFrame) -> float:

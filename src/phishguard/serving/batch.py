@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.sources import iter_chunks
 from phishguard.data.validate import REASON, quarantine
 from phishguard.io import CHUNK_ROWS, ChunkWriter
+from phishguard.monitoring.prediction_log import PredictionLog
 from phishguard.serving.scoring import Scorer, load_scorer
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class TableScores:
 
     scored: pd.DataFrame
     rejected: pd.DataFrame
+    matrix: np.ndarray
+    """The scored rows' 30 features (float32, canonical order), in the order of `scored`."""
 
     def rejects_error(self) -> RecordError | None:
         """The rejected rows as one error (`row N: reason`, 1-based), or None if none were:
@@ -49,28 +53,36 @@ class TableScores:
         return rows_error(zip(self.rejected[ROW], self.rejected[REASON], strict=True))
 
 
-def score_table(scorer: Scorer, table: pd.DataFrame, first_row: int = 1) -> TableScores:
+def score_table(
+    scorer: Scorer,
+    table: pd.DataFrame,
+    first_row: int = 1,
+    source: str | None = None,
+    request_id: str = "",
+) -> TableScores:
     """Validate and score a table of the 30 features (a `Result` column is ignored).
 
     `row` numbers rows from `first_row` in input order. Raises `SchemaError` when the columns
-    themselves are wrong (then no row can be judged).
+    themselves are wrong (then no row can be judged). With a `source`, the scored rows are
+    shown to the scorer's observers (the prediction log).
     """
     features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
     check_columns(list(map(str, features.columns)), FEATURES)
     matrix = frame_matrix(features)
     if matrix is not None:  # the common case: every row clean, no per-row checks needed
-        scored = scorer.decisions(matrix)
+        scored = scorer.decisions(matrix, source, request_id)
         scored.insert(0, ROW, np.arange(first_row, first_row + len(matrix)))
-        return TableScores(scored, pd.DataFrame(columns=[ROW, *FEATURES, REASON]))
+        return TableScores(scored, pd.DataFrame(columns=[ROW, *FEATURES, REASON]), matrix)
     checked = quarantine(features, FEATURES)
     rejected_at = checked.quarantined[ROW].to_numpy(dtype=np.int64) - 1
     keep = np.ones(len(features), dtype=bool)
     keep[rejected_at] = False
-    scored = scorer.decisions(checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32))
+    matrix = checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
+    scored = scorer.decisions(matrix, source, request_id)
     scored.insert(0, ROW, np.flatnonzero(keep) + first_row)
     rejected = checked.quarantined.copy()
     rejected[ROW] = rejected_at + first_row
-    return TableScores(scored=scored, rejected=rejected.loc[:, [ROW, *FEATURES, REASON]])
+    return TableScores(scored, rejected.loc[:, [ROW, *FEATURES, REASON]], matrix)
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ def predict_file(
             f"{output}: the output must differ from the input and the rejects file"
         )
     rows = 0
+    batch_id = uuid.uuid4().hex  # the prediction log's id of this run
     show = sys.stderr.isatty() if progress is None else progress
     with (
         ChunkWriter(output, pd.DataFrame(columns=[ROW, *RESULT_COLUMNS])) as scored,
@@ -110,7 +123,7 @@ def predict_file(
     ):
         for chunk in iter_chunks(source, chunk_rows):
             try:
-                part = score_table(scorer, chunk, first_row=rows + 1)
+                part = score_table(scorer, chunk, rows + 1, "batch", batch_id)
             except SchemaError as error:
                 raise SchemaError(f"{source}: {error}") from None
             scored.write(part.scored)
@@ -136,8 +149,12 @@ def predict_command(
         raise PhishguardError(f"--chunk-rows must be positive, got {chunk_rows}")
     out = Path(output)
     rejects_path = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.csv")
-    scorer = load_scorer(Path(model) if model else None, nthread=2)
-    summary = predict_file(scorer, Path(source), out, rejects_path, chunk_rows)
+    prediction_log = PredictionLog.from_env()
+    scorer = load_scorer(Path(model) if model else None, nthread=2, observers=(prediction_log,))
+    try:
+        summary = predict_file(scorer, Path(source), out, rejects_path, chunk_rows)
+    finally:
+        prediction_log.close()
     log.info(
         "scored %d of %d rows into %s; %d rejected into %s",
         summary.scored,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -45,15 +45,34 @@ class ExplanationUnavailableError(PhishguardError, ValueError):
     """The packaged model is not XGBoost, so it has no per-feature contributions."""
 
 
+class Observer(Protocol):
+    """Sees every scored batch: the prediction log (`monitoring.prediction_log.PredictionLog`)
+    and the service's live metrics (`serving.live_metrics.LiveMetrics`)."""
+
+    def record(
+        self,
+        features: np.ndarray,
+        probabilities: np.ndarray,
+        threshold: float,
+        *,
+        source: str,
+        request_id: str,
+        model_version: str,
+        model_sha256: str,
+    ) -> object: ...
+
+
 @dataclass(frozen=True)
 class Scorer:
     """An evaluated model bundle, scored at its operating threshold.
 
     Every method takes a float32 matrix of the 30 features in canonical order; the bundle
-    builds the model's inputs from it as its manifest's `input_columns` say.
+    builds the model's inputs from it as its manifest's `input_columns` say. Scoring with a
+    `source` (`api`, `csv`, `batch`) and a request id shows the batch to every observer.
     """
 
     bundle: Bundle
+    observers: tuple[Observer, ...] = ()
 
     @property
     def threshold(self) -> float:
@@ -64,13 +83,37 @@ class Scorer:
         """The package manifest."""
         return self.bundle.manifest
 
-    def probability(self, matrix: np.ndarray) -> np.ndarray:
-        """P(phishing) for each row of a float32 matrix in canonical feature order."""
-        return self.bundle.probability(matrix)
+    def probability(
+        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+    ) -> np.ndarray:
+        """P(phishing) for each row of a float32 matrix in canonical feature order; with a
+        `source`, the batch is shown to the observers (which never raise)."""
+        proba = self.bundle.probability(matrix)
+        if source is not None:
+            self.observe(matrix, proba, source, request_id)
+        return proba
 
-    def decisions(self, matrix: np.ndarray) -> pd.DataFrame:
+    def observe(self, matrix: np.ndarray, proba: np.ndarray, source: str, request_id: str) -> None:
+        """Show a scored batch to every observer (for a caller that scored it without a
+        `source` and answers only now: an upload is answered all or nothing)."""
+        if not len(proba):
+            return
+        for observer in self.observers:
+            observer.record(
+                matrix,
+                proba,
+                self.threshold,
+                source=source,
+                request_id=request_id,
+                model_version=self.bundle.version,
+                model_sha256=self.metadata["model_sha256"],
+            )
+
+    def decisions(
+        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+    ) -> pd.DataFrame:
         """Columns phishing_probability, is_phishing and label, one row per matrix row."""
-        proba = self.probability(matrix)
+        proba = self.probability(matrix, source, request_id)
         flagged = proba >= self.threshold
         return pd.DataFrame(
             {
@@ -80,9 +123,11 @@ class Scorer:
             }
         )
 
-    def results(self, matrix: np.ndarray) -> list[dict[str, Any]]:
+    def results(
+        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+    ) -> list[dict[str, Any]]:
         """One result per row: probability, decision at the stored threshold, class name."""
-        proba = self.probability(matrix)
+        proba = self.probability(matrix, source, request_id)
         flagged = proba >= self.threshold
         return [
             {
@@ -93,12 +138,14 @@ class Scorer:
             for p, f in zip(proba.tolist(), flagged.tolist(), strict=True)
         ]
 
-    def results_json(self, matrix: np.ndarray) -> str:
+    def results_json(
+        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+    ) -> str:
         """`{"results": [...]}` as `results` gives it, formatted directly (no dicts, no encoder).
 
         `repr` of a float is the shortest round-tripping text, as `json.dumps` writes it.
         """
-        proba = self.probability(matrix)
+        proba = self.probability(matrix, source, request_id)
         flagged = (proba >= self.threshold).tolist()
         names = {
             True: f'true,"label":"{CLASS_NAMES[1]}"}}',
@@ -147,7 +194,10 @@ class Scorer:
         ]
 
 
-def load_scorer(directory: Path | None = None, nthread: int = 1) -> Scorer:
+def load_scorer(
+    directory: Path | None = None, nthread: int = 1, observers: tuple[Observer, ...] = ()
+) -> Scorer:
     """The verified package in `directory` (default: the served one), as a `Scorer`;
     XGBoost with `nthread` predict threads (one for online scoring: `bundle.load`)."""
-    return Scorer(bundle.load(packaged_model_dir() if directory is None else directory, nthread))
+    loaded = bundle.load(packaged_model_dir() if directory is None else directory, nthread)
+    return Scorer(loaded, observers)
