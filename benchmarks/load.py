@@ -18,13 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.serve import (  # beside this file
-    descendants,
-    free_port,
-    running_server,
-    synthetic_records,
-)
+from benchmarks.serve import descendants, run_context, running_server, synthetic_records
 from phishguard.serving.scoring import packaged_model_dir
+from tests.support import free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -152,16 +148,7 @@ def main() -> None:
         body.write_text(json.dumps({"records": synthetic_records(1, 1)}))
         load_before = os.getloadavg()
         result = measure(package, body)
-    context = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cores": os.cpu_count(),
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-        "package": package.name,
-        "trees": json.loads((package / "package.json").read_text())["hyperparameters"].get(
-            "n_estimators"
-        ),
-    }
+    context = run_context(package, load_before)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "load.json").write_text(json.dumps({**context, **result}, indent=2) + "\n")
     text = report(result, context)

@@ -37,6 +37,7 @@ from phishguard.modeling.evaluate import grouped_cv
 from phishguard.modeling.features import as_matrix, model_inputs
 from phishguard.modeling.zoo import build_model, input_columns
 from phishguard.provenance import library_versions
+from tests.support import clone_project, tool_env
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "validate", "featurize", "train", "evaluate", "package")
@@ -96,35 +97,6 @@ def thread_counts(train: pd.DataFrame, repeats: int) -> list[dict]:
     return rows
 
 
-def copy_tree(destination: Path) -> Path:
-    """The working tree's tracked files in a new git repository, committed once."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, names.split("\0")):
-        if (REPO / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, destination / name)
-    for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"]):
-        run(command, destination)
-    run(["git", "commit", "-q", "-m", "benchmark clone"], destination)
-    return destination
-
-
-def tool_env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(workdir / "src"), DVC_NO_ANALYTICS="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", BENTOML_DO_NOT_TRACK="true", DO_NOT_TRACK="1")
-    env.setdefault("GIT_AUTHOR_NAME", "bench")
-    env.setdefault("GIT_AUTHOR_EMAIL", "bench@phishguard.invalid")
-    env.setdefault("GIT_COMMITTER_NAME", "bench")
-    env.setdefault("GIT_COMMITTER_EMAIL", "bench@phishguard.invalid")
-    return env
-
-
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Run `command` in `cwd`; return its wall time; stop with its output if it fails."""
     start = time.perf_counter()
@@ -170,7 +142,7 @@ def pipeline_times(clone: Path, knobs: dict[str, int]) -> dict[str, float]:
 
 def fresh_machine_setup(data: Path, workdir: Path) -> float:
     """`make pipeline` in a fresh clone with an empty HOME and no uv on PATH (uv cache reused)."""
-    clone = copy_tree(workdir / "clone")
+    clone = clone_project(workdir / "clone")
     home = workdir / "home"
     home.mkdir()
     cache = os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv")
@@ -254,7 +226,7 @@ def main() -> None:
         raise SystemExit("bench-pipeline: set PHISHING_DATA or pass --data (the dataset file)")
     data = Path(args.data).resolve()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
-        clone = copy_tree(Path(scratch) / "clone")
+        clone = clone_project(Path(scratch) / "clone")
         run(["phishguard", "fetch", str(data)], clone)
         run(["dvc", "repro"], clone)
         train = pd.read_parquet(clone / "data" / "processed" / "train.parquet")

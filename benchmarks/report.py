@@ -51,26 +51,29 @@ def _verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _comparison(results: dict[str, dict[str, Any]]) -> list[str]:
-    """BentoML against the hand-written server, as ratios (> 1 means BentoML is better)."""
-    names = [n for n in results if "single_c16" in results[n]]
-    if len(names) != 2:
-        return []
-    bento, hand = results[names[0]], results[names[1]]
+def _comparison(results: dict[str, dict[str, Any]], first: str, second: str) -> str:
+    """`first` relative to `second`, as ratios (> 1 means `first` is better)."""
+    a, b = results[first], results[second]
     ratios = {
-        "c=1 p50 latency": hand["single_c1"]["p50_ms"] / bento["single_c1"]["p50_ms"],
-        "c=16 req/s": bento["single_c16"]["rps"] / hand["single_c16"]["rps"],
-        "c=16 p99 latency": hand["single_c16"]["p99_ms"] / bento["single_c16"]["p99_ms"],
-        "1,000-row rows/s": bento["batch_c4"]["rows_per_s"] / hand["batch_c4"]["rows_per_s"],
-        "CPU per single-record request": hand["single_c16"]["cpu_ms_per_request"]
-        / bento["single_c16"]["cpu_ms_per_request"],
+        "c=1 p50 latency": b["single_c1"]["p50_ms"] / a["single_c1"]["p50_ms"],
+        "c=16 req/s": a["single_c16"]["rps"] / b["single_c16"]["rps"],
+        "c=16 p99 latency": b["single_c16"]["p99_ms"] / a["single_c16"]["p99_ms"],
+        "1,000-row rows/s": a["batch_c4"]["rows_per_s"] / b["batch_c4"]["rows_per_s"],
+        "CPU per single-record request": b["single_c16"]["cpu_ms_per_request"]
+        / a["single_c16"]["cpu_ms_per_request"],
     }
     text = ", ".join(f"{k} ×{v:.2f}" for k, v in ratios.items())
-    return [f"- **{names[0]} relative to {names[1]}** (> 1: BentoML better): {text}"]
+    return f"- **{first} relative to {second}** (> 1: the first is better): {text}"
 
 
-def write_report(context: dict[str, Any], results: dict[str, dict[str, Any]], path: Path) -> None:
-    """Write the results table and the target verdicts to `path`."""
+def write_report(
+    context: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    path: Path,
+    pairs: list[tuple[str, str]] | None = None,
+) -> None:
+    """Write the results table, the target verdicts and the ratios of each pair of servers
+    (default: the first two servers measured under load) to `path`."""
     lines = [
         "# Serving benchmark",
         "",
@@ -91,5 +94,8 @@ def write_report(context: dict[str, Any], results: dict[str, dict[str, Any]], pa
             f"{_cell(scenarios.get('batch_c4'), 'batch')} |"
         )
     lines += ["", "Targets (issue 5): " + "; ".join(TARGETS) + ".", "", *_verdicts(results)]
-    lines += [*_comparison(results), ""]
+    if pairs is None:
+        servers = [name for name in results if "single_c16" in results[name]]
+        pairs = [(servers[0], servers[1])] if len(servers) >= 2 else []
+    lines += [*(_comparison(results, a, b) for a, b in pairs), ""]
     path.write_text("\n".join(lines))

@@ -11,23 +11,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.report import write_report
 from phishguard.contract.record_checks import records_matrix
 from phishguard.contract.schema import DOMAINS, FEATURES
 from phishguard.serving.scoring import load_scorer, packaged_model_dir
+from tests.support import free_port, wait_until_up
+from tests.support.service import spawn, stop
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -82,26 +82,6 @@ def in_process(package: Path, single: list[dict], batch: list[dict]) -> dict[str
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before {url} was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout_s:.0f} s")
-
-
 def descendants(pid: int) -> list[int]:
     """All processes below `pid` (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -147,24 +127,14 @@ def run_wrk(url: str, body: Path, connections: int, seconds: int) -> dict[str, A
 @contextlib.contextmanager
 def running_server(command: list[str], env: dict, port: int) -> Iterator[subprocess.Popen]:
     """Start a server on 127.0.0.1:`port`, wait for /readyz, and stop its process group after."""
-    server = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", server)
-        yield server
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"
+        server = spawn(command, REPO, env, log)
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+            wait_until_up(server, f"http://127.0.0.1:{port}/readyz", log, 120)
+            yield server
+        finally:
+            stop(server)
 
 
 def measure_server(name: str, command: list[str], env: dict, port: int, bodies: dict) -> dict:
@@ -201,29 +171,52 @@ def measure_server(name: str, command: list[str], env: dict, port: int, bodies: 
         return results
 
 
-def servers(package: Path) -> dict[str, tuple[list[str], dict, int]]:
+BENTOML = "BentoML service"
+BENTOML_NO_LOG = "BentoML service, prediction log off"
+FASTAPI = "FastAPI + uvicorn (hand-written)"
+PAIRS = [(BENTOML_NO_LOG, FASTAPI), (BENTOML, BENTOML_NO_LOG)]
+"""The ratios reported: the framework's cost against a hand-written server (neither logs),
+and the prediction log's cost (issue 12: c=16 req/s with the log ≥ 0.9× without)."""
+
+
+def servers(package: Path, log_dir: Path) -> dict[str, tuple[list[str], dict, int]]:
     env = {**os.environ, "PHISHGUARD_PACKAGE_DIR": str(package), "PYTHONPATH": str(REPO)}
-    bento_port, fastapi_port = free_port(), free_port()
+    bento_env = {**env, "PHISHGUARD_WORKERS": str(WORKERS)}
+    ports = [free_port() for _ in range(3)]
     bento = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
     fastapi = ["uvicorn", "benchmarks.fastapi_server:app", "--host", "127.0.0.1"]
     fastapi += ["--no-access-log", "--log-level", "warning", "--workers", str(WORKERS)]
     return {
-        "BentoML service": (
-            [*bento, "--port", str(bento_port)],
-            {**env, "PHISHGUARD_WORKERS": str(WORKERS)},
-            bento_port,
+        BENTOML: (
+            [*bento, "--port", str(ports[0])],
+            {**bento_env, "PHISHGUARD_PREDICTION_LOG": str(log_dir)},
+            ports[0],
         ),
-        "FastAPI + uvicorn (hand-written)": (
-            [*fastapi, "--port", str(fastapi_port)],
-            env,
-            fastapi_port,
+        BENTOML_NO_LOG: (
+            [*bento, "--port", str(ports[1])],
+            {**bento_env, "PHISHGUARD_PREDICTION_LOG": "off"},
+            ports[1],
+        ),
+        FASTAPI: ([*fastapi, "--port", str(ports[2])], env, ports[2]),
+    }
+
+
+def run_context(package: Path, load_before: tuple[float, ...], **extra: object) -> dict:
+    """When, on what and with which model a benchmark ran (for its report's first line)."""
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": os.cpu_count(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        **extra,
+        "package": package.name,
+        "trees": json.loads((package / "package.json").read_text())["hyperparameters"].get(
+            "n_estimators"
         ),
     }
 
 
 def main() -> None:
-    from benchmarks.report import write_report  # benchmarks/report.py, beside this file
-
     package = packaged_model_dir()
     single, batch = synthetic_records(1, 1), synthetic_records(1000, 2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,25 +226,14 @@ def main() -> None:
             bodies[key].write_text(json.dumps({"records": records}))
         load_before = os.getloadavg()
         results = {"in-process (validation + predict)": in_process(package, single, batch)}
-        for name, (command, env, port) in servers(package).items():
+        for name, (command, env, port) in servers(package, Path(tmp) / "predictions").items():
             results[name] = measure_server(name, command, env, port, bodies)
-    context = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cores": os.cpu_count(),
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-        "seconds": SECONDS,
-        "workers": WORKERS,
-        "package": package.name,
-        "trees": json.loads((package / "package.json").read_text())["hyperparameters"].get(
-            "n_estimators"
-        ),
-    }
+    context = run_context(package, load_before, seconds=SECONDS, workers=WORKERS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve.json").write_text(
         json.dumps({"context": context, "results": results}, indent=1) + "\n"
     )
-    write_report(context, results, RESULTS / "serve.md")
+    write_report(context, results, RESULTS / "serve.md", PAIRS)
     print((RESULTS / "serve.md").read_text())
 
 

@@ -7,7 +7,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -28,8 +30,8 @@ from tests.support.service import (
     LIMITS,
     asgi_app_without_metrics,
     restore_env,
+    serve_package,
     set_service_env,
-    start_bentoml,
     stop,
 )
 
@@ -99,16 +101,26 @@ def pipeline_clone(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path)
     return workdir
 
 
-@pytest.fixture(scope="session")
-def service_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The BentoML service's ASGI app, in-process, with a 500-row limit."""
-    saved = set_service_env(package_dir, tmp_path_factory, PHISHGUARD_MAX_ROWS="500")
+@contextmanager
+def _in_process_client(
+    package_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    app_of: Callable[[Any], Any],
+    raise_server_exceptions: bool = True,
+    **settings: str,
+) -> Iterator[object]:
+    """A test client of the service's ASGI app (`app_of(Phishguard)`), started with
+    `settings` in the environment, which is restored once the app has read it."""
+    saved = set_service_env(package_dir, tmp_path_factory, **settings)
+    # Imported only now: the service module decides at import whether it declares its model
+    # (not when PHISHGUARD_PACKAGE_DIR names a folder), and starlette's client needs httpx.
     from starlette.testclient import TestClient
 
     from service.service import Phishguard
 
     try:
-        with TestClient(Phishguard.to_asgi()) as client:
+        app = app_of(Phishguard)
+        with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
             restore_env(saved)  # the service read them at start-up; don't leak into other tests
             yield client
     finally:
@@ -116,22 +128,22 @@ def service_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
+def service_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The BentoML service's ASGI app, in-process, with a 500-row limit."""
+    with _in_process_client(
+        package_dir, tmp_path_factory, lambda service: service.to_asgi(), PHISHGUARD_MAX_ROWS="500"
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def limited_client(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The service's ASGI app in-process, 500 rows and 1 MiB per request; server errors become
     responses (as under `bentoml serve`) instead of exceptions in the test."""
-    saved = set_service_env(package_dir, tmp_path_factory, **LIMITS)
-    from starlette.testclient import TestClient
-
-    from service.service import Phishguard
-
-    try:
-        with TestClient(
-            asgi_app_without_metrics(Phishguard), raise_server_exceptions=False
-        ) as client:
-            restore_env(saved)  # read at start-up; don't leak into other tests
-            yield client
-    finally:
-        restore_env(saved)
+    with _in_process_client(
+        package_dir, tmp_path_factory, asgi_app_without_metrics, False, **LIMITS
+    ) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -162,14 +174,7 @@ def live_service(
 ) -> Iterator[int]:
     """A real `bentoml serve` of the full-size package on 127.0.0.1, default limits; its port."""
     port = free_port()
-    folder = tmp_path_factory.mktemp("live_service")
-    server = start_bentoml(
-        REPO,
-        port,
-        folder / "bentoml.log",
-        BENTOML_HOME=str(folder / "home"),
-        PHISHGUARD_PACKAGE_DIR=str(full_size_package),
-    )
+    server = serve_package(full_size_package, tmp_path_factory.mktemp("live_service"), port)
     try:
         yield port
     finally:

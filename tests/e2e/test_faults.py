@@ -18,7 +18,7 @@ from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
 from phishguard.provenance import file_sha256, read_json, write_json
 from tests.support import REPO, clone_project, free_port, run_tool, tool_env
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
-from tests.support.service import stop
+from tests.support.service import spawn, stop
 
 
 def tampered_copy(package_dir: Path, destination: Path, name: str = "model.ubj") -> Path:
@@ -58,14 +58,7 @@ def test_bentoml_serve_exits_on_an_altered_package(package_dir: Path, tmp_path: 
     env = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
     env.update(BENTOML_HOME=str(tmp_path / "home"), PHISHGUARD_PACKAGE_DIR=str(copy))
     command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
-    server = subprocess.Popen(
-        [*command, "--port", str(free_port())],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server = spawn([*command, "--port", str(free_port())], REPO, env, log)
     try:
         status = server.wait(timeout=60)
     except subprocess.TimeoutExpired:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import clone_project, free_port
-from tests.support.service import records, stop, wait_ready
+from tests.support.service import records, spawn, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -103,18 +103,8 @@ def served(fresh, tmp_path: Path) -> Iterator[str]:
     clone, env = fresh
     port = free_port()
     log = tmp_path / "serve.log"
-    server = subprocess.Popen(
-        [
-            "/bin/bash",
-            "-c",
-            f". .venv/bin/activate && exec bentoml serve --host 127.0.0.1 --port {port}",
-        ],
-        cwd=clone,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    serve = f". .venv/bin/activate && exec bentoml serve --host 127.0.0.1 --port {port}"
+    server = spawn(["/bin/bash", "-c", serve], clone, env, log)
     wait_ready(server, port, log)
     try:
         yield f"http://127.0.0.1:{port}"
@@ -153,3 +143,36 @@ def test_an_experiment_reruns_train_onwards_only(fresh) -> None:
     rows = list(csv.DictReader(io.StringIO(shown)))
     experiments = [row for row in rows if row["Experiment"]]
     assert [row["model.max_depth"] for row in experiments] == ["4"], shown
+
+
+def test_served_records_reach_the_log_drift_and_the_monitor_stage(fresh, tmp_path: Path) -> None:
+    """`make serve`, traffic, `phishguard drift data/predictions --json`: the log holds each
+    scored record, the drift check reads it, and DVC sees the monitor stage (only) as stale."""
+    clone, env = fresh
+    for earlier in (clone / "data" / "predictions").glob("predictions-*.jsonl"):
+        earlier.unlink()  # what other tests served in this clone
+    port, log = free_port(), tmp_path / "serve.log"
+    serve = f". .venv/bin/activate && exec bentoml serve --host 127.0.0.1 --port {port}"
+    server = spawn(["/bin/bash", "-c", serve], clone, env, log)
+    try:
+        wait_ready(server, port, log)
+        for n in (3, 2):
+            body = json.dumps({"records": records(n, seed=n)}).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/predict", body, {"content-type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 200
+    finally:
+        stop(server)  # a graceful stop: the queued records are written
+    files = sorted((clone / "data" / "predictions").glob("predictions-*.jsonl"))
+    try:
+        assert sum(len(f.read_text().splitlines()) for f in files) == 5
+        output = sh(". .venv/bin/activate && phishguard drift data/predictions --json", clone, env)
+        report = json.loads(next(line for line in output.splitlines() if line.startswith("{")))
+        assert report["n_current"] == 5 and report["judged"] is False  # < monitor.min_rows
+        status = sh(". .venv/bin/activate && dvc status", clone, env)
+        assert "monitor:" in status and "train:" not in status, status
+    finally:
+        for file in files:
+            file.unlink()

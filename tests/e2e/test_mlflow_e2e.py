@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from phishguard.contract.schema import FEATURES
 from tests.support import free_port, tool_env, wait_until_up
-from tests.support.service import start_bentoml, stop
+from tests.support.service import spawn, start_bentoml, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -82,14 +81,7 @@ def mlflow_serving(pipeline_clone: Path, tmp_path_factory: pytest.TempPathFactor
     log = tmp_path_factory.mktemp("mlflow-serve") / "serve.log"
     command = ["mlflow", "models", "serve", "-m", "models:/phishguard@champion"]
     command += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(
-        command,
-        cwd=pipeline_clone,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server = spawn(command, pipeline_clone, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(server, f"{url}/ping", log, 180)

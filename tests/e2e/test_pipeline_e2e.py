@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from phishguard.contract.schema import FEATURES
+from phishguard.modeling.features import SIGNAL_COUNTS
 from phishguard.provenance import file_sha256
 from tests.support import clone_project, run_pipeline, run_tool
 
@@ -75,8 +77,11 @@ def test_every_stage_wrote_its_outputs(pipeline_clone):
     assert metadata["features"][0] == "having_IP_Address" and len(metadata["features"]) == 30
     assert metadata["label_mapping"]["phishing"] == -1
     assert len(metadata["git_revision"]) >= 40
+    assert metadata["input_columns"] == [*FEATURES, *SIGNAL_COUNTS]  # the default uses them
     train = pd.read_parquet(pipeline_clone / "data/processed/train.parquet")
-    assert list(train.columns)[-1] == "is_phishing" and train.shape[1] == 31
+    assert list(train.columns) == [*FEATURES, "is_phishing", *SIGNAL_COUNTS]
+    drift = read("reports/drift.json")  # no prediction log in a fresh clone: it says so
+    assert drift["judged"] is False and drift["note"].startswith("no prediction log")
 
 
 def test_second_repro_is_a_fast_noop(pipeline_copy):
@@ -100,7 +105,9 @@ def test_changing_a_model_param_reruns_only_train_evaluate_and_package(pipeline_
     params["model"]["max_depth"] = 4
     (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = run_tool(["dvc", "repro"], pipeline_copy)
-    assert ran_stages(result.stdout) == ["train", "evaluate", "package"]
+    # evaluate's new out-of-fold scores are the monitor stage's reference: it re-runs too
+    ran = ran_stages(result.stdout)
+    assert ran[:2] == ["train", "evaluate"] and sorted(ran[2:]) == ["monitor", "package"]
 
 
 def test_same_rows_in_another_format_rerun_only_ingest(pipeline_copy, real_table):
@@ -116,14 +123,9 @@ def test_changed_data_reruns_everything(pipeline_copy, real_table):
     real_table.iloc[:-100].to_csv(changed, index=False)
     run_tool(["phishguard", "fetch", str(changed)], pipeline_copy)
     result = run_tool(["dvc", "repro"], pipeline_copy)
-    assert ran_stages(result.stdout) == [
-        "ingest",
-        "validate",
-        "featurize",
-        "train",
-        "evaluate",
-        "package",
-    ]
+    ran = ran_stages(result.stdout)
+    assert ran[:5] == ["ingest", "validate", "featurize", "train", "evaluate"]
+    assert sorted(ran[5:]) == ["monitor", "package"]
 
 
 def test_gate_failure_names_the_metric_and_the_gap(pipeline_copy):

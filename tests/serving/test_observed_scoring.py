@@ -18,7 +18,7 @@ from phishguard.contract.schema import FEATURES
 from phishguard.monitoring.prediction_log import read_log
 from phishguard.serving.live_metrics import LiveMetrics
 from tests.support import REPO, free_port, run_tool, synthetic_rows
-from tests.support.service import records, start_bentoml, stop
+from tests.support.service import records, serve_package, stop
 
 
 def _shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -81,14 +81,7 @@ def test_the_service_logs_exactly_what_it_scored_and_drift_reads_it(
     package_dir: Path, tmp_path: Path
 ) -> None:
     log_dir, port = tmp_path / "predictions", free_port()
-    server = start_bentoml(
-        REPO,
-        port,
-        tmp_path / "bentoml.log",
-        BENTOML_HOME=str(tmp_path / "home"),
-        PHISHGUARD_PACKAGE_DIR=str(package_dir),
-        PHISHGUARD_PREDICTION_LOG=str(log_dir),
-    )
+    server = serve_package(package_dir, tmp_path, port, PHISHGUARD_PREDICTION_LOG=str(log_dir))
     answered = []
     try:
         for n, seed in ((1, 1), (7, 2), (600, 3)):
@@ -152,14 +145,7 @@ def test_an_unwritable_log_never_fails_a_request(package_dir: Path, tmp_path: Pa
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the log directory should be")
     port = free_port()
-    server = start_bentoml(
-        REPO,
-        port,
-        tmp_path / "bentoml.log",
-        BENTOML_HOME=str(tmp_path / "home"),
-        PHISHGUARD_PACKAGE_DIR=str(package_dir),
-        PHISHGUARD_PREDICTION_LOG=str(blocked),
-    )
+    server = serve_package(package_dir, tmp_path, port, PHISHGUARD_PREDICTION_LOG=str(blocked))
     try:
         for seed in range(20):
             body = json.dumps({"records": records(3, seed)}).encode()

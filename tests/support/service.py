@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from phishguard.contract.schema import FEATURES
-from tests.support import synthetic_rows, tool_env, wait_until_up
+from tests.support import REPO, synthetic_rows, tool_env, wait_until_up
 
 
 def records(n: int, seed: int) -> list[dict[str, int]]:
@@ -49,23 +49,35 @@ def start_bentoml(workdir: Path, port: int, log: Path, **env: str) -> subprocess
     # The prediction log beside the server's log, never in the checkout the server runs from.
     environment["PHISHGUARD_PREDICTION_LOG"] = str(log.parent / "predictions")
     environment.update(env)
-    server = subprocess.Popen(
-        [
-            "bentoml",
-            "serve",
-            "service.service:Phishguard",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=workdir,
-        env=environment,
+    command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
+    server = spawn([*command, "--port", str(port)], workdir, environment, log)
+    return wait_ready(server, port, log)
+
+
+def serve_package(package_dir: Path, folder: Path, port: int, **env: str) -> subprocess.Popen:
+    """`bentoml serve` of the package folder `package_dir` from this checkout, with its log,
+    model store and prediction log in `folder`."""
+    return start_bentoml(
+        REPO,
+        port,
+        folder / "bentoml.log",
+        BENTOML_HOME=str(folder / "home"),
+        PHISHGUARD_PACKAGE_DIR=str(package_dir),
+        **env,
+    )
+
+
+def spawn(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a server in its own process group (so `stop` ends all its workers), its output
+    in `log`."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return wait_ready(server, port, log)
 
 
 def wait_ready(server: subprocess.Popen, port: int, log: Path) -> subprocess.Popen:
