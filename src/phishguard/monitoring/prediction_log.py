@@ -24,6 +24,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ DISABLED = "off"
 FILE_PATTERN = "predictions-*.jsonl"
 SOURCES = ("api", "csv", "batch")
 PERIOD_FORMATS = {"day": "%Y%m%d", "hour": "%Y%m%dT%H"}
+FLUSH_SECONDS = 0.5
+"""How long the writer gathers queued records before one write (close() writes at once)."""
 
 Source = Literal["api", "csv", "batch"]
 Period = Literal["day", "hour"]
@@ -167,7 +170,11 @@ class PredictionLog:
             else:
                 self._queue.append(batch)
                 self._pending_rows += rows
-                self._lock.notify()
+                # Wake the writer for the first batch of a flush and when the queue fills up;
+                # it gathers the rest itself (a wake-up per request would cost a context
+                # switch per request).
+                if len(self._queue) == 1 or self._pending_rows >= self.max_pending_rows // 2:
+                    self._lock.notify()
                 return True
         self._drop(cause, rows, f"{self.max_pending_rows} records already waiting")
         return False
@@ -206,6 +213,14 @@ class PredictionLog:
             with self._lock:
                 while not self._queue and not self._closed:
                     self._lock.wait()
+                # Gather for up to FLUSH_SECONDS: one write (one JSON text) for many requests,
+                # not one per request, which on a busy worker cost as much as scoring.
+                deadline = time.monotonic() + FLUSH_SECONDS
+                while not self._closed and self._pending_rows < self.max_pending_rows // 2:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._lock.wait(remaining)
                 if not self._queue:
                     return
                 batches = list(self._queue)
