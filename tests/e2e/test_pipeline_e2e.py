@@ -96,7 +96,7 @@ def test_second_repro_is_a_fast_noop(pipeline_copy):
 def test_dvc_plots_render(pipeline_copy):
     run_tool(["dvc", "plots", "show", "-o", "plots_out"], pipeline_copy)
     html = (pipeline_copy / "plots_out" / "index.html").read_text()
-    for title in ("ROC", "Precision-recall", "Confusion", "Calibration"):
+    for title in ("ROC", "Precision-recall", "Confusion", "Calibration", "Feature value shares"):
         assert title in html
 
 
