@@ -131,7 +131,10 @@ def test_the_service_logs_exactly_what_it_scored_and_drift_reads_it(
     assert np.allclose(predicted["probability"], [p for _, p in answered])
     assert set(logged["model_sha256"]) == {_package_sha(package_dir)}
 
-    done = run_tool(["phishguard", "drift", str(log_dir), "--json"], REPO)
+    reference = tmp_path / "reference.parquet"  # a checkout without pipeline outputs has none
+    synthetic_rows(2_000, seed=7).to_parquet(reference, index=False)
+    command = ["phishguard", "drift", str(log_dir), "--reference", str(reference), "--json"]
+    done = run_tool(command, REPO)
     report = json.loads(done.stdout)
     assert report["n_current"] == 615 and len(report["features"]) == len(FEATURES)
 
