@@ -11,25 +11,19 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from phishguard.contract.schema import FEATURES
+from phishguard.modeling.features import value_shares
 from phishguard.monitoring.prediction_log import read_log
 from phishguard.serving.live_metrics import LiveMetrics
 from tests.support import REPO, free_port, run_tool, synthetic_rows
 from tests.support.service import records, serve_package, stop
 
 
-def _shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
-    return {
-        name: {str(v): float((table[name] == v).mean()) for v in (-1, 0, 1)} for name in FEATURES
-    }
-
-
 def test_the_drift_gauge_is_near_zero_for_like_data_and_large_for_a_shifted_feature() -> None:
     reference = synthetic_rows(20_000, seed=1)
-    live = LiveMetrics(_shares(reference), window=2_000)
+    live = LiveMetrics(value_shares(reference), window=2_000)
     like = synthetic_rows(3_000, seed=2).loc[:, list(FEATURES)].to_numpy()
     live.record(like, np.full(len(like), 0.2), 0.5)
     assert live.filled == 2_000  # the window keeps the last 2,000 records only
@@ -43,7 +37,7 @@ def test_the_drift_gauge_is_near_zero_for_like_data_and_large_for_a_shifted_feat
 
 
 def test_the_window_counts_stay_exact_as_records_are_evicted() -> None:
-    live = LiveMetrics(_shares(synthetic_rows(100, seed=0)), window=50)
+    live = LiveMetrics(value_shares(synthetic_rows(100, seed=0)), window=50)
     batches = [synthetic_rows(n, seed=n).loc[:, list(FEATURES)].to_numpy() for n in (7, 30, 41)]
     for batch in batches:
         live.record(batch, np.zeros(len(batch)), 0.5)

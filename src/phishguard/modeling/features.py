@@ -87,3 +87,13 @@ def value_shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
 def value_counts(values: np.ndarray, domain: tuple[int, ...]) -> np.ndarray:
     """How often each value of `domain` occurs in `values`, in domain order."""
     return np.array([(values == value).sum() for value in domain], dtype=np.int64)
+
+
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray, pseudo_count: float) -> float:
+    """Population stability index of two count vectors over the same bins, each bin's count
+    smoothed by `pseudo_count` (so an empty bin on one side gives a large but finite value).
+    `phishguard drift` and the service's live drift gauge both measure with it."""
+    ref = np.asarray(reference_counts, dtype=np.float64) + pseudo_count
+    cur = np.asarray(current_counts, dtype=np.float64) + pseudo_count
+    ref, cur = ref / ref.sum(), cur / cur.sum()
+    return float(np.sum((cur - ref) * np.log(cur / ref)))

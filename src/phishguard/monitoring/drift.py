@@ -30,7 +30,7 @@ from phishguard.config.sections import (
     PredictionThresholds,
 )
 from phishguard.contract.schema import DOMAINS, FEATURES, feature_vector_ids
-from phishguard.modeling.features import value_counts
+from phishguard.modeling.features import psi, value_counts
 from phishguard.modeling.features import value_shares as features_value_shares
 
 
@@ -46,15 +46,6 @@ def valid_features(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         valid &= numbers[name].isin(DOMAINS[name]).to_numpy()
     kept = numbers.loc[valid].astype(np.int8).reset_index(drop=True)
     return kept, int((~valid).sum())
-
-
-def psi(reference_counts: np.ndarray, current_counts: np.ndarray, pseudo_count: float) -> float:
-    """Population stability index of two count vectors over the same bins, each bin's count
-    smoothed by `pseudo_count` (so an empty bin on one side gives a large but finite value)."""
-    ref = np.asarray(reference_counts, dtype=np.float64) + pseudo_count
-    cur = np.asarray(current_counts, dtype=np.float64) + pseudo_count
-    ref, cur = ref / ref.sum(), cur / cur.sum()
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
 def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:

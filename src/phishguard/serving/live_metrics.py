@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from phishguard.contract.schema import CLASS_NAMES, DOMAINS, FEATURES
+from phishguard.modeling.features import psi
 
 PROBABILITY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 WINDOW = 5_000
@@ -117,14 +118,16 @@ class LiveMetrics:
                     self._publish()
 
     def psi(self) -> dict[str, float]:
-        """Each feature's PSI of the window's shares against the training shares."""
-        current = self.counts + PSEUDO_COUNT * self.present
-        reference = self.reference * max(self.filled, 1) + PSEUDO_COUNT * self.present
-        current = current / current.sum(axis=1, keepdims=True)
-        reference = reference / reference.sum(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(self.present, (current - reference) * np.log(current / reference), 0)
-        return dict(zip(FEATURES, terms.sum(axis=1).round(6).tolist(), strict=True))
+        """Each feature's PSI of the window's value counts against the training shares (as
+        counts of a window's size), over the values of its domain."""
+        scale = max(self.filled, 1)
+        return {
+            name: round(
+                psi(self.reference[i, in_domain] * scale, self.counts[i, in_domain], PSEUDO_COUNT),
+                6,
+            )
+            for i, (name, in_domain) in enumerate(zip(FEATURES, self.present, strict=True))
+        }
 
     def _slide(self, rows: np.ndarray) -> None:
         """Put `rows` in the window, evicting the oldest, and keep the value counts current."""
