@@ -25,6 +25,7 @@ from tests.support import (
     run_pipeline,
     synthetic_rows,
 )
+from tests.support.dask_cluster import TcpCluster, tcp_cluster
 from tests.support.packaged_model import write_package
 from tests.support.service import (
     LIMITS,
@@ -179,3 +180,11 @@ def live_service(
         yield port
     finally:
         stop(server)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpCluster]:
+    """A real `dask scheduler` with two `dask worker` processes on 127.0.0.1 (shared, don't kill
+    its workers: a test that kills one starts its own with `tcp_cluster`)."""
+    with tcp_cluster(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
