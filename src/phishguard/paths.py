@@ -17,6 +17,8 @@ VALID_TABLE = ROOT / "data" / "validated" / "phishing.parquet"
 QUARANTINE_TABLE = ROOT / "data" / "quarantine" / "quarantine.csv"
 TRAIN_TABLE = ROOT / "data" / "processed" / "train.parquet"
 TEST_TABLE = ROOT / "data" / "processed" / "test.parquet"
+# Learning from analysts (issue 13): the newest feedback rows, held out of training.
+FEEDBACK_HOLDOUT = ROOT / "data" / "processed" / "feedback_holdout.parquet"
 
 MODEL_DIR = ROOT / "models" / "model"
 OPERATING_POINT = ROOT / "models" / "operating_point.json"
@@ -44,6 +46,14 @@ PREDICTION_LOG_DIR = ROOT / "data" / "predictions"
 DRIFT_REPORT = REPORTS / "drift.json"
 # Per-feature value shares, one file a side, drawn as one bar chart by `dvc plots show`.
 DRIFT_PLOT_FILES = (PLOTS / "drift_reference.csv", PLOTS / "drift_current.csv")
+
+# Feedback (issue 13): analysts' verdicts, the embedded store's folder (git-ignored), and the
+# champion/challenger decision of the package stage.
+FEEDBACK_DIR = ROOT / "data" / "feedback"
+PROMOTION_REPORT = REPORTS / "promotion.json"
+
+# API keys (issue 18): the default key store, git-ignored ($PHISHGUARD_KEYS names another).
+KEYS_FILE = ROOT / ".phishguard" / "api_keys.json"
 
 
 @dataclass(frozen=True)

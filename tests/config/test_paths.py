@@ -15,7 +15,17 @@ from phishguard.modeling.plot_data import write_plots
 from tests.support import REPO
 
 DVC_STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-NOT_A_STAGE_PATH = {"ROOT", "PARAMS", "PACKAGE_NAME", "STAGES", "StageIO", "Path", "dataclass"}
+NOT_A_STAGE_PATH = {
+    "ROOT",
+    "PARAMS",
+    "PACKAGE_NAME",
+    "STAGES",
+    "StageIO",
+    "Path",
+    "dataclass",
+    "KEYS_FILE",
+    "FEEDBACK_DIR",
+}
 
 
 def _entries(items: list) -> set[str]:
