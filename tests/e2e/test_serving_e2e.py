@@ -5,7 +5,6 @@ offline `bentoml build`."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -19,19 +18,10 @@ import pytest
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling import bundle
 from tests.support import free_port, run_tool
+from tests.support.browser import chromium
 from tests.support.service import start_bentoml, stop
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 def package_folder(workdir: Path) -> Path:
@@ -113,11 +103,6 @@ def test_live_endpoints_and_errors(live_server: str) -> None:
 
 
 def test_web_page_in_chromium(live_server: str, pipeline_clone: Path, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} missing (apt-get install chromium)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     test = pd.read_parquet(pipeline_clone / "data" / "processed" / "test.parquet")
     sample = test.loc[:4, list(FEATURES)].assign(Result=1)  # Result must be ignored
     csv_text = sample.to_csv(index=False)
@@ -127,38 +112,42 @@ def test_web_page_in_chromium(live_server: str, pipeline_clone: Path, tmp_path: 
     _, text = call(f"{live_server}/predict", {"records": records})
     expected = [f"{r['phishing_probability']:.4f}" for r in json.loads(text)["results"]]
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(accept_downloads=True)
-            page.goto(f"{live_server}/ui/")
-            page.wait_for_function(
-                "document.querySelector('#meta').textContent.includes('threshold')"
-            )
-            page.fill("#records", csv_text)
-            page.click("#score")
-            page.wait_for_selector("#results tbody tr")
-            rows = page.locator("#results tbody tr")
-            assert rows.count() == 5
-            shown = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(5)]
-            assert shown == expected
-            assert rows.nth(0).locator("td").nth(2).inner_text() in {"phishing", "legitimate"}
-            assert "=" in rows.nth(0).locator("td").nth(3).inner_text()  # top reasons
-            with page.expect_download() as download:
-                page.click("#download")
-            saved = tmp_path / "results.csv"
-            download.value.save_as(saved)
-            assert len(pd.read_csv(saved)) == 5
+    with chromium() as browser:
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{live_server}/ui/")
+        page.wait_for_function("document.querySelector('#meta').textContent.includes('threshold')")
+        page.fill("#records", csv_text)
+        page.click("#score")
+        page.wait_for_selector("#results tbody tr")
+        rows = page.locator("#results tbody tr")
+        assert rows.count() == 5
+        shown = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(5)]
+        assert shown == expected
+        assert rows.nth(0).locator("td").nth(2).inner_text() in {"phishing", "legitimate"}
+        assert "=" in rows.nth(0).locator("td").nth(3).inner_text()  # top reasons
+        # One verdict button per label on every row; sending one first asks for the API key.
+        assert rows.locator("button.verdict").all_inner_texts() == ["phishing", "legitimate"] * 5
+        rows.nth(0).locator("button.verdict-phishing").click()
+        page.wait_for_selector("#key-form", state="visible")
+        page.click("#key-cancel")
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "results.csv"
+        download.value.save_as(saved)
+        assert len(pd.read_csv(saved)) == 5
 
-            upload = tmp_path / "upload.csv"
-            upload.write_text(csv_text.replace(",1\n", ",7\n", 1).replace("Result", "SFH_x"))
-            page.set_input_files("#file", str(upload))
-            page.click("#score")
-            page.wait_for_function("document.querySelector('#error').textContent.length > 0")
-            assert "HTTP 422" in page.inner_text("#error")
-            assert "SFH_x" in page.inner_text("#error")
-        finally:
-            browser.close()
+        page.click("#example")  # the example from the served schema scores too
+        page.wait_for_function("document.querySelector('#records').value.startsWith('[')")
+        page.click("#score")
+        page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 2")
+
+        upload = tmp_path / "upload.csv"
+        upload.write_text(csv_text.replace(",1\n", ",7\n", 1).replace("Result", "SFH_x"))
+        page.set_input_files("#file", str(upload))
+        page.click("#score")
+        page.wait_for_function("document.querySelector('#error').textContent.length > 0")
+        assert "HTTP 422" in page.inner_text("#error")
+        assert "SFH_x" in page.inner_text("#error")
 
 
 def test_bento_builds_offline(pipeline_clone: Path, tmp_path: Path) -> None:
