@@ -177,10 +177,13 @@ def test_a_verdict_asks_for_the_key_once_and_sends_the_prediction_id(page) -> No
     page.route("**/feedback", feedback)
     score(page, json.dumps(example_records(page)))
 
-    verdict(page, 0, "phishing")
+    page.focus("#results tbody tr:nth-child(1) button.verdict-phishing")  # by keyboard only
+    page.keyboard.press("Enter")
     assert page.is_visible("#key-form") and feedback.requests == []  # no key, nothing sent
     enter_key(page)
     stored_cell(page, 0).filter(has_text="accepted").wait_for()
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == "mark row 0 as phishing"  # the keyboard is back where it was
     assert stored_cell(page, 0).inner_text() == "phishing: accepted · verdict ab12cd34ef56"
     body, headers = feedback.requests[0]
     assert body == {"feedback": [{"prediction_id": "req42-0", "label": "phishing", "source": "ui"}]}
