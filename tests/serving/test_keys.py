@@ -48,7 +48,12 @@ def test_a_key_is_shown_once_and_only_its_salted_hash_is_kept(store) -> None:
     key_id, secret = keys.parse_key(key)
     assert key.startswith("pg_") and len(secret) == 43
     [entry] = store.load()
-    assert (entry.name, entry.role, entry.key_id, entry.active) == ("alice", "analyst", key_id, True)
+    assert (entry.name, entry.role, entry.key_id, entry.active) == (
+        "alice",
+        "analyst",
+        key_id,
+        True,
+    )
     assert secret not in json.dumps(entry.__dict__) and entry.hash != secret
     assert keys.matches(entry, secret)
     assert not keys.matches(entry, secret[:-1] + ("A" if secret[-1] != "A" else "B"))
@@ -177,7 +182,10 @@ def test_keys_command_add_list_revoke(tmp_path: Path, monkeypatch, capsys) -> No
     listing = capsys.readouterr().out
     lines = listing.splitlines()
     assert lines[0].split() == ["NAME", "ROLE", "CREATED", "LAST", "USED", "STATUS"]
-    assert lines[1].split()[:2] == ["alice", "analyst"] and lines[1].split()[-2:] == ["never", "active"]
+    assert lines[1].split()[:2] == ["alice", "analyst"] and lines[1].split()[-2:] == [
+        "never",
+        "active",
+    ]
     assert lines[2].split()[:2] == ["bob", "scorer"]
     entry = FileKeyStore(path).load()[0]
     for secret in (key, key.split("_", 2)[2], entry.salt, entry.hash):
@@ -194,7 +202,9 @@ def test_keys_command_add_list_revoke(tmp_path: Path, monkeypatch, capsys) -> No
             main(argv)
         assert exit_.value.code == 1
         err = capsys.readouterr().err
-        assert err.startswith("phishguard: error: ") and message in err and len(err.splitlines()) == 1
+        assert (
+            err.startswith("phishguard: error: ") and message in err and len(err.splitlines()) == 1
+        )
 
 
 def test_keys_command_on_a_corrupt_store_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -310,7 +310,7 @@ class ApiKeyAuth:
                 429,
                 f"too many writes with the API key {entry.name!r}: at most {rate.text} "
                 f"({RATE_ENV}), {rate.burst} at once ({BURST_ENV}); retry later",
-                [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
+                [(b"retry-after", str(max(1, math.ceil(round(wait, 6)))).encode())],
             )
         scope.setdefault("state", {})["api_key_name"] = entry.name
         self.keyring.touch(entry.name)
