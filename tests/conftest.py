@@ -185,17 +185,25 @@ def keyed_limited_client(
 def keyed_service_app(
     package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
 ) -> Iterator[object]:
-    """`service_app` with every route behind a key (PHISHGUARD_AUTH=all), started, and the
-    analyst's key added to every request that has none."""
-    settings = api_keys.environ("all", **LIMITS)
-    with _in_process_client(
-        package_dir,
-        tmp_path_factory,
-        lambda service: with_bearer(asgi_app_without_metrics(service), api_keys.analyst),
-        False,
-        **settings,
-    ) as client:
-        yield client.app
+    """`service_app` with every route behind a key (PHISHGUARD_AUTH=all), and the analyst's
+    key added to every request that has none."""
+    saved = set_service_env(package_dir, tmp_path_factory, **LIMITS)
+    from service.service import Phishguard
+
+    keyed = {"PHISHGUARD_AUTH": "all", "PHISHGUARD_KEYS": str(api_keys.store)}
+    saved_keyed = {key: os.environ.get(key) for key in keyed}
+    os.environ.update(keyed)
+    try:
+        app = asgi_app_without_metrics(Phishguard)
+        # The middlewares read their settings now, not at the first request: the auth ones
+        # are not left in the environment, where another app of the module would read them.
+        app.middleware_stack = app.build_middleware_stack()
+    finally:
+        restore_env(saved_keyed)
+    try:
+        yield with_bearer(app, api_keys.analyst)
+    finally:
+        restore_env(saved)
 
 
 @pytest.fixture(scope="module", params=["off", "writes", "all"])

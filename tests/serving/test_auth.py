@@ -399,3 +399,17 @@ def test_bentoml_serve_refuses_to_start_on_a_corrupt_store(package_dir, tmp_path
     named = [line for line in text.splitlines() if "corrupt API key store" in line]
     assert status != 0 and len(named) == 1, text
     assert "refusing to start" in named[0] and "Traceback" not in text, text
+
+
+def test_the_keyed_clients_of_the_bad_input_and_fuzz_tests_are_behind_keys(
+    keyed_limited_client, keyed_service_app, api_keys
+) -> None:
+    """The bad-input corpus and the fuzzer run again through these: make sure a key is needed."""
+    payload = {"records": records(1, 3)}
+    assert keyed_limited_client.post("/predict", json=payload).status_code == 200
+    refused = keyed_limited_client.post("/predict", json=payload, headers={"Authorization": ""})
+    assert refused.status_code == 401
+    with TestClient(keyed_service_app) as client:
+        assert client.post("/predict", json=payload).status_code == 200
+        wrong = client.post("/predict", json=payload, headers=bearer(api_keys.wrong))
+        assert wrong.status_code == 401
