@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import bentoml
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,7 +29,7 @@ from phishguard.serving.auth import ApiKeyAuth
 from phishguard.serving.keys import FileKeyStore, KeyStoreError
 from tests.support import REPO, free_port, synthetic_rows, tool_env
 from tests.support.api_keys import TestKeys, bearer, make_keys
-from tests.support.service import records, spawn, stop
+from tests.support.service import asgi_app_without_metrics, records, spawn, stop
 
 MODES = ("off", "writes", "all")
 CALLERS = ("no key", "malformed", "wrong key", "unknown id", "revoked key", "scorer", "analyst")
@@ -413,3 +414,20 @@ def test_the_keyed_clients_of_the_bad_input_and_fuzz_tests_are_behind_keys(
         assert client.post("/predict", json=payload).status_code == 200
         wrong = client.post("/predict", json=payload, headers=bearer(api_keys.wrong))
         assert wrong.status_code == 401
+
+
+def test_a_bentoml_endpoint_reads_the_key_name_from_its_context(api_keys) -> None:
+    """The audit interface: a BentoML API method with a `ctx: bentoml.Context` parameter gets
+    the name of the key that called it (the /feedback endpoint stores it as the submitter)."""
+
+    @bentoml.service
+    class Audited:
+        @bentoml.api(route="/feedback")
+        def feedback(self, ctx: bentoml.Context) -> dict:
+            return {"submitter": getattr(ctx.request.state, "api_key_name", None)}
+
+    Audited.add_asgi_middleware(ApiKeyAuth, environ=api_keys.environ("all"))
+    with TestClient(asgi_app_without_metrics(Audited)) as client:
+        answer = client.post("/feedback", json={}, headers=bearer(api_keys.analyst))
+        assert answer.json() == {"submitter": "alice"}
+        assert client.post("/feedback", json={}).status_code == 401
