@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import bentoml
+import mongomock_ng
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,7 +27,7 @@ from starlette.testclient import TestClient
 from phishguard import PhishguardError
 from phishguard.serving import auth
 from phishguard.serving.auth import ApiKeyAuth
-from phishguard.serving.keys import FileKeyStore, KeyStoreError
+from phishguard.serving.keys import FileKeyStore, KeyStoreError, open_key_store
 from tests.support import REPO, free_port, synthetic_rows, tool_env
 from tests.support.api_keys import TestKeys, bearer, make_keys
 from tests.support.service import asgi_app_without_metrics, records, spawn, stop
@@ -431,3 +432,18 @@ def test_a_bentoml_endpoint_reads_the_key_name_from_its_context(api_keys) -> Non
         answer = client.post("/feedback", json={}, headers=bearer(api_keys.analyst))
         assert answer.json() == {"submitter": "alice"}
         assert client.post("/feedback", json={}).status_code == 401
+
+
+def test_keys_in_mongodb_are_enforced_and_revoked_without_restart() -> None:
+    store = open_key_store({}, mongomock_ng.MongoClient())
+    key = store.add("ann", "analyst")
+    clock = FakeClock()
+    app = Starlette(
+        routes=[Route("/feedback", echo, methods=["POST"])],
+        middleware=[Middleware(ApiKeyAuth, environ={}, store=store, clock=clock)],
+    )
+    with TestClient(app) as client:
+        assert client.post("/feedback", headers=bearer(key)).json() == {"api_key_name": "ann"}
+        store.revoke("ann")
+        clock.now += auth.RELOAD_SECONDS
+        assert client.post("/feedback", headers=bearer(key)).status_code == 401

@@ -237,7 +237,10 @@ class MongoKeyStore:
         self.where = f"MongoDB {collection.database.name}.{collection.name}"
 
     def version(self) -> object:
-        return object()  # no cheap change marker: every check re-reads (a few small documents)
+        """Changes when a key is added, removed or revoked (one small projection query)."""
+        fields = {"key_id": 1, "revoked_at": 1}
+        found = self.collection.find({}, fields, sort=[("_id", 1)])
+        return tuple((d["_id"], d.get("key_id"), d.get("revoked_at")) for d in found)
 
     def load(self) -> list[ApiKey]:
         documents = [
