@@ -20,8 +20,8 @@ whether its id exists, and ids are random, so no name can be probed. A verified 
 (by its SHA-256) until the store changes, so a protected request pays PBKDF2 only once per key.
 
 Revocation needs no restart: before checking a key the middleware looks at the store at most
-once per `RELOAD_SECONDS` (1 s; a file's inode, mtime and size; the ids and revocations in MongoDB)
-and reloads it when it changed. A store that became unreadable fails closed: protected routes
+once per `RELOAD_SECONDS` (1 s: a file's inode, mtime and size, or the ids and revocations in
+MongoDB) and reloads it when it changed. A store that became unreadable fails closed: protected routes
 answer 503 until it is fixed. Last use is recorded at most once per `USE_RECORD_SECONDS` (60 s)
 per worker, in a background thread (see `phishguard.serving.keys`).
 
