@@ -21,9 +21,9 @@ whether its id exists, and ids are random, so no name can be probed. A verified 
 
 Revocation needs no restart: before checking a key the middleware looks at the store at most
 once per `RELOAD_SECONDS` (1 s: a file's inode, mtime and size, or the ids and revocations in
-MongoDB) and reloads it when it changed. A store that became unreadable fails closed: protected routes
-answer 503 until it is fixed. Last use is recorded at most once per `USE_RECORD_SECONDS` (60 s)
-per worker, in a background thread (see `phishguard.serving.keys`).
+MongoDB) and reloads it when it changed. A store that became unreadable fails closed: the
+protected routes answer 503 until it is fixed. Last use is recorded at most once per
+`USE_RECORD_SECONDS` (60 s) per worker, in a background thread (see `phishguard.serving.keys`).
 
 Writes are rate-limited per key: a token bucket of `PHISHGUARD_WRITE_BURST` writes (default:
 the rate's count) refilled at `PHISHGUARD_WRITE_RATE` (default "60/minute"); past it, 429 with
