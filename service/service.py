@@ -55,7 +55,7 @@ from phishguard.contract.record_checks import (
 from phishguard.data.sources import DataSourceError
 from phishguard.modeling.bundle import verify
 from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
-from phishguard.serving import header_limits, http_errors
+from phishguard.serving import auth, header_limits, http_errors
 from phishguard.serving.batch import score_table
 from phishguard.serving.http_models import ExplainedResults, Metadata, Records, Results
 from phishguard.serving.live_metrics import LiveMetrics
@@ -113,6 +113,15 @@ class Phishguard:
         """
         try:
             verify(_package_dir())
+        except PhishguardError as error:
+            raise BentoMLException(f"refusing to start: {error}") from None
+
+    @bentoml.on_deployment
+    def verify_api_keys() -> None:
+        """Check PHISHGUARD_AUTH, the write rate and the API key store once, before any worker
+        starts (issue 18): a bad setting or a corrupt store stops `bentoml serve` with one line."""
+        try:
+            auth.check_at_start()
         except PhishguardError as error:
             raise BentoMLException(f"refusing to start: {error}") from None
 
@@ -234,6 +243,9 @@ class Phishguard:
         return Metadata(**{**model, **limits})
 
 
+# API keys (issue 18), first so a request without a valid key is refused before anything
+# else reads it; see phishguard.serving.auth.
+Phishguard.add_asgi_middleware(auth.ApiKeyAuth)
 # Body size and content type (issue 6) and numbers too long to parse, refused before BentoML
 # reads or parses the body; see phishguard.serving.request_limits.
 Phishguard.add_asgi_middleware(RequestLimits)

@@ -25,6 +25,7 @@ from tests.support import (
     run_pipeline,
     synthetic_rows,
 )
+from tests.support.api_keys import TestKeys, make_keys, with_bearer
 from tests.support.dask_cluster import TcpCluster, tcp_cluster
 from tests.support.packaged_model import write_package
 from tests.support.service import (
@@ -158,6 +159,66 @@ def service_app(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         yield asgi_app_without_metrics(Phishguard)
     finally:
         restore_env(saved)
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> TestKeys:
+    """A key store made at run time: analyst, scorer and revoked keys, and wrong ones."""
+    return make_keys(tmp_path_factory.mktemp("api_keys"))
+
+
+@pytest.fixture(scope="session")
+def keyed_limited_client(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
+) -> Iterator[object]:
+    """`limited_client` with every route behind a key (PHISHGUARD_AUTH=all), sending the
+    analyst's key with each request."""
+    settings = api_keys.environ("all", **LIMITS)
+    with _in_process_client(
+        package_dir, tmp_path_factory, asgi_app_without_metrics, False, **settings
+    ) as client:
+        client.headers["Authorization"] = f"Bearer {api_keys.analyst}"
+        yield client
+
+
+@pytest.fixture(scope="module")
+def keyed_service_app(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
+) -> Iterator[object]:
+    """`service_app` with every route behind a key (PHISHGUARD_AUTH=all), and the analyst's
+    key added to every request that has none."""
+    saved = set_service_env(package_dir, tmp_path_factory, **LIMITS)
+    from service.service import Phishguard
+
+    keyed = {"PHISHGUARD_AUTH": "all", "PHISHGUARD_KEYS": str(api_keys.store)}
+    saved_keyed = {key: os.environ.get(key) for key in keyed}
+    os.environ.update(keyed)
+    try:
+        app = asgi_app_without_metrics(Phishguard)
+        # The middlewares read their settings now, not at the first request: the auth ones
+        # are not left in the environment, where another app of the module would read them.
+        app.middleware_stack = app.build_middleware_stack()
+    finally:
+        restore_env(saved_keyed)
+    try:
+        yield with_bearer(app, api_keys.analyst)
+    finally:
+        restore_env(saved)
+
+
+@pytest.fixture(scope="module", params=["off", "writes", "all"])
+def service_in_auth_mode(
+    request: pytest.FixtureRequest,
+    package_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_keys: TestKeys,
+) -> Iterator[tuple[str, object]]:
+    """(mode, a client of the service started with PHISHGUARD_AUTH=mode and `api_keys`)."""
+    settings = api_keys.environ(request.param)
+    with _in_process_client(
+        package_dir, tmp_path_factory, asgi_app_without_metrics, False, **settings
+    ) as client:
+        yield request.param, client
 
 
 @pytest.fixture(scope="session")

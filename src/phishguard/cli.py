@@ -157,7 +157,51 @@ def parser() -> argparse.ArgumentParser:
         "--fail-on-drift", action="store_true", help="exit 1 when drift is found (else 0)"
     )
     drift.set_defaults(handler=_drift)
+
+    # --- keys (issue 18): the store is phishguard.serving.keys, the check serving.auth
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke the service's API keys",
+        description=(
+            "API keys for the service (Authorization: Bearer <key>). Only a salted hash of each "
+            "key is stored: in $PHISHGUARD_KEYS if set, else the MongoDB collection api_keys if "
+            f"$MONGODB_URI is set, else {paths.KEYS_FILE}. Roles: analyst (may send verdicts to "
+            "/feedback, and score) and scorer (may score, when PHISHGUARD_AUTH=all)."
+        ),
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    add = key_commands.add_parser("add", help="create a key and print it (shown only once)")
+    add.add_argument("name", help="the key's name, recorded with every verdict it sends")
+    add.add_argument(
+        "--role", choices=("analyst", "scorer"), default="scorer", help="default: %(default)s"
+    )
+    add.set_defaults(handler=_keys_add)
+    listing = key_commands.add_parser("list", help="names, roles, creation and last use")
+    listing.set_defaults(handler=_keys_list)
+    revoke = key_commands.add_parser(
+        "revoke", help="revoke a key (the service stops accepting it within about a second)"
+    )
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_keys_revoke)
     return top
+
+
+def _keys_add(args: argparse.Namespace) -> None:
+    from phishguard.serving.keys import add_command
+
+    add_command(args.name, args.role)
+
+
+def _keys_list(_: argparse.Namespace) -> None:
+    from phishguard.serving.keys import list_command
+
+    list_command()
+
+
+def _keys_revoke(args: argparse.Namespace) -> None:
+    from phishguard.serving.keys import revoke_command
+
+    revoke_command(args.name)
 
 
 def _drift(args: argparse.Namespace) -> None:

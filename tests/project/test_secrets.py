@@ -13,6 +13,7 @@ PATTERNS = {
     "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
     "MongoDB URI with password": re.compile(r"mongodb(\+srv)?://[^:/\s\"']+:[^@/\s\"'$<{]+@"),
     "Slack token": re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
+    "phishguard API key": re.compile(r"\bpg_[0-9a-f]{12}_[A-Za-z0-9_-]{43}"),
 }
 # Fakes the tests use on purpose: moto's documented keys, redacted passwords, and made-up
 # passwords for servers on loopback that do not exist. Nothing else.
@@ -40,3 +41,4 @@ def test_the_scanner_catches_a_planted_key():
         "mongodb://admin:" + "hunter2@db.example:27017"
     )
     assert not PATTERNS["MongoDB URI with password"].search("mongodb://127.0.0.1:27017")
+    assert PATTERNS["phishguard API key"].search("Bearer pg_0123456789ab_" + "x" * 43)

@@ -21,6 +21,15 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
 
+@pytest.fixture(scope="module", params=["auth=writes", "auth=all with a key"])
+def service_app(request: pytest.FixtureRequest, service_app):
+    """The service with the default auth mode, and with every route behind an API key and a
+    valid one added to each request (issue 18): still not one server error."""
+    if request.param == "auth=writes":
+        return service_app
+    return request.getfixturevalue("keyed_service_app")
+
+
 def operations(app: object) -> list:
     schema = schemathesis.openapi.from_asgi("/docs.json", app)
     found = [result.ok() for result in schema.get_all_operations()]

@@ -22,6 +22,15 @@ JSON_ROUTES = ("/predict", "/explain")
 JSON = {"content-type": "application/json"}
 
 
+@pytest.fixture(scope="module", params=["auth=writes", "auth=all with a key"])
+def limited_client(request: pytest.FixtureRequest, limited_client):
+    """Every case twice: with the default auth mode, and with every route behind an API key
+    and a valid one sent (issue 18): a key changes nothing about how bad input is answered."""
+    if request.param == "auth=writes":
+        return limited_client
+    return request.getfixturevalue("keyed_limited_client")
+
+
 def one(**change: object) -> dict:
     """A valid record with some fields replaced (a value of `...` removes the field)."""
     record = {**records(1, 60)[0], **change}
