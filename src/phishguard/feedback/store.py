@@ -46,12 +46,13 @@ BUSY_TIMEOUT_S = 30.0
 
 VERDICT_ID = "verdict_id"
 RECEIVED_AT = "received_at"
+SOURCE = "source"
 NOTE = "note"
 PREDICTION_ID = "prediction_id"
-# Per-row fields `add` takes from its DataFrame when present; `source` and `submitter` are
-# per call.
-OPTIONAL_FIELDS = (NOTE, PREDICTION_ID)
-PROVENANCE = (RECEIVED_AT, "source", NOTE, "submitter", PREDICTION_ID, "schema_version")
+# Per-row fields `add` takes from its DataFrame when present (a row's `source`, when given,
+# overrides the call's); `submitter` is per call.
+OPTIONAL_FIELDS = (NOTE, SOURCE, PREDICTION_ID)
+PROVENANCE = (RECEIVED_AT, SOURCE, NOTE, "submitter", PREDICTION_ID, "schema_version")
 VERDICT_COLUMNS = (*COLUMNS, VERDICT_ID, *PROVENANCE)
 """The columns of `FeedbackStore.verdicts()`, in order."""
 
@@ -171,7 +172,7 @@ class SqliteFeedbackStore:
                 for index, (verdict_id, row) in enumerate(zip(ids, values, strict=True)):
                     provenance = (
                         received,
-                        source,
+                        optional[SOURCE][index] or source,
                         optional[NOTE][index],
                         submitter,
                         optional[PREDICTION_ID][index],
@@ -215,7 +216,7 @@ class MongoFeedbackStore:
                 "_id": verdict_id,
                 **dict(zip(COLUMNS, row, strict=True)),
                 "provenance": {
-                    "source": source,
+                    SOURCE: optional[SOURCE][index] or source,
                     RECEIVED_AT: received,
                     "schema_version": SCHEMA_VERSION,
                     "submitter": submitter,

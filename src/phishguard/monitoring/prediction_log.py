@@ -8,8 +8,11 @@ machines sharing the directory, never write to the same file. A full queue or an
 directory drops the batch: one warning per cause, and a counter (`dropped`) for /metrics.
 
 One JSON object per line, flat so that any records reader sees the 30 features as columns:
-time (UTC, ISO 8601), request_id, source (api|csv|batch), model_version, model_sha256, the
-30 features, probability, decision (the class name at the threshold) and threshold.
+time (UTC, ISO 8601), request_id, prediction_id (`<request_id>-<index>`: the index in the
+request, or the batch CLI's input row; what `POST /feedback` takes to refer to a prediction),
+source (api|csv|batch), model_version, model_sha256, the 30 features, probability, decision
+(the class name at the threshold) and threshold; and `caller` (the API key's name) when the
+service knows who called.
 
 `read_log` loads a log directory (or any records file the pipeline reads) into a DataFrame.
 """
@@ -63,6 +66,8 @@ class _Batch:
     features: np.ndarray
     probabilities: np.ndarray
     threshold: float
+    indexes: np.ndarray | None = None
+    caller: str | None = None
 
 
 class PredictionLog:
@@ -141,9 +146,13 @@ class PredictionLog:
         request_id: str,
         model_version: str,
         model_sha256: str,
+        indexes: np.ndarray | None = None,
+        caller: str | None = None,
     ) -> bool:
         """Queue one scored batch (the 30 features in canonical order, one probability per row).
-        True when queued; False when disabled or dropped. Never raises on a logging problem."""
+        Row i is prediction `<request_id>-<indexes[i]>` (default: `<request_id>-<i>`), scored
+        for `caller` (an API key's name) if given. True when queued; False when disabled or
+        dropped. Never raises on a logging problem."""
         if self.directory is None:
             return False
         if source not in SOURCES:
@@ -159,6 +168,8 @@ class PredictionLog:
             features=np.array(matrix, dtype=np.int8),
             probabilities=np.array(probabilities, dtype=np.float64),
             threshold=float(threshold),
+            indexes=None if indexes is None else np.array(indexes, dtype=np.int64),
+            caller=caller,
         )
         rows = len(batch.probabilities)
         with self._lock:
@@ -298,6 +309,11 @@ def records_jsonl(batches: list[_Batch]) -> str:
     columns: dict[str, object] = {
         "time": repeated([_utc_text(batch.time) for batch in batches]),
         "request_id": repeated([batch.request_id for batch in batches]),
+        "prediction_id": [
+            f"{batch.request_id}-{index}"
+            for batch, count in zip(batches, counts, strict=True)
+            for index in (range(count) if batch.indexes is None else batch.indexes.tolist())
+        ],
         "source": repeated([batch.source for batch in batches]),
         "model_version": repeated([batch.model_version for batch in batches]),
         "model_sha256": repeated([batch.model_sha256 for batch in batches]),
@@ -306,6 +322,8 @@ def records_jsonl(batches: list[_Batch]) -> str:
     columns["probability"] = probabilities
     columns["decision"] = np.where(probabilities >= thresholds, CLASS_NAMES[1], CLASS_NAMES[0])
     columns["threshold"] = thresholds
+    if any(batch.caller is not None for batch in batches):
+        columns["caller"] = repeated([batch.caller for batch in batches])
     text = pd.DataFrame(columns).to_json(orient="records", lines=True, double_precision=15)
     return text if text.endswith("\n") else text + "\n"
 
