@@ -61,6 +61,11 @@ class FeedbackError(PhishguardError, ValueError):
     """Some verdicts are wrong; the message names each, and says nothing was stored."""
 
 
+def label_of(result: int) -> str:
+    """The label of a `Result` in the UCI coding: `phishing` or `legitimate`."""
+    return CLASS_NAMES[1] if result == RESULT_PHISHING else CLASS_NAMES[0]
+
+
 def _refused(problems: list[str], more: int = 0) -> FeedbackError:
     return FeedbackError(f"{RecordError(problems, more)}; {NOTHING_STORED}")
 

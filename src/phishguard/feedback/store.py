@@ -82,6 +82,12 @@ class FeedbackStore(Protocol):
     def close(self) -> None: ...
 
 
+def store_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The variables of `environ` that `open_store` reads (to open the store later as now)."""
+    names = (mongo.URI_ENV, DATABASE_ENV, FEEDBACK_DIR_ENV)
+    return {name: environ[name] for name in names if name in environ}
+
+
 def open_store(environ: Mapping[str, str] = os.environ) -> FeedbackStore:
     """The store this environment names: MongoDB with `$MONGODB_URI`, else the SQLite file."""
     if environ.get(mongo.URI_ENV, "").strip():

@@ -92,11 +92,13 @@ class PredictionLog:
         self.max_pending_rows = max_pending_rows
         self.period = period
         self._lock = threading.Condition()
+        self._flushed = threading.Condition(self._lock)  # flush() waits here, not the writer
         self._queue: deque[_Batch] = deque()
         self._pending_rows = 0
         self._dropped: Counter[str] = Counter()
         self._written = 0
         self._closed = False
+        self._flush_now = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._token = secrets.token_hex(3)
@@ -190,6 +192,18 @@ class PredictionLog:
         self._drop(cause, rows, f"{self.max_pending_rows} records already waiting")
         return False
 
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued now, waiting up to `timeout_s` (for a reader that needs this
+        process's latest records: `POST /feedback` naming a prediction just made)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            if self._thread is None or not self._pending_rows:
+                return
+            self._flush_now = True
+            self._lock.notify()
+            while self._pending_rows and (remaining := deadline - time.monotonic()) > 0:
+                self._flushed.wait(remaining)
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is queued, then stop the writer thread. Idempotent."""
         with self._lock:
@@ -206,8 +220,9 @@ class PredictionLog:
         """In a forked child: the parent's thread, queue, file and lock (which the parent's
         writer may have held at the fork) are not ours; start afresh, with our own file."""
         self._lock = threading.Condition()
+        self._flushed = threading.Condition(self._lock)
         self._queue = deque()
-        self._pending_rows, self._thread = 0, None
+        self._pending_rows, self._thread, self._flush_now = 0, None, False
         self._handle, self._handle_path = None, None
         self._pid, self._token = os.getpid(), secrets.token_hex(3)
 
@@ -227,7 +242,11 @@ class PredictionLog:
                 # Gather for up to FLUSH_SECONDS: one write (one JSON text) for many requests,
                 # not one per request, which on a busy worker cost as much as scoring.
                 deadline = time.monotonic() + FLUSH_SECONDS
-                while not self._closed and self._pending_rows < self.max_pending_rows // 2:
+                while (
+                    not self._closed
+                    and not self._flush_now
+                    and self._pending_rows < self.max_pending_rows // 2
+                ):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -236,6 +255,7 @@ class PredictionLog:
                     return
                 batches = list(self._queue)
                 self._queue.clear()
+                self._flush_now = False
             try:
                 self._write(batches)
             except Exception as error:  # the thread must outlive any one bad batch
@@ -243,6 +263,7 @@ class PredictionLog:
             finally:
                 with self._lock:
                     self._pending_rows -= sum(len(b.probabilities) for b in batches)
+                    self._flushed.notify_all()
 
     def _write(self, batches: list[_Batch]) -> None:
         by_file: dict[Path, list[_Batch]] = {}
