@@ -184,9 +184,14 @@ class Phishguard:
         and a `prediction_id` to send a verdict on the record with (`POST /feedback`)."""
         caller = _caller(ctx)
         if len(records) <= INLINE_RECORDS:
-            return self._predict(records, caller)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.scoring_thread, self._predict, records, caller)
+            response = self._predict(records, caller)
+        else:
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(
+                self.scoring_thread, self._predict, records, caller
+            )
+        ctx.response.status_code = response.status_code  # see _refused
+        return response
 
     def _predict(self, records: Records, caller: str | None) -> Response:
         try:
@@ -207,7 +212,7 @@ class Phishguard:
             matrix = records_matrix(records, self.max_explain_rows)
             reasons = self.scorer.explain(matrix, top=max(1, min(top, 32)))
         except (RecordError, TooManyRecordsError, ExplanationUnavailableError) as error:
-            return http_errors.client_error("/explain", error)
+            return _refused(ctx, "/explain", error)
         results = self.scorer.results(matrix, "api", uuid.uuid4().hex, caller=_caller(ctx))
         for result, why in zip(results, reasons, strict=True):
             result["reasons"] = why
@@ -223,16 +228,16 @@ class Phishguard:
             scores = score_table(self.scorer, table)
         except DataSourceError as error:
             unreadable = PhishguardError(f"not a readable CSV: {error}")
-            return http_errors.client_error("/predict_csv", unreadable, HTTPStatus.BAD_REQUEST)
+            return _refused(ctx, "/predict_csv", unreadable, HTTPStatus.BAD_REQUEST)
         except PhishguardError as error:
-            return http_errors.client_error("/predict_csv", error)
+            return _refused(ctx, "/predict_csv", error)
         if table.empty:  # as an empty list of records (the columns are checked first)
             empty = RecordError(
                 ["no rows: the CSV has a header but no data rows; send at least one"]
             )
-            return http_errors.client_error("/predict_csv", empty)
+            return _refused(ctx, "/predict_csv", empty)
         if rejected := scores.rejects_error():
-            return http_errors.client_error("/predict_csv", rejected)
+            return _refused(ctx, "/predict_csv", rejected)
         # Answered in full: every row was scored, so the upload goes to the observers now.
         proba = scores.scored["phishing_probability"].to_numpy()
         request_id = uuid.uuid4().hex
@@ -267,11 +272,11 @@ class Phishguard:
                 self.prediction_log.flush()  # this worker's latest predictions, on disk now
             verdicts = verdicts_from_items(feedback, self.max_rows, self.prediction_log.directory)
         except (FeedbackError, TooManyRecordsError) as error:
-            return http_errors.client_error("/feedback", error)
+            return _refused(ctx, "/feedback", error)
         try:
             added = self._feedback().add(verdicts, source="api", submitter=_caller(ctx))
         except PhishguardError as error:  # the store is unreachable ($MONGODB_URI)
-            return http_errors.client_error("/feedback", error, HTTPStatus.SERVICE_UNAVAILABLE)
+            return _refused(ctx, "/feedback", error, HTTPStatus.SERVICE_UNAVAILABLE)
         labels = verdicts["Result"].tolist()
         return FeedbackAnswer(
             accepted=added.accepted,
@@ -301,6 +306,16 @@ class Phishguard:
         }
         model = {key: self.scorer.metadata.get(key) for key in Metadata.model_fields}
         return Metadata(**{**model, **limits})
+
+
+def _refused(
+    ctx: bentoml.Context, route: str, error: PhishguardError, status: HTTPStatus | None = None
+) -> Response:
+    """`http_errors.client_error`, its status also set on `ctx`: BentoML gives the answer of
+    a method that takes a context the context's status (200 unless set)."""
+    response = http_errors.client_error(route, error, status)
+    ctx.response.status_code = response.status_code
+    return response
 
 
 def _caller(ctx: bentoml.Context) -> str | None:
