@@ -189,16 +189,16 @@ class Scorer:
         """
         proba = self.probability(matrix, source, request_id, caller=caller)
         flagged = (proba >= self.threshold).tolist()
+        # The request id is a hex uuid: nothing in it needs escaping.
+        tail = f',"prediction_id":"{request_id}-' if request_id else ""
         names = {
-            True: f'true,"label":"{CLASS_NAMES[1]}"',
-            False: f'false,"label":"{CLASS_NAMES[0]}"',
+            True: f'true,"label":"{CLASS_NAMES[1]}"{tail}',
+            False: f'false,"label":"{CLASS_NAMES[0]}"{tail}',
         }
         pairs = zip(proba.tolist(), flagged, strict=True)
         if request_id:
-            # The request id is a hex uuid: nothing in it needs escaping.
             items = [
-                f'{{"phishing_probability":{p!r},"is_phishing":{names[f]},'
-                f'"prediction_id":"{request_id}-{i}"}}'
+                f'{{"phishing_probability":{p!r},"is_phishing":{names[f]}{i}"}}'
                 for i, (p, f) in enumerate(pairs)
             ]
         else:
