@@ -7,12 +7,14 @@ do), sha256-verified before any worker starts (`bentoml serve` exits on a mismat
 once per worker. The request and response models are generated from the schema
 (`phishguard.serving.http_models`, shown on /docs); records are checked by
 `phishguard.contract.record_checks` and scored by `phishguard.serving.scoring`, as in the
-batch CLI; bad input gets the 4xx of `phishguard.serving.http_errors`. BentoML adds /healthz,
-/readyz, /metrics.
+batch CLI; bad input gets the 4xx of `phishguard.serving.http_errors`. Every scored record
+gets a `prediction_id`, which `POST /feedback` takes, with an analyst's label, into the
+feedback store (`phishguard.feedback`). BentoML adds /healthz, /readyz, /metrics.
 
 Environment: PHISHGUARD_WORKERS (default 1), PHISHGUARD_MAX_ROWS (default 10,000 per request),
 PHISHGUARD_MAX_EXPLAIN_ROWS (default 1,000 per /explain request), PHISHGUARD_MAX_BODY_BYTES
-(default 8 MiB), PHISHGUARD_MAX_HEADER_BYTES (default 64 KiB).
+(default 8 MiB), PHISHGUARD_MAX_HEADER_BYTES (default 64 KiB), PHISHGUARD_FEEDBACK_DIR (the
+feedback store's folder, default data/feedback; MONGODB_URI selects MongoDB instead).
 """
 
 from __future__ import annotations
