@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,8 +12,14 @@ import pytest
 from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.load import content_ids
 from phishguard.feedback.store import open_store
+from phishguard.monitoring.prediction_log import read_log
 from tests.support import synthetic_rows
-from tests.support.service import records
+from tests.support.service import (
+    asgi_app_without_metrics,
+    records,
+    restore_env,
+    set_service_env,
+)
 
 
 def verdicts() -> pd.DataFrame:
@@ -138,3 +146,40 @@ def test_a_50_mb_body_is_refused_before_it_is_read(service_client, unchanged) ->
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413 and "error" in response.json()
+
+
+@pytest.fixture(scope="module")
+def keyed_client(package_dir, tmp_path_factory) -> Iterator[tuple[object, Path]]:
+    """The service in-process behind a stand-in of the auth middleware (helper "keys"), which
+    marks every request as made with the key named `alice`; and its prediction-log folder."""
+    saved = set_service_env(package_dir, tmp_path_factory)
+    log_dir = Path(os.environ["PHISHGUARD_PREDICTION_LOG"])
+    from starlette.testclient import TestClient
+
+    from service.service import Phishguard
+
+    app = asgi_app_without_metrics(Phishguard)
+
+    async def as_alice(scope, receive, send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["api_key_name"] = "alice"
+        await app(scope, receive, send)
+
+    try:
+        with TestClient(as_alice) as client:
+            restore_env(saved)
+            yield client, log_dir
+    finally:
+        restore_env(saved)
+
+
+def test_the_key_name_is_the_submitter_and_the_caller(keyed_client) -> None:
+    client, log_dir = keyed_client
+    scored = client.post("/predict", json={"records": records(2, 107)}).json()["results"]
+    body = {"feedback": [{"prediction_id": scored[1]["prediction_id"], "label": "legitimate"}]}
+    answer = client.post("/feedback", json=body).json()
+    verdict_id = answer["verdicts"][0]["verdict_id"]
+    assert verdicts().set_index("verdict_id").at[verdict_id, "submitter"] == "alice"
+    logged = read_log(log_dir)
+    ours = logged["prediction_id"].isin([result["prediction_id"] for result in scored])
+    assert ours.sum() == 2 and set(logged.loc[ours, "caller"]) == {"alice"}
