@@ -59,7 +59,7 @@ from phishguard.data.sources import DataSourceError
 from phishguard.feedback.intake import FeedbackError, label_of, verdicts_from_items
 from phishguard.feedback.store import PREDICTION_ID, FeedbackStore, open_store, store_settings
 from phishguard.modeling.bundle import verify
-from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
+from phishguard.monitoring.prediction_log import FLUSH_SECONDS, LOG_ENV, PredictionLog
 from phishguard.serving import header_limits, http_errors
 from phishguard.serving.batch import score_table
 from phishguard.serving.http_models import (
@@ -272,7 +272,10 @@ class Phishguard:
         try:
             if any(isinstance(item, dict) and PREDICTION_ID in item for item in feedback):
                 self.prediction_log.flush()  # this worker's latest predictions, on disk now
-            verdicts = verdicts_from_items(feedback, self.max_rows, self.prediction_log.directory)
+            # Another worker's log writer may still hold a prediction for up to FLUSH_SECONDS.
+            verdicts = verdicts_from_items(
+                feedback, self.max_rows, self.prediction_log.directory, 2 * FLUSH_SECONDS
+            )
         except (FeedbackError, TooManyRecordsError) as error:
             return _refused(ctx, "/feedback", error)
         try:

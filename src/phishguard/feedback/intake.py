@@ -15,6 +15,7 @@ takes: the 30 features and `Result` (int8), and `note`, `source` and `prediction
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ ITEM_FIELDS = (RECORD, PREDICTION_ID, LABEL_FIELD, SOURCE, NOTE)
 MAX_SOURCE_CHARS = 64
 MAX_NOTE_CHARS = 1_000
 NOTHING_STORED = "nothing was stored"
+LOG_POLL_S = 0.2
 _ITEM = re.compile(r"feedback\[(\d+)\]")
 
 
@@ -85,13 +87,17 @@ def _text_problem(name: str, value: Any, limit: int) -> str | None:
 
 
 def verdicts_from_items(
-    items: Sequence[Any], max_rows: int, prediction_log: Path | None
+    items: Sequence[Any],
+    max_rows: int,
+    prediction_log: Path | None,
+    log_delay_s: float = 0.0,
 ) -> pd.DataFrame:
     """The verdicts of a `POST /feedback` body's `feedback` list, checked.
 
     Raises `TooManyRecordsError` over `max_rows` items, and `FeedbackError` naming each bad
     item as `feedback[i].field`. A `prediction_id` is looked up in the prediction log at
-    `prediction_log` (None: the log is off).
+    `prediction_log` (None: the log is off); one not found is looked for once more after
+    up to `log_delay_s` (polling), the time another process's log writer may take to write it.
     """
     if len(items) > max_rows:
         raise TooManyRecordsError(
@@ -130,6 +136,10 @@ def verdicts_from_items(
     if records:
         problems += _record_problems(records, record_items)
     logged = _logged_features(set(wanted), prediction_log) if wanted else {}
+    deadline = time.monotonic() + log_delay_s
+    while len(logged) < len(wanted) and prediction_log is not None and time.monotonic() < deadline:
+        time.sleep(LOG_POLL_S)
+        logged = _logged_features(set(wanted), prediction_log)
     problems += [
         f"feedback[{index}].{PREDICTION_ID}: unknown prediction {clipped(repr(pid))} "
         "(not in the prediction log)"
