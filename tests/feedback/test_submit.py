@@ -96,6 +96,14 @@ def test_a_bad_row_stops_the_cli_with_nothing_stored(
     assert not store_dir.exists() or stored(store_dir).empty
 
 
+def test_an_overlong_source_is_refused(tmp_path, store_dir, capsys) -> None:
+    path = write(synthetic_rows(2, seed=31), tmp_path / "v.csv")
+    with pytest.raises(SystemExit):
+        cli.main(["feedback", str(path), "--source", "s" * 65])
+    assert "--source must have 1 to 64 characters" in capsys.readouterr().err
+    assert not store_dir.exists()
+
+
 def test_wrong_columns_are_one_schema_line(tmp_path, store_dir, capsys) -> None:
     both = synthetic_rows(2, seed=24).assign(label="phishing")
     misspelled = labelled(2, seed=24).rename(columns={"port": "Port"})

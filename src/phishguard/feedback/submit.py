@@ -13,9 +13,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from phishguard import PhishguardError
 from phishguard.contract.problems import SchemaError
 from phishguard.data.sources import read_table
-from phishguard.feedback.intake import verdicts_from_table
+from phishguard.feedback.intake import MAX_SOURCE_CHARS, verdicts_from_table
 from phishguard.feedback.store import AddResult, open_store
 
 DEFAULT_SOURCE = "cli"
@@ -37,6 +38,8 @@ def command(
     environ: Mapping[str, str] = os.environ,
 ) -> AddResult:
     """Check every row of `file`, then store them all (or nothing) and print the outcome."""
+    if source is not None and not 0 < len(source) <= MAX_SOURCE_CHARS:
+        raise PhishguardError(f"--source must have 1 to {MAX_SOURCE_CHARS} characters")
     try:
         verdicts = verdicts_from_table(read_table(file))
     except SchemaError as error:
