@@ -185,6 +185,20 @@ def keyed_limited_client(
         yield client
 
 
+@pytest.fixture(scope="session")
+def analyst_client(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
+) -> Iterator[object]:
+    """The service in-process in the default auth mode (`writes`: /feedback needs an analyst
+    key) with a 500-row limit, sending the analyst `alice`'s key with every request."""
+    settings = api_keys.environ("writes", PHISHGUARD_MAX_ROWS="500")
+    with _in_process_client(
+        package_dir, tmp_path_factory, asgi_app_without_metrics, **settings
+    ) as client:
+        client.headers["Authorization"] = f"Bearer {api_keys.analyst}"
+        yield client
+
+
 @pytest.fixture(scope="module")
 def keyed_service_app(
     package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys

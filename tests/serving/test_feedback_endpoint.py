@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from phishguard.data.load import content_ids
 from phishguard.feedback.store import open_store
 from phishguard.monitoring.prediction_log import read_log
 from tests.support import synthetic_rows
+from tests.support.api_keys import TestKeys
 from tests.support.service import (
     asgi_app_without_metrics,
     records,
@@ -51,9 +51,9 @@ def unchanged() -> Iterator[None]:
     pd.testing.assert_frame_equal(verdicts(), before)
 
 
-def test_verdicts_are_accepted_once(service_client) -> None:
+def test_verdicts_are_accepted_once(analyst_client) -> None:
     body = {"feedback": items(5, seed=101, note="seen in triage")}
-    first = service_client.post("/feedback", json=body)
+    first = analyst_client.post("/feedback", json=body)
     assert first.status_code == 200, first.text
     answer = first.json()
     assert (answer["accepted"], answer["already_present"]) == (5, 0)
@@ -61,27 +61,27 @@ def test_verdicts_are_accepted_once(service_client) -> None:
     assert [v["verdict_id"] for v in answer["verdicts"]] == expected_ids
     assert [v["label"] for v in answer["verdicts"]] == [i["label"] for i in body["feedback"]]
     assert {v["status"] for v in answer["verdicts"]} == {"accepted"}
-    again = service_client.post("/feedback", json=body).json()
+    again = analyst_client.post("/feedback", json=body).json()
     assert (again["accepted"], again["already_present"]) == (0, 5)
     assert {v["status"] for v in again["verdicts"]} == {"already_present"}
     kept = verdicts().set_index("verdict_id").loc[expected_ids]
     assert set(kept["source"]) == {"api"} and set(kept["note"]) == {"seen in triage"}
-    assert kept["submitter"].isna().all()  # no auth middleware here: no key name
+    assert set(kept["submitter"]) == {"alice"}  # the analyst key's name, never the key
 
 
-def test_a_source_per_item_is_kept(service_client) -> None:
+def test_a_source_per_item_is_kept(analyst_client) -> None:
     body = {"feedback": items(1, seed=102, source="ui")}
-    assert service_client.post("/feedback", json=body).json()["accepted"] == 1
+    assert analyst_client.post("/feedback", json=body).json()["accepted"] == 1
     verdict_id = content_ids(synthetic_rows(1, 102))[0]
     assert verdicts().set_index("verdict_id").at[verdict_id, "source"] == "ui"
 
 
-def test_a_prediction_id_from_predict_round_trips(service_client) -> None:
-    scored = service_client.post("/predict", json={"records": records(3, 103)}).json()["results"]
+def test_a_prediction_id_from_predict_round_trips(analyst_client) -> None:
+    scored = analyst_client.post("/predict", json={"records": records(3, 103)}).json()["results"]
     ids = [result["prediction_id"] for result in scored]
     assert len(set(ids)) == 3 and all(i.endswith(f"-{n}") for n, i in enumerate(ids))
     body = {"feedback": [{"prediction_id": ids[2], "label": "phishing"}]}
-    response = service_client.post("/feedback", json=body)
+    response = analyst_client.post("/feedback", json=body)
     assert response.status_code == 200, response.text
     verdict = response.json()["verdicts"][0]
     row = synthetic_rows(3, 103).iloc[[2]].assign(**{LABEL: -1})
@@ -89,11 +89,11 @@ def test_a_prediction_id_from_predict_round_trips(service_client) -> None:
     assert verdicts().set_index("verdict_id").at[verdict["verdict_id"], "prediction_id"] == ids[2]
 
 
-def test_explain_and_csv_results_carry_prediction_ids(service_client) -> None:
-    explained = service_client.post("/explain", json={"records": records(2, 104)}).json()
+def test_explain_and_csv_results_carry_prediction_ids(analyst_client) -> None:
+    explained = analyst_client.post("/explain", json={"records": records(2, 104)}).json()
     assert [r["prediction_id"][-2:] for r in explained["results"]] == ["-0", "-1"]
     csv = synthetic_rows(2, 104).drop(columns=LABEL).to_csv(index=False)
-    uploaded = service_client.post("/predict_csv", files={"file": ("x.csv", csv, "text/csv")})
+    uploaded = analyst_client.post("/predict_csv", files={"file": ("x.csv", csv, "text/csv")})
     assert [r["prediction_id"][-2:] for r in uploaded.json()["results"]] == ["-0", "-1"]
 
 
@@ -118,29 +118,29 @@ def test_explain_and_csv_results_carry_prediction_ids(service_client) -> None:
     ],
 )
 def test_bad_feedback_is_a_422_naming_it_with_nothing_stored(
-    service_client, unchanged, change, message
+    analyst_client, unchanged, change, message
 ) -> None:
     body = items(3, seed=105)
     change(body)
-    response = service_client.post("/feedback", json={"feedback": body})
+    response = analyst_client.post("/feedback", json={"feedback": body})
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert message in error and error.endswith("nothing was stored")
 
 
-def test_empty_too_many_and_malformed_bodies_are_refused(service_client, unchanged) -> None:
-    empty = service_client.post("/feedback", json={"feedback": []})
+def test_empty_too_many_and_malformed_bodies_are_refused(analyst_client, unchanged) -> None:
+    empty = analyst_client.post("/feedback", json={"feedback": []})
     assert empty.status_code == 422 and "no verdicts" in empty.json()["error"]
-    many = service_client.post("/feedback", json={"feedback": items(501, seed=106)})
+    many = analyst_client.post("/feedback", json={"feedback": items(501, seed=106)})
     assert many.status_code == 413
     assert "501 verdicts in one request; the limit is 500" in many.json()["error"]
     for body in ({"feedback": "x"}, {"verdicts": items(1, seed=106)}, {}):
-        assert service_client.post("/feedback", json=body).status_code == 400
+        assert analyst_client.post("/feedback", json=body).status_code == 400
 
 
-def test_a_50_mb_body_is_refused_before_it_is_read(service_client, unchanged) -> None:
+def test_a_50_mb_body_is_refused_before_it_is_read(analyst_client, unchanged) -> None:
     note = "x" * (50 * 1024 * 1024)
-    response = service_client.post(
+    response = analyst_client.post(
         "/feedback",
         content=b'{"feedback": [{"label": "phishing", "note": "' + note.encode() + b'"}]}',
         headers={"content-type": "application/json"},
@@ -149,25 +149,22 @@ def test_a_50_mb_body_is_refused_before_it_is_read(service_client, unchanged) ->
 
 
 @pytest.fixture(scope="module")
-def keyed_client(package_dir, tmp_path_factory) -> Iterator[tuple[object, Path]]:
-    """The service in-process behind a stand-in of the auth middleware (helper "keys"), which
-    marks every request as made with the key named `alice`; and its prediction-log folder."""
-    saved = set_service_env(package_dir, tmp_path_factory)
-    log_dir = Path(os.environ["PHISHGUARD_PREDICTION_LOG"])
+def keyed_client(
+    package_dir, tmp_path_factory, api_keys: TestKeys
+) -> Iterator[tuple[object, Path]]:
+    """The service in-process with every route behind a key (PHISHGUARD_AUTH=all), sending
+    the analyst `alice`'s key; and its prediction-log folder."""
+    log_dir = tmp_path_factory.mktemp("keyed_predictions")
+    settings = api_keys.environ("all", PHISHGUARD_PREDICTION_LOG=str(log_dir))
+    saved = set_service_env(package_dir, tmp_path_factory, **settings)
     from starlette.testclient import TestClient
 
     from service.service import Phishguard
 
-    app = asgi_app_without_metrics(Phishguard)
-
-    async def as_alice(scope, receive, send) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["api_key_name"] = "alice"
-        await app(scope, receive, send)
-
     try:
-        with TestClient(as_alice) as client:
+        with TestClient(asgi_app_without_metrics(Phishguard)) as client:
             restore_env(saved)
+            client.headers["Authorization"] = f"Bearer {api_keys.analyst}"
             yield client, log_dir
     finally:
         restore_env(saved)
