@@ -17,6 +17,7 @@ from phishguard.data.landing import fetch
 from phishguard.data.origin import BASE, FEEDBACK, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID
 from phishguard.data.quarantine_file import quarantine_file
 from phishguard.data.snapshot import NO_SUBMITTER, parts_report, snapshot_table
+from phishguard.feedback.store import FEEDBACK_DIR_ENV, open_store
 from tests.support import synthetic_rows
 from tests.support.verdicts import verdict_frame
 
@@ -131,3 +132,28 @@ def test_a_missing_base_column_stays_a_schema_error(tmp_path):
     ingest_file(landed, tmp_path / "raw.parquet")
     with pytest.raises(SchemaError, match="SFH"):
         quarantine_file(tmp_path / "raw.parquet", tmp_path / "v.parquet", tmp_path / "q.csv")
+
+
+def test_resending_to_the_store_leaves_the_snapshot_bytes_unchanged(
+    tmp_path, dataset_path, monkeypatch
+):
+    """`fetch`'s default verdicts are the feedback store's (here its SQLite file)."""
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    monkeypatch.setenv(FEEDBACK_DIR_ENV, str(tmp_path / "feedback"))
+    data = {"name": "uci", "url": str(dataset_path), "feedback": True}
+    rows = synthetic_rows(30, seed=6)
+    store = open_store()
+    try:
+        assert store.add(rows, source="test", submitter="alice").accepted == 30
+        landed, origin = fetch(data, tmp_path / "landing")
+        first = landed.read_bytes()
+        stored = store.verdicts()
+        again = store.add(rows.iloc[::-1], source="other", submitter="bob")
+        assert (again.accepted, again.already_present) == (0, 30)
+        pd.testing.assert_frame_equal(store.verdicts(), stored)
+    finally:
+        store.close()
+    assert fetch(data, tmp_path / "landing")[0].read_bytes() == first
+    assert origin.endswith("+ 30 feedback verdicts")
+    table = pd.read_parquet(landed)
+    assert set(table.loc[table[ORIGIN] == FEEDBACK, SUBMITTER]) == {"alice"}

@@ -36,6 +36,7 @@ from phishguard.data.sources import (
     supported_suffixes,
     url_suffix,
 )
+from phishguard.feedback.store import open_store
 
 DATA_ENV = "PHISHING_DATA"
 LANDING_STEM = "phishing_websites"
@@ -131,9 +132,6 @@ def wants_feedback(data: Mapping[str, Any]) -> bool:
 
 def stored_verdicts() -> pd.DataFrame:
     """Every verdict in the feedback store (`phishguard.feedback.store`)."""
-    # TODO(merge s13-feedback): move to the top once the store module exists on this branch.
-    from phishguard.feedback.store import open_store
-
     store = open_store()
     try:
         return store.verdicts()
