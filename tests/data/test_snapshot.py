@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mongomock_ng
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +13,10 @@ import pytest
 from phishguard.config.params import ParamsError
 from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import COLUMNS, FEATURES
+from phishguard.data import mongo
 from phishguard.data.ingest import ingest_file
 from phishguard.data.landing import fetch
+from phishguard.data.load import load_files
 from phishguard.data.origin import BASE, FEEDBACK, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID
 from phishguard.data.quarantine_file import quarantine_file
 from phishguard.data.snapshot import NO_SUBMITTER, parts_report, snapshot_table
@@ -98,7 +101,7 @@ def test_feedback_rows_are_judged_by_the_same_engine_and_counted(tmp_path, datas
     report = counts.report()
     assert report["input_rows"] == 11_065 == report["valid_rows"] + report["quarantined_rows"]
     assert report["quarantined_rows"] == 2
-    assert report["quarantined_by_origin"] == {FEEDBACK: 2}
+    assert report["quarantined_by_origin"] == {BASE: 0, FEEDBACK: 2}
     quarantined = pd.read_csv(tmp_path / "quarantine.csv")
     assert list(quarantined["row"]) == [11_055 + 3, 11_055 + 6]
     assert quarantined["reason"].str.contains("SFH").all()
@@ -157,3 +160,34 @@ def test_resending_to_the_store_leaves_the_snapshot_bytes_unchanged(
     assert origin.endswith("+ 30 feedback verdicts")
     table = pd.read_parquet(landed)
     assert set(table.loc[table[ORIGIN] == FEEDBACK, SUBMITTER]) == {"alice"}
+
+
+class _KeptOpen:
+    """A mongomock_ng client whose close() keeps the data (its own close wipes it)."""
+
+    def __init__(self, client: mongomock_ng.MongoClient) -> None:
+        self.client = client
+
+    def __getitem__(self, name: str):
+        return self.client[name]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_mongodb_base_gets_the_feedback_collection_appended(tmp_path, monkeypatch):
+    server = mongomock_ng.MongoClient()
+    base = synthetic_rows(40, seed=7)
+    base.to_csv(tmp_path / "base.csv", index=False)
+    load_files([str(tmp_path / "base.csv")], server, "phishguard", "websites")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9")  # read, never dialled here
+    monkeypatch.setattr(mongo, "connect", lambda uri: _KeptOpen(server))
+    store = open_store()
+    store.add(synthetic_rows(5, seed=8), source="test", submitter="carol")
+    store.close()
+    data = {"name": "mongodb", "database": "phishguard", "collection": "websites"}
+    landed, origin = fetch({**data, "filter": {}, "feedback": True}, tmp_path / "landing")
+    table = pd.read_parquet(landed)
+    assert origin == "MongoDB ($MONGODB_URI): 40 documents + 5 feedback verdicts"
+    assert list(table[ORIGIN].value_counts().sort_index()) == [40, 5]
+    assert set(table.loc[table[ORIGIN] == FEEDBACK, SUBMITTER]) == {"carol"}

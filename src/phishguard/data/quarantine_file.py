@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from phishguard.contract.checks import check_columns
 from phishguard.contract.schema import COLUMNS
-from phishguard.data.origin import ORIGIN, PROVENANCE_COLUMNS
+from phishguard.data.origin import BASE, FEEDBACK, ORIGIN, PROVENANCE_COLUMNS
 from phishguard.data.validate import REASON, ROW, DuplicateCounter, quarantine
 from phishguard.io import CHUNK_ROWS, ChunkWriter
 
@@ -50,7 +50,7 @@ class FileValidation:
             **(
                 {}
                 if self.by_origin is None
-                else {"quarantined_by_origin": dict(sorted(self.by_origin.items()))}
+                else {"quarantined_by_origin": {o: self.by_origin[o] for o in (BASE, FEEDBACK)}}
             ),
         }
 
