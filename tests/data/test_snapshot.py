@@ -79,13 +79,18 @@ def test_empty_store_validates_to_exactly_todays_base_rows(tmp_path, dataset_pat
     """The snapshot of an empty store, through ingest and validate, gives the same valid rows
     in the same order as the CSV itself (so the same split and the same model)."""
     landed = land(tmp_path, dataset_path, verdict_frame(synthetic_rows(0)))
-    valid = {}
+    valid, hashes = {}, {}
     for name, source in (("snapshot", landed), ("csv", dataset_path)):
         raw = tmp_path / f"{name}.parquet"
-        ingest_file(source, raw)
+        summary = ingest_file(source, raw)
         counts = quarantine_file(raw, tmp_path / f"{name}-valid.parquet", tmp_path / "q.csv")
         valid[name] = pd.read_parquet(tmp_path / f"{name}-valid.parquet")
         assert counts.input_rows == counts.valid_rows == 11_055
+        hashes[name] = summary.content_sha256
+        if name == "snapshot":
+            hashes["base part"] = parts_report(pd.read_parquet(raw))["part_sha256"][BASE]
+    # The base part's hash is the hash of the base data landed without feedback.
+    assert hashes["base part"] == hashes["csv"] != hashes["snapshot"]
     assert (valid["snapshot"][ORIGIN] == BASE).all()
     pd.testing.assert_frame_equal(valid["snapshot"][list(COLUMNS)], valid["csv"])
 

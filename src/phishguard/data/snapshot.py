@@ -126,18 +126,20 @@ def write_snapshot(base_file: Path, verdicts: pd.DataFrame, destination: Path) -
 def parts_report(table: pd.DataFrame) -> dict[str, object]:
     """For reports/ingest.json: rows by origin, verdicts by submitter, a hash of each part.
 
-    Each part's hash is `content_sha256` of its rows (all columns, in the snapshot's order);
-    the base part's hash changes only when the base data does.
+    Each part's hash is `content_sha256` of its rows: the base part without the origin
+    columns (so it equals the `content_sha256` the same base data has when landed without
+    feedback, and changes only when the base data does), the feedback part with them.
     """
     origin = table[ORIGIN].astype("string")
-    feedback = table[origin == FEEDBACK]
+    base = table.loc[origin == BASE].drop(columns=list(PROVENANCE_COLUMNS))
+    feedback = table.loc[origin == FEEDBACK]
     submitters = feedback[SUBMITTER].astype("string").fillna(NO_SUBMITTER).value_counts()
     return {
-        "by_source": {BASE: int((origin == BASE).sum()), FEEDBACK: len(feedback)},
+        "by_source": {BASE: len(base), FEEDBACK: len(feedback)},
         "by_submitter": {str(k): int(v) for k, v in sorted(submitters.items())},
         "part_sha256": {
-            part: content_sha256(table[origin == part].reset_index(drop=True))
-            for part in (BASE, FEEDBACK)
+            BASE: content_sha256(base.reset_index(drop=True)),
+            FEEDBACK: content_sha256(feedback.reset_index(drop=True)),
         },
     }
 
