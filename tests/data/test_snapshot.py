@@ -19,7 +19,7 @@ from phishguard.data.landing import fetch
 from phishguard.data.load import load_files
 from phishguard.data.origin import BASE, FEEDBACK, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID
 from phishguard.data.quarantine_file import quarantine_file
-from phishguard.data.snapshot import NO_SUBMITTER, parts_report, snapshot_table
+from phishguard.data.snapshot import NO_SUBMITTER, base_source_of, parts_report, snapshot_table
 from phishguard.feedback.store import FEEDBACK_DIR_ENV, open_store
 from tests.support import synthetic_rows
 from tests.support.verdicts import verdict_frame
@@ -38,6 +38,7 @@ def test_snapshot_is_base_rows_in_order_then_verdicts_by_time(tmp_path, dataset_
     base = pd.read_csv(dataset_path)
 
     assert landed.name == "phishing_websites.parquet"
+    assert base_source_of(landed) == "phishing_websites.csv"
     assert list(table.columns) == [*COLUMNS, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID]
     assert (table[ORIGIN] == BASE).sum() == len(base) and (table[ORIGIN] == FEEDBACK).sum() == 40
     head = table.iloc[: len(base)]
@@ -194,5 +195,6 @@ def test_a_mongodb_base_gets_the_feedback_collection_appended(tmp_path, monkeypa
     landed, origin = fetch({**data, "filter": {}, "feedback": True}, tmp_path / "landing")
     table = pd.read_parquet(landed)
     assert origin == "MongoDB ($MONGODB_URI): 40 documents + 5 feedback verdicts"
+    assert base_source_of(landed) == "mongodb"
     assert list(table[ORIGIN].value_counts().sort_index()) == [40, 5]
     assert set(table.loc[table[ORIGIN] == FEEDBACK, SUBMITTER]) == {"carol"}

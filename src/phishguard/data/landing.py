@@ -114,7 +114,8 @@ def fetch(
         base, origin = _fetch_base(data, Path(staging), source, connect)
         feedback = (verdicts or stored_verdicts)()
         target = landing_dir / f"{LANDING_STEM}.parquet"
-        summary = write_snapshot(base, feedback, target)
+        kind = "mongodb" if source is None and data.get("name") == "mongodb" else base.name
+        summary = write_snapshot(base, feedback, target, base_source=kind)
     _keep_only(target)
     return target, f"{origin} + {summary.feedback_rows} feedback verdicts"
 

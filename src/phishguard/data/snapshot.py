@@ -47,9 +47,11 @@ WRITE_OPTIONS = {
     "write_statistics": False,
     "data_page_version": "1.0",
     "row_group_size": 1 << 20,
-    "store_schema": False,
 }
 NO_SUBMITTER = "(none)"
+# The Parquet footer key naming the kind of base source ("mongodb", or the landed file's name),
+# so ingest tells a new source from a cut-off version of the same one.
+BASE_SOURCE_KEY = b"phishguard.base_source"
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,9 @@ def snapshot_table(base: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(parts)
 
 
-def snapshot_bytes(table: pd.DataFrame) -> bytes:
-    """`table` as Parquet with the pinned options: int8 columns stay int8, the rest is text."""
+def snapshot_bytes(table: pd.DataFrame, base_source: str) -> bytes:
+    """`table` as Parquet with the pinned options: int8 columns stay int8, the rest is text;
+    the only metadata is `base_source`."""
     schema = pa.schema(
         [
             (name, pa.int8() if table[name].dtype == np.int8 else pa.string())
@@ -104,18 +107,22 @@ def snapshot_bytes(table: pd.DataFrame) -> bytes:
     )
     arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
     sink = pa.BufferOutputStream()
-    pq.write_table(arrow.replace_schema_metadata(None), sink, **WRITE_OPTIONS)
+    metadata = {BASE_SOURCE_KEY: base_source.encode()}
+    pq.write_table(arrow.replace_schema_metadata(metadata), sink, **WRITE_OPTIONS)
     return sink.getvalue().to_pybytes()
 
 
-def write_snapshot(base_file: Path, verdicts: pd.DataFrame, destination: Path) -> SnapshotSummary:
+def write_snapshot(
+    base_file: Path, verdicts: pd.DataFrame, destination: Path, base_source: str
+) -> SnapshotSummary:
     """Write the snapshot of the landed `base_file` and `verdicts` to `destination`.
 
-    An unchanged snapshot is not rewritten (same bytes, same modification time).
+    `base_source` says what kind of source the base came from ("mongodb", or the landed file's
+    name); `base_source_of` reads it back. An unchanged snapshot is not rewritten (same bytes, same modification time).
     """
     base = pd.concat(list(iter_chunks(base_file)), ignore_index=True)
     table = snapshot_table(base, verdicts)
-    data = snapshot_bytes(table)
+    data = snapshot_bytes(table, base_source)
     if not (destination.exists() and destination.read_bytes() == data):
         destination.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(destination) as part:
@@ -142,6 +149,15 @@ def parts_report(table: pd.DataFrame) -> dict[str, object]:
             FEEDBACK: content_sha256(feedback.reset_index(drop=True)),
         },
     }
+
+
+def base_source_of(landed: Path) -> str | None:
+    """The `base_source` a snapshot was written with; None for any other landed file."""
+    if landed.suffix != ".parquet":
+        return None
+    metadata = pq.read_schema(landed).metadata or {}
+    value = metadata.get(BASE_SOURCE_KEY)
+    return None if value is None else value.decode()
 
 
 def is_snapshot(columns: list[str]) -> bool:
