@@ -79,7 +79,10 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Copy or download the dataset into the landing folder that `ingest` reads. The source is "
             "SOURCE if given, else $PHISHING_DATA (a path or http(s) URL; CSV, JSON, JSONL, ARFF or "
-            "Parquet), else the public UCI URL in params.yaml (data.url)."
+            "Parquet), else the public UCI URL in params.yaml (data.url). With data.feedback true "
+            "(the default) it lands one Parquet snapshot instead: that source's rows, then every "
+            "verdict in the feedback store (data/feedback/, or MongoDB's `feedback` collection when "
+            "$MONGODB_URI is set), oldest first; the same inputs give the same bytes."
         ),
     )
     fetch.add_argument(

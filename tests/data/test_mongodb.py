@@ -619,6 +619,8 @@ def test_pipeline_trains_from_a_mongodb_snapshot(
         return len(pd.read_parquet(landed))
 
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9")  # read, never dialled here
+    # data.feedback: the feedback store is then the (empty) `feedback` collection there too
+    monkeypatch.setattr(mongo, "connect", lambda uri: KeptOpen(database))
     assert fetch() == 5_849
     run_tool(["dvc", "repro"], workdir)
     report = json.loads((workdir / "reports" / "validation.json").read_text())
