@@ -50,6 +50,10 @@ def tool_env(workdir: Path | None = None) -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     if workdir is not None:
         env["PYTHONPATH"] = str(workdir / "src")
+        # A clone keeps its own feedback and key stores (data/feedback/, .phishguard/), as a
+        # user's checkout does: never the suite's shared ones, which other tests write to.
+        for name in ("PHISHGUARD_FEEDBACK_DIR", "PHISHGUARD_KEYS"):
+            env.pop(name, None)
     env.update(
         DVC_NO_ANALYTICS="1",
         BENTOML_DO_NOT_TRACK="true",
