@@ -219,6 +219,32 @@ def test_unreachable_scheduler_is_one_line_within_bounded_time(package_dir, tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_scores_on_the_cluster_named_by_the_environment(
+    dask_cluster, package_dir, tmp_path
+) -> None:
+    source = tmp_path / "in.csv"
+    dirty_rows(500, 45).to_csv(source, index=False)
+    result = run_tool(
+        [
+            "phishguard",
+            "predict",
+            str(source),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(package_dir),
+        ],
+        REPO,
+        DASK_SCHEDULER_ADDRESS=dask_cluster.address,
+    )
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"phishguard: scored 497 of 500 rows into {tmp_path / 'out'}; "
+        f"3 rejected into {tmp_path / 'out.rejects'}"
+    )
+    assert len(parts(tmp_path / "out")) == 497
+    assert parts(tmp_path / "out.rejects")["row"].tolist() == [4, 251, 500]
+
+
 def test_workers_flag_needs_no_address(package_dir, tmp_path) -> None:
     with pytest.raises(PhishguardError, match="--workers starts a local cluster"):
         predict_command("x.csv", str(tmp_path / "o"), None, str(package_dir), "tcp://1.2.3.4:1", 2)
@@ -268,6 +294,7 @@ def test_killing_a_worker_mid_job_changes_nothing(package_dir, tmp_path) -> None
         cluster.kill_worker(0)
         worker.join(timeout=300)
         assert not worker.is_alive()
+        assert len(client.scheduler_info()["workers"]) == 1  # the job finished on the other
     assert "error" not in outcome, outcome
     summary = outcome["summary"]
     assert (quiet.rows, quiet.scored, quiet.rejected) == (rows, rows, 0)

@@ -25,34 +25,41 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from concurrent.futures import CancelledError
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import fsspec
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed
+from distributed.comm import CommClosedError
+from distributed.scheduler import KilledWorker
 from tqdm import tqdm
 
 from phishguard import DataSourceError, PhishguardError, first_line
-from phishguard.contract.csv_reader import read_csv_chunks
 from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import FEATURES
 from phishguard.data.validate import REASON
-from phishguard.io import CHUNK_ROWS
 from phishguard.modeling import bundle
 from phishguard.serving.batch import ROW, BatchSummary, score_table
+from phishguard.serving.partitions import (
+    PARTITION_ROWS,
+    Partition,
+    csv_partitions,
+    csv_rows,
+    filesystem,
+    input_files,
+    is_remote,
+    parquet_partitions,
+    read_partition,
+    storage_options,
+)
 from phishguard.serving.scoring import Scorer, load_scorer, packaged_model_dir
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-PARTITION_ROWS = 250_000
-"""Parquet row groups are joined into partitions of about this many rows (a CSV file is one)."""
-KINDS = (".parquet", ".csv")
 SCORED_SCHEMA = pa.schema(
     [(ROW, pa.int64()), ("phishing_probability", pa.float32()), ("is_phishing", pa.bool_()),
      ("label", pa.string())]
@@ -65,125 +72,16 @@ _SCORERS: dict[tuple[str, str], Scorer] = {}
 """Per worker process: the loaded bundles, by (the client's bundle path, checksum-file sha256)."""
 
 
-@dataclass(frozen=True)
-class Partition:
-    """Rows `first_row` .. `first_row + rows - 1` (global, 1-based): a CSV file, or row groups
-    of a Parquet file. `url` is read; `name` is how the user wrote it, for messages."""
-
-    index: int
-    url: str
-    name: str
-    row_groups: tuple[int, ...] | None
-    first_row: int
-    rows: int
-
-
-def storage_options(environ: os._Environ[str] | dict[str, str] = os.environ) -> dict[str, Any]:
-    """s3fs options from the client's environment, the AWS rules the DVC remote follows:
-    AWS_ENDPOINT_URL (moto, MinIO), and the AWS_* credentials if set, passed on to the
-    workers; unset, each worker uses its own AWS configuration (an IAM role, ~/.aws)."""
-    options: dict[str, Any] = {}
-    if endpoint := environ.get("AWS_ENDPOINT_URL"):
-        options["client_kwargs"] = {"endpoint_url": endpoint}
-    for key, variable in (
-        ("key", "AWS_ACCESS_KEY_ID"),
-        ("secret", "AWS_SECRET_ACCESS_KEY"),
-        ("token", "AWS_SESSION_TOKEN"),
-    ):
-        if value := environ.get(variable):
-            options[key] = value
-    return options
-
-
-def _filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
-    return fsspec.core.url_to_fs(url, **(options if "://" in url else {}))
-
-
-def _is_remote(url: str) -> bool:
-    return "://" in url and not url.startswith("file://")
-
-
-def input_files(source: str, options: dict[str, Any]) -> tuple[list[tuple[str, str]], str]:
-    """The input's parts as (url, name) in sorted order, and their kind (.parquet or .csv)."""
-    fs, path = _filesystem(source, options)
-    protocol = source.split("://", 1)[0] + "://" if _is_remote(source) else ""
-    if fs.isdir(path):
-        found = [p for p in fs.ls(path, detail=False) if not Path(p).name.startswith((".", "_"))]
-        found = [p for p in found if Path(p).suffix.lower() in KINDS]
-    elif any(c in path for c in "*?["):
-        found = fs.glob(path)
-    elif fs.isfile(path):
-        found = [path]
-    else:
-        raise DataSourceError(f"{source}: no such file or folder")
-    found = sorted(found)
-    if not found:
-        raise DataSourceError(f"{source}: no .parquet or .csv files")
-    kinds = {Path(p).suffix.lower() for p in found}
-    if len(kinds) > 1 or not kinds <= set(KINDS):
-        raise DataSourceError(
-            f"{source}: parts must be all .parquet or all .csv, found {', '.join(sorted(kinds))}"
-        )
-    if protocol:
-        return [(protocol + p, protocol + p) for p in found], kinds.pop()
-    names = [source] if found == [path] else found
-    return [(str(Path(p).resolve()), n) for p, n in zip(found, names, strict=True)], kinds.pop()
-
-
-def parquet_partitions(
-    files: list[tuple[str, str]], options: dict[str, Any], partition_rows: int
-) -> list[Partition]:
-    """Partitions of whole row groups, about `partition_rows` each, numbered from the metadata."""
-    partitions: list[Partition] = []
-    first = 1
-    for url, name in files:
-        fs, path = _filesystem(url, options)
-        try:
-            with fs.open(path, "rb") as handle:
-                metadata = pq.ParquetFile(handle).metadata
-        except (pa.ArrowInvalid, OSError) as error:
-            raise DataSourceError(
-                f"{name}: not a readable Parquet file ({first_line(error)})"
-            ) from None
-        groups: list[int] = []
-        rows = 0
-        for group in range(metadata.num_row_groups):
-            groups.append(group)
-            rows += metadata.row_group(group).num_rows
-            if rows >= partition_rows or group == metadata.num_row_groups - 1:
-                partitions.append(Partition(len(partitions), url, name, tuple(groups), first, rows))
-                first, groups, rows = first + rows, [], 0
-    return partitions
-
-
-def csv_rows(url: str, name: str, options: dict[str, Any]) -> int:
-    """The rows of one CSV file as the CSV reader counts them (a task: the first pass)."""
-    fs, path = _filesystem(url, options)
-    with fs.open(path, "rb") as handle:
-        return sum(len(chunk) for chunk in read_csv_chunks(handle, name, CHUNK_ROWS))
-
-
-def _chunks(partition: Partition, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
-    fs, path = _filesystem(partition.url, options)
-    with fs.open(path, "rb") as handle:
-        if partition.row_groups is None:
-            yield from read_csv_chunks(handle, partition.name, CHUNK_ROWS)
-            return
-        parquet = pq.ParquetFile(handle)
-        if not partition.rows:  # a file without rows still has its columns checked
-            yield parquet.schema_arrow.empty_table().to_pandas()
-        for batch in parquet.iter_batches(CHUNK_ROWS, row_groups=list(partition.row_groups)):
-            yield batch.to_pandas()
-
-
 def score_partition(
     partition: Partition, key: tuple[str, str], out: str, rejects: str, options: dict[str, Any]
 ) -> tuple[int, int]:
     """Score one partition into its part files (a task); return (scored, rejected) counts."""
-    scorer = _SCORERS[key]
+    scorer = _SCORERS.get(key)
+    if scorer is None:  # the plugin's set-up failed here; its error is in the worker's log
+        raise bundle.PackageError(f"{key[0]}: the model bundle did not load on this worker")
     name = f"part-{partition.index:05d}.parquet"
-    out_fs, out_path = _filesystem(f"{out}/{name}", options)
-    rej_fs, rej_path = _filesystem(f"{rejects}/{name}", options)
+    out_fs, out_path = filesystem(f"{out}/{name}", options)
+    rej_fs, rej_path = filesystem(f"{rejects}/{name}", options)
     rows = scored = rejected = 0
     with (
         out_fs.open(out_path, "wb") as out_file,
@@ -191,7 +89,7 @@ def score_partition(
         pq.ParquetWriter(out_file, SCORED_SCHEMA) as scored_writer,
         pq.ParquetWriter(rej_file, REJECTS_SCHEMA) as rejects_writer,
     ):
-        for chunk in _chunks(partition, options):
+        for chunk in read_partition(partition, options):
             try:
                 part = score_table(scorer, chunk, partition.first_row + rows)
             except SchemaError as error:
@@ -267,9 +165,9 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
 def _output_folders(out: str, rejects: str, options: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """Where the tasks write: for local folders, hidden ones renamed onto `out` and `rejects`
     only when every part is written; on S3 the prefixes themselves, old parts removed first."""
-    if _is_remote(out):
+    if is_remote(out):
         for target in (out, rejects):
-            fs, path = _filesystem(target, options)
+            fs, path = filesystem(target, options)
             if stale := fs.glob(f"{path}/part-*.parquet"):
                 fs.rm(stale)
         yield out, rejects
@@ -316,11 +214,7 @@ def predict_distributed(
     else:
         urls, names = [url for url, _ in files], [name for _, name in files]
         counts = client.gather(client.map(csv_rows, urls, names, options=options, pure=False))
-        firsts = [1 + sum(counts[:i]) for i in range(len(counts))]
-        partitions = [
-            Partition(i, url, name, None, first, rows)
-            for i, ((url, name), first, rows) in enumerate(zip(files, firsts, counts, strict=True))
-        ]
+        partitions = csv_partitions(files, counts)
     total = sum(p.rows for p in partitions)
     if total == 0:
         raise PhishguardError(f"{source}: no rows to score (a header but no rows?)")
@@ -342,14 +236,30 @@ def predict_distributed(
                 for p in partitions
             }
             for future in as_completed(futures):
-                counts = future.result()
+                counts = _result(future, futures[future])
                 scored, rejected = scored + counts[0], rejected + counts[1]
                 bar.update(futures[future].rows)
             if scored + rejected != total:
                 raise PhishguardError(f"row counts do not add up: {scored} + {rejected} != {total}")
     finally:
-        client.unregister_worker_plugin(plugin.name)
+        with suppress(OSError, TimeoutError, CancelledError):  # the cluster may be gone
+            client.unregister_worker_plugin(plugin.name)
     return BatchSummary(rows=total, scored=scored, rejected=rejected)
+
+
+def _result(future: Future, partition: Partition) -> tuple[int, int]:
+    """A task's counts; the cluster's own failures as one line (the task's errors as raised)."""
+    try:
+        return future.result()
+    except KilledWorker:
+        raise PhishguardError(
+            f"{partition.name}: the workers scoring rows {partition.first_row}.. died repeatedly "
+            "(out of memory?); give them more memory or write smaller Parquet row groups"
+        ) from None
+    except (CancelledError, CommClosedError) as error:
+        raise PhishguardError(
+            f"lost the Dask scheduler during the run ({first_line(error) or type(error).__name__})"
+        ) from None
 
 
 def predict_command(
