@@ -190,7 +190,12 @@ def main() -> None:
 def summarize(runs: dict[str, list[dict[str, Any]]], rows: int) -> dict[str, Any]:
     base = statistics.median(r["rows_per_s"] for r in runs["single process"])
     one_core = statistics.median(r["rows_per_s"] for r in runs["single process, 1 core"])
-    summary: dict[str, Any] = {"rows": rows, "cores": os.cpu_count(), "modes": {}}
+    summary: dict[str, Any] = {
+        "rows": rows,
+        "cores": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),
+        "modes": {},
+    }
     for name, results in runs.items():
         speed = statistics.median(r["rows_per_s"] for r in results)
         processes = sorted({p for r in results for p in r["peak_rss_mb"]})
@@ -212,7 +217,8 @@ def write(summary: dict[str, Any], args: argparse.Namespace) -> None:
     lines = [
         "# Scale-out: one process vs Dask on 2 workers (`make bench-scale`)",
         "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {summary['cores']} shared cores; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {summary['cores']} shared cores "
+        f"(load average {summary['load_average']:.1f} at the end); "
         f"{summary['rows']:,} synthetic valid rows in one Parquet file ({ROW_GROUP:,}-row "
         f"groups), the packaged model; median of {args.repeats} runs, wall time end to end "
         "(start-up of the command and, for the LocalCluster, of its cluster included; the TCP "

@@ -147,6 +147,8 @@ def test_wrong_columns_and_broken_files_fail_with_the_single_process_lines(
         )
     assert str(distributed.value) == str(single.value)
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+    with pytest.raises(PhishguardError, match="must differ from each other and from the input"):
+        predict_distributed(local_client, str(wrong), str(wrong), str(tmp_path / "r"), package_dir)
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 not really")
     with pytest.raises(DataSourceError, match=r"broken\.parquet: not a readable Parquet file"):

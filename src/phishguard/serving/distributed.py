@@ -190,6 +190,11 @@ def _output_folders(out: str, rejects: str, options: dict[str, Any]) -> Iterator
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _where(url: str) -> str:
+    """`url` comparable with another: a local path resolved, a remote URL without its last /."""
+    return url.rstrip("/") if is_remote(url) else str(Path(url).resolve())
+
+
 def _is_output_folder(path: Path) -> bool:
     return path.is_dir() and all(p.match("part-*.parquet") for p in path.iterdir())
 
@@ -207,8 +212,11 @@ def predict_distributed(
     options = storage_options()
     bundle.verify(model_dir)
     files, kind = input_files(source, options)
-    if out.rstrip("/") in {url.rstrip("/") for url, _ in files} | {source.rstrip("/")}:
-        raise PhishguardError(f"{out}: the output must differ from the input")
+    inputs = {_where(url) for url, _ in files} | {_where(source)}
+    if _where(out) in inputs or _where(rejects) in inputs or _where(out) == _where(rejects):
+        raise PhishguardError(
+            f"{out}: the output and the rejects must differ from each other and from the input"
+        )
     if kind == ".parquet":
         partitions = parquet_partitions(files, options, partition_rows)
     else:
