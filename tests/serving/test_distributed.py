@@ -287,15 +287,15 @@ def test_killing_a_worker_mid_job_changes_nothing(package_dir, tmp_path) -> None
             except BaseException as error:  # reported by the assertion below
                 outcome["error"] = error
 
-        worker = threading.Thread(target=job)
-        worker.start()
+        running = threading.Thread(target=job)
+        running.start()
         deadline = time.monotonic() + 120
         while not any(tmp_path.glob(".out.*.part/part-0000[2-9].parquet")):
-            assert time.monotonic() < deadline and worker.is_alive(), outcome
+            assert time.monotonic() < deadline and running.is_alive(), outcome
             time.sleep(0.05)
-        cluster.kill_worker(0)
-        worker.join(timeout=300)
-        assert not worker.is_alive()
+        cluster.kill_worker(0)  # a few parts written, most still to come
+        running.join(timeout=300)
+        assert not running.is_alive()
         assert len(client.scheduler_info()["workers"]) == 1  # the job finished on the other
     assert "error" not in outcome, outcome
     summary = outcome["summary"]
@@ -305,3 +305,5 @@ def test_killing_a_worker_mid_job_changes_nothing(package_dir, tmp_path) -> None
     assert len(quiet_parts) == 40
     for part in quiet_parts:
         assert (tmp_path / "out" / part.name).read_bytes() == part.read_bytes(), part.name
+        rejects = (tmp_path / "out.rej" / part.name).read_bytes()
+        assert rejects == (tmp_path / "quiet.rej" / part.name).read_bytes(), part.name
