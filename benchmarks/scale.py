@@ -155,9 +155,6 @@ def main() -> None:
         "TCP": [],
     }
     with tempfile.TemporaryDirectory() as tmp, tcp_cluster(Path(tmp) / "cluster") as cluster:
-        cluster_pids = {"scheduler": cluster.scheduler.pid} | {
-            f"worker {i}": w.pid for i, w in enumerate(cluster.workers)
-        }
         single_out = Path(tmp) / "single.parquet"
         for repeat in range(args.repeats):
             commands = {
@@ -169,7 +166,7 @@ def main() -> None:
                 "LocalCluster": ([*predict, "-o", f"{tmp}/local", "--workers", "2"], {}),
                 "TCP": (
                     [*predict, "-o", f"{tmp}/tcp", "--scheduler", cluster.address],
-                    cluster_pids,
+                    cluster.pids(),
                 ),
             }
             for name, (command, watched) in commands.items():
