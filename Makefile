@@ -163,6 +163,10 @@ bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks
 bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predict, 100k vs 3M rows (benchmarks/results/memory.md)
 	python -m benchmarks.memory
 
+.PHONY: bench-scale
+bench-scale: install ## 5M rows: one process vs --workers 2 vs a TCP dask cluster, rows/s, RSS, ratios (benchmarks/results/scale.md)
+	python -m benchmarks.scale
+
 # --- the experiment loop (issue 10) ---
 .PHONY: bench-pipeline
 bench-pipeline: install ## thread counts, cold stages, one dvc exp run, fresh set-up: before vs after (benchmarks/results/pipeline.md)

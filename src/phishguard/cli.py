@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -46,7 +47,16 @@ def _predict(args: argparse.Namespace) -> None:
     # SIGTERM (a scheduler's stop, `kill`) becomes an exception like Ctrl-C, so the output
     # writers remove their hidden `.part` files on the way out instead of leaving them behind.
     signal.signal(signal.SIGTERM, _interrupt)
-    predict_command(args.input, args.output, args.rejects, args.model, args.chunk_rows)
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if scheduler is None and args.workers is None:
+        predict_command(args.input, args.output, args.rejects, args.model, args.chunk_rows)
+        return
+    # dask and distributed cost ~1.5 s of import: only the cluster path pays it.
+    from phishguard.serving import distributed
+
+    distributed.predict_command(
+        args.input, args.output, args.rejects, args.model, scheduler, args.workers
+    )
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -138,6 +148,16 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--rejects", help="rejects file (default: OUTPUT stem + .rejects.csv)")
     predict.add_argument("--model", help="a packaged model folder (default: the latest package)")
     predict.add_argument("--chunk-rows", type=int, default=50_000, help="default: %(default)s")
+    predict.add_argument(
+        "--scheduler",
+        help="score on the Dask cluster at this address (tcp://host:8786), or 'local' for a "
+        "local cluster (default: $DASK_SCHEDULER_ADDRESS; unset: one process). INPUT may then "
+        "be a glob, a folder of Parquet or CSV parts or an s3:// URL; OUTPUT and --rejects are "
+        "folders of part-NNNNN.parquet files (rejects default: OUTPUT.rejects)",
+    )
+    predict.add_argument(
+        "--workers", type=int, help="start a local Dask cluster of N single-threaded workers"
+    )
     predict.set_defaults(handler=_predict)
 
     # --- drift (issue 12): the statistics are in phishguard.monitoring.drift

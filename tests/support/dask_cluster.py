@@ -24,6 +24,11 @@ class TcpCluster:
     scheduler: subprocess.Popen
     workers: list[subprocess.Popen] = field(default_factory=list)
 
+    def pids(self) -> dict[str, int]:
+        """The process id of the scheduler and of each worker (its nanny), by role."""
+        workers = {f"worker {i}": w.pid for i, w in enumerate(self.workers)}
+        return {"scheduler": self.scheduler.pid, **workers}
+
     def kill_worker(self, index: int = 0) -> None:
         """SIGKILL one worker (and its nanny's children): Dask must reschedule its tasks."""
         stop_now(self.workers[index])
