@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +178,82 @@ def test_served_records_reach_the_log_drift_and_the_monitor_stage(fresh, tmp_pat
     finally:
         for file in files:
             file.unlink()
+
+
+def post(port: int, path: str, body: object, key: str | None = None) -> tuple[int, dict]:
+    """POST JSON to the local service; (status, parsed answer), 4xx answers included."""
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def served_model(port: int) -> str:
+    """The sha256 of the model file the service scores with."""
+    return post(port, "/metadata", {})[1]["model_sha256"]
+
+
+def serve(clone: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+    """`make serve` on a free port, ready."""
+    port = free_port()
+    server = spawn(["/bin/bash", "-c", f"exec make serve PORT={port}"], clone, env, log)
+    return wait_ready(server, port, log), port
+
+
+def test_the_learning_loop_serve_verdicts_retrain_then_promote_or_keep(fresh, tmp_path) -> None:
+    """Issue 13's loop, as the README shows it, on the fresh clone (the module's last test: it
+    retrains): an analyst key; `make serve`; POST /feedback (401 without the key, counted and
+    idempotent with it); the key revoked without a restart; `make retrain`; the decision in
+    reports/promotion.json; `make serve` again serves the promoted model, or the kept one."""
+    clone, env = fresh
+    activate = ". .venv/bin/activate && "
+    key = sh(activate + "phishguard keys add alice --role analyst 2>/dev/null", clone, env)
+    key = key.strip().splitlines()[-1]
+    verdicts = [
+        {"record": record, "label": "phishing", "note": "new campaign"}
+        for record in records(300, seed=1313)
+    ]
+    server, port = serve(clone, env, tmp_path / "serve-1.log")
+    try:
+        champion = served_model(port)
+        assert post(port, "/feedback", {"feedback": verdicts})[0] == 401
+        status, answer = post(port, "/feedback", {"feedback": verdicts}, key)
+        assert status == 200, answer
+        unique = len({json.dumps(v["record"], sort_keys=True) for v in verdicts})
+        assert (answer["accepted"], answer["already_present"]) == (unique, 0)
+        again = post(port, "/feedback", {"feedback": verdicts}, key)[1]
+        assert (again["accepted"], again["already_present"]) == (0, unique)
+        assert post(port, "/predict", {"records": records(2, seed=5)})[0] == 200  # open
+        sh(activate + "phishguard keys revoke alice", clone, env)
+        deadline = time.monotonic() + 10  # the service re-reads the key store within ~1 s
+        while post(port, "/feedback", {"feedback": verdicts[:1]}, key)[0] != 401:
+            assert time.monotonic() < deadline, "a revoked key still works after 10 s"
+            time.sleep(0.5)
+    finally:
+        stop(server)
+
+    output = sh("make retrain", clone, env, timeout=1800)
+    assert "promotion: " in output, output[-3000:]
+    ingest = json.loads((clone / "reports" / "ingest.json").read_text())
+    assert ingest["by_source"]["feedback"] == unique
+    assert ingest["by_submitter"] == {"alice": unique}
+    promotion = json.loads((clone / "reports" / "promotion.json").read_text())
+    assert promotion["decision"] in ("promoted", "kept"), promotion
+    assert promotion["champion"]["model_sha256"] == champion
+    assert (clone / "reports" / "report.md").is_file()
+
+    server, port = serve(clone, env, tmp_path / "serve-2.log")
+    try:
+        expected = (
+            promotion["challenger"]["version"] if promotion["decision"] == "promoted" else champion
+        )
+        assert served_model(port) == expected
+    finally:
+        stop(server)
