@@ -1,12 +1,12 @@
 """The champion/challenger gate (issue 13): each margin rule on constructed metrics, then real
-models trained on the real dataset: a poisoned challenger is refused through the package stage
-(exit 0, a loud WARNING, the served package byte-identical), a better one is promoted."""
+models trained on the real dataset: the champion is scored by evaluate's own code, a better
+challenger is promoted, the same one again is "the same model". The feedback scenarios
+(correction, poisoning) through the package stage: tests/modeling/test_retraining_scenarios.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +14,13 @@ import pandas as pd
 import pytest
 
 from phishguard import PhishguardError, paths
-from phishguard.config.models import model_config
 from phishguard.config.params import ParamsError
-from phishguard.config.sections import EvaluateParams, Gate, PromotionParams
-from phishguard.contract.schema import TARGET
-from phishguard.data.validate import quarantine
+from phishguard.config.sections import PromotionParams
 from phishguard.modeling import bundle, promotion
 from phishguard.modeling import package as packaging
-from phishguard.modeling.evaluate import evaluate_model, operating_metrics
-from phishguard.modeling.features import featurize
+from phishguard.modeling.evaluate import operating_metrics
 from phishguard.modeling.promotion import KEPT, PROMOTED, Contender, decide
-from phishguard.modeling.split import group_aware_split, with_target
-from phishguard.modeling.train import train_and_save
-from phishguard.provenance import file_sha256, read_json, write_json
-from tests.support import REPO, tool_env
+from tests.support.retraining import evaluated, real_split
 
 PARAMS = PromotionParams(
     max_roc_auc_drop=0.002, max_recall_drop=0.01, min_holdout_rows=100, min_holdout_gain=0.0
@@ -173,68 +166,22 @@ def test_no_champion_or_a_damaged_one_promotes(package_dir: Path, tmp_path: Path
 
 # --- real models on the real dataset ----------------------------------------------------------
 
-EVALUATE = EvaluateParams(
-    cv_folds=3,
-    cv_workers=1,
-    seed=42,
-    target_fpr=0.02,
-    bootstrap_resamples=20,
-    gate=Gate(min_roc_auc=0.98, min_accuracy=0.93, max_fpr=0.08),
-)
-XGBOOST = {"name": "xgboost", "signal_counts": True, "max_depth": 6, "n_jobs": 1}
+
+@pytest.fixture(scope="module")
+def split(real_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return real_split(real_table)
 
 
 @pytest.fixture(scope="module")
-def real_split(real_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The real dataset featurized and split as the featurize stage does it."""
-    table = featurize(with_target(quarantine(real_table).valid))
-    return group_aware_split(table, 0.2, 42)
-
-
-def evaluated(
-    folder: Path, train: pd.DataFrame, test: pd.DataFrame, trees: int, holdout=None
-) -> dict[str, Path]:
-    """Train and evaluate an XGBoost model as the train and evaluate stages do; return the
-    package stage's inputs (model folder, operating point, metrics)."""
-    config = model_config({**XGBOOST, "n_estimators": trees})
-    train_and_save(config, 7, train, folder / "model")
-    trained = bundle.load(folder / "model", evaluated=False)
-    result = evaluate_model(trained, train, test, config, 7, EVALUATE, holdout)
-    write_json(folder / "operating_point.json", result.operating_point)
-    write_json(folder / "metrics.json", result.metrics)
-    return {
-        "model_dir": folder / "model",
-        "operating_point": folder / "operating_point.json",
-        "metrics": folder / "metrics.json",
-    }
-
-
-def poisoned(train: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
-    """`train` with the label flipped on `rows` random rows (a poisoned feedback batch)."""
-    flipped = train.copy()
-    chosen = np.random.default_rng(seed).choice(len(train), size=rows, replace=False)
-    flipped.loc[flipped.index[chosen], TARGET] = 1 - flipped[TARGET].iloc[chosen].to_numpy()
-    return flipped
-
-
-def store_files(home: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(home)): file_sha256(path)
-        for path in sorted((home / "models").rglob("*"))
-        if path.is_file()
-    }
-
-
-@pytest.fixture(scope="module")
-def champion_inputs(real_split, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def champion_inputs(split, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A champion trained normally on the real training split (small, for speed)."""
-    train, test = real_split
+    train, test = split
     return evaluated(tmp_path_factory.mktemp("champion"), train, test, trees=150)
 
 
-def test_the_champion_is_scored_by_the_same_code_as_evaluate(real_split, champion_inputs):
+def test_the_champion_is_scored_by_the_same_code_as_evaluate(split, champion_inputs) -> None:
     """Scoring the packaged champion gives exactly the metrics evaluate wrote for it."""
-    _, test = real_split
+    _, test = split
     manifest = packaging.candidate_manifest(**champion_inputs)
     model = bundle.Bundle(
         bundle.load(champion_inputs["model_dir"], evaluated=False).model, manifest
@@ -244,50 +191,10 @@ def test_the_champion_is_scored_by_the_same_code_as_evaluate(real_split, champio
     assert scored.feedback_holdout["rows"] == 0 == manifest["metrics"]["feedback_holdout"]["rows"]
 
 
-def test_a_poisoned_challenger_is_kept_out_by_the_package_stage(
-    real_split, champion_inputs, tmp_path: Path
-) -> None:
-    """Through the stage script: exit 0, a WARNING block, promotion.json says kept, and the
-    served package's files (sha256) are unchanged."""
-    train, test = real_split
-    workdir = tmp_path / "work"
-    for name in ("stages", "src"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "params.yaml", workdir / "params.yaml")
-    home = workdir / paths.BENTOML_HOME
-    packaging.package_model(**champion_inputs, bentoml_home=home)
-    before = store_files(home)
-
-    bad = evaluated(tmp_path / "challenger", poisoned(train, 300), test, trees=150)
-    shutil.copytree(bad["model_dir"], workdir / paths.MODEL_DIR)
-    shutil.copy(bad["operating_point"], workdir / paths.OPERATING_POINT)
-    (workdir / paths.REPORTS).mkdir()
-    shutil.copy(bad["metrics"], workdir / paths.METRICS)
-    (workdir / paths.TEST_TABLE).parent.mkdir(parents=True)
-    test.to_parquet(workdir / paths.TEST_TABLE, index=False)
-    test.iloc[:0].to_parquet(workdir / paths.FEEDBACK_HOLDOUT, index=False)
-
-    result = subprocess.run(
-        ["python", "stages/package.py"],
-        cwd=workdir,
-        env=tool_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "WARNING: promotion refused; the champion stays served" in result.stderr
-    report = read_json(workdir / paths.PROMOTION_REPORT)
-    assert report["decision"] == KEPT
-    assert "fail" in verdicts(report).values()
-    assert report["champion"]["version"] == (home / "models/phishguard/latest").read_text()
-    assert store_files(home) == before
-
-
 def test_a_better_challenger_is_promoted_and_the_same_one_again(
-    real_split, champion_inputs, tmp_path: Path
+    split, champion_inputs, tmp_path: Path
 ) -> None:
-    train, test = real_split
+    train, test = split
     home = tmp_path / "bentoml"
     store = home / "models" / paths.PACKAGE_NAME
     weak = evaluated(tmp_path / "weak", train, test, trees=10)
