@@ -23,6 +23,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -53,14 +54,28 @@ from phishguard.contract.record_checks import (
     records_matrix,
 )
 from phishguard.data.sources import DataSourceError
+from phishguard.feedback.intake import FeedbackError, label_of, verdicts_from_items
+from phishguard.feedback.store import PREDICTION_ID, FeedbackStore, open_store, store_settings
 from phishguard.modeling.bundle import verify
 from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
 from phishguard.serving import header_limits, http_errors
 from phishguard.serving.batch import score_table
-from phishguard.serving.http_models import ExplainedResults, Metadata, Records, Results
+from phishguard.serving.http_models import (
+    ExplainedResults,
+    FeedbackAnswer,
+    FeedbackItems,
+    Metadata,
+    Records,
+    Results,
+)
 from phishguard.serving.live_metrics import LiveMetrics
 from phishguard.serving.request_limits import RequestLimits
-from phishguard.serving.scoring import ExplanationUnavailableError, Scorer, load_scorer
+from phishguard.serving.scoring import (
+    ExplanationUnavailableError,
+    Scorer,
+    load_scorer,
+    prediction_id,
+)
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
 PACKAGE = bentoml.models.BentoModel(f"{paths.PACKAGE_NAME}:latest")
@@ -128,6 +143,11 @@ class Phishguard:
                 "the prediction log is off (%s=off): scored records are not kept",
                 LOG_ENV,
             )
+        # Opened at the first verdict, once per worker: a feedback store that cannot be reached
+        # ($MONGODB_URI) must not stop the worker from scoring.
+        self._feedback_store: FeedbackStore | None = None
+        self._feedback_settings = store_settings()
+        self._feedback_lock = threading.Lock()
         self.max_rows = max_rows_from_env()
         self.max_explain_rows = min(max_explain_rows_from_env(), self.max_rows)
         # One thread, like BentoML's own pool: scoring stays single-threaded per worker.
@@ -144,6 +164,8 @@ class Phishguard:
     def flush_prediction_log(self) -> None:
         """A graceful stop writes what the prediction log still has queued."""
         self.prediction_log.close()
+        if self._feedback_store is not None:
+            self._feedback_store.close()
 
     # Scoring must not hold the event loop for long, or health checks and other requests wait
     # behind a big batch. Handing every request to a thread costs a small one more than its own
@@ -157,23 +179,25 @@ class Phishguard:
     # checks it against the model): building and dumping the pydantic objects cost ~4 ms more
     # per 1,000 rows (7.8 → 11.9 ms on top of predict, 600 trees), a third of the request.
     @bentoml.api(route="/predict")
-    async def predict(self, records: Records) -> Results:
-        """Score records of the 30 features: probability, decision at the threshold, label."""
+    async def predict(self, records: Records, ctx: bentoml.Context) -> Results:
+        """Score records of the 30 features: probability, decision at the threshold, label,
+        and a `prediction_id` to send a verdict on the record with (`POST /feedback`)."""
+        caller = _caller(ctx)
         if len(records) <= INLINE_RECORDS:
-            return self._predict(records)
+            return self._predict(records, caller)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.scoring_thread, self._predict, records)
+        return await loop.run_in_executor(self.scoring_thread, self._predict, records, caller)
 
-    def _predict(self, records: Records) -> Response:
+    def _predict(self, records: Records, caller: str | None) -> Response:
         try:
             matrix = records_matrix(records, self.max_rows)
         except (RecordError, TooManyRecordsError) as error:
             return http_errors.client_error("/predict", error)
-        text = self.scorer.results_json(matrix, "api", uuid.uuid4().hex)
+        text = self.scorer.results_json(matrix, "api", uuid.uuid4().hex, caller=caller)
         return Response(text, media_type="application/json")
 
     @bentoml.api(route="/explain")
-    def explain(self, records: Records, top: int = 5) -> ExplainedResults:
+    def explain(self, records: Records, ctx: bentoml.Context, top: int = 5) -> ExplainedResults:
         """Scores plus the `top` features that moved each score most (XGBoost contributions).
 
         At most `PHISHGUARD_MAX_EXPLAIN_ROWS` records (default 1,000): contributions cost about
@@ -184,13 +208,15 @@ class Phishguard:
             reasons = self.scorer.explain(matrix, top=max(1, min(top, 32)))
         except (RecordError, TooManyRecordsError, ExplanationUnavailableError) as error:
             return http_errors.client_error("/explain", error)
-        results = self.scorer.results(matrix, "api", uuid.uuid4().hex)
+        results = self.scorer.results(matrix, "api", uuid.uuid4().hex, caller=_caller(ctx))
         for result, why in zip(results, reasons, strict=True):
             result["reasons"] = why
         return ExplainedResults(results=results)
 
     @bentoml.api(route="/predict_csv")
-    def predict_csv(self, file: Path, output: Literal["json", "csv"] = "json") -> Results:
+    def predict_csv(
+        self, file: Path, ctx: bentoml.Context, output: Literal["json", "csv"] = "json"
+    ) -> Results:
         """Score an uploaded CSV (header = the 30 features; a `Result` column is ignored)."""
         try:
             table = self._read_upload(file)
@@ -209,12 +235,16 @@ class Phishguard:
             return http_errors.client_error("/predict_csv", rejected)
         # Answered in full: every row was scored, so the upload goes to the observers now.
         proba = scores.scored["phishing_probability"].to_numpy()
-        self.scorer.observe(scores.matrix, proba, "csv", uuid.uuid4().hex)
+        request_id = uuid.uuid4().hex
+        self.scorer.observe(scores.matrix, proba, "csv", request_id, caller=_caller(ctx))
         if output == "csv":
             buffer = io.StringIO()
             scores.scored.to_csv(buffer, index=False)
             return Response(buffer.getvalue(), media_type="text/csv")
-        return Results(results=scores.scored.drop(columns="row").to_dict(orient="records"))
+        results = scores.scored.drop(columns="row").to_dict(orient="records")
+        for index, result in enumerate(results):
+            result["prediction_id"] = prediction_id(request_id, index)
+        return Results(results=results)
 
     def _read_upload(self, file: Path) -> pd.DataFrame:
         """The upload's rows (at most one over the limit: enough to refuse it)."""
@@ -222,6 +252,45 @@ class Phishguard:
             return read_upload(Path(file), self.max_rows)
         except CsvHeaderError as error:
             raise RecordError([str(error)]) from None
+
+    @bentoml.api(route="/feedback")
+    def feedback(self, feedback: FeedbackItems, ctx: bentoml.Context) -> FeedbackAnswer:
+        """Store analysts' verdicts: each item a `record` of the 30 features (or the
+        `prediction_id` /predict gave it) and its `label`, phishing or legitimate.
+
+        The same verdict sent again is not stored twice (`already_present`). All or nothing:
+        one bad item refuses the request (422 naming each `feedback[i].field`), nothing stored.
+        The caller's API key name, when the service knows it, is recorded as the submitter.
+        """
+        try:
+            if any(isinstance(item, dict) and PREDICTION_ID in item for item in feedback):
+                self.prediction_log.flush()  # this worker's latest predictions, on disk now
+            verdicts = verdicts_from_items(feedback, self.max_rows, self.prediction_log.directory)
+        except (FeedbackError, TooManyRecordsError) as error:
+            return http_errors.client_error("/feedback", error)
+        try:
+            added = self._feedback().add(verdicts, source="api", submitter=_caller(ctx))
+        except PhishguardError as error:  # the store is unreachable ($MONGODB_URI)
+            return http_errors.client_error("/feedback", error, HTTPStatus.SERVICE_UNAVAILABLE)
+        labels = verdicts["Result"].tolist()
+        return FeedbackAnswer(
+            accepted=added.accepted,
+            already_present=added.already_present,
+            verdicts=[
+                {
+                    "verdict_id": verdict_id,
+                    "label": label_of(result),
+                    "status": "accepted" if new else "already_present",
+                }
+                for verdict_id, result, new in zip(added.ids, labels, added.new, strict=True)
+            ],
+        )
+
+    def _feedback(self) -> FeedbackStore:
+        with self._feedback_lock:
+            if self._feedback_store is None:
+                self._feedback_store = open_store(self._feedback_settings)
+            return self._feedback_store
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> Metadata:
@@ -232,6 +301,11 @@ class Phishguard:
         }
         model = {key: self.scorer.metadata.get(key) for key in Metadata.model_fields}
         return Metadata(**{**model, **limits})
+
+
+def _caller(ctx: bentoml.Context) -> str | None:
+    """The API key name the auth middleware put on the request (None: no key, or no auth)."""
+    return getattr(ctx.request.state, "api_key_name", None)
 
 
 # Body size and content type (issue 6) and numbers too long to parse, refused before BentoML

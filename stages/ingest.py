@@ -1,10 +1,14 @@
-"""ingest: the landed source file → the canonical raw table + reports/ingest.json."""
+"""ingest: the landed source file → the canonical raw table + reports/ingest.json (for a
+snapshot with feedback: also rows by origin, verdicts by submitter and each part's hash)."""
+
+import pandas as pd
 
 from phishguard import paths
 from phishguard.config.params import load_section
 from phishguard.config.sections import IngestParams
 from phishguard.data.ingest import RowDropGuard, ingest_file
 from phishguard.data.landing import landed_file
+from phishguard.data.snapshot import is_snapshot, parts_report
 from phishguard.entrypoint import run
 from phishguard.provenance import file_sha256, read_json, write_json
 
@@ -19,6 +23,7 @@ def main() -> None:
     same_source = previous.get("source") == source.name and "rows" in previous
     guard = RowDropGuard(previous["rows"], params.max_row_drop) if same_source else None
     summary = ingest_file(source, paths.RAW_TABLE, guard=guard)
+    parts = parts_report(pd.read_parquet(paths.RAW_TABLE)) if is_snapshot(summary.columns) else {}
     write_json(
         paths.INGEST_REPORT,
         {
@@ -27,6 +32,7 @@ def main() -> None:
             "rows": summary.rows,
             "columns": summary.columns,
             "content_sha256": summary.content_sha256,
+            **parts,
         },
     )
 

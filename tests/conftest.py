@@ -42,6 +42,10 @@ from tests.support.service import (
 os.environ.setdefault(
     "PHISHGUARD_PREDICTION_LOG", tempfile.mkdtemp(prefix="phishguard-test-predictions-")
 )
+# Verdicts (`phishguard feedback`, POST /feedback) likewise never go into data/feedback/.
+os.environ.setdefault(
+    "PHISHGUARD_FEEDBACK_DIR", tempfile.mkdtemp(prefix="phishguard-test-feedback-")
+)
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,12 @@ def _load(args: argparse.Namespace) -> None:
     command(args.files, args.uri, args.database, args.collection, args.dry_run, args.json)
 
 
+def _feedback(args: argparse.Namespace) -> None:
+    from phishguard.feedback.submit import command
+
+    command(args.file, args.source, args.submitter, args.json)
+
+
 def _predict(args: argparse.Namespace) -> None:
     from phishguard.serving.batch import predict_command
 
@@ -73,7 +79,10 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Copy or download the dataset into the landing folder that `ingest` reads. The source is "
             "SOURCE if given, else $PHISHING_DATA (a path or http(s) URL; CSV, JSON, JSONL, ARFF or "
-            "Parquet), else the public UCI URL in params.yaml (data.url)."
+            "Parquet), else the public UCI URL in params.yaml (data.url). With data.feedback true "
+            "(the default) it lands one Parquet snapshot instead: that source's rows, then every "
+            "verdict in the feedback store (data/feedback/, or MongoDB's `feedback` collection when "
+            "$MONGODB_URI is set), oldest first; the same inputs give the same bytes."
         ),
     )
     fetch.add_argument(
@@ -157,6 +166,27 @@ def parser() -> argparse.ArgumentParser:
         "--fail-on-drift", action="store_true", help="exit 1 when drift is found (else 0)"
     )
     drift.set_defaults(handler=_drift)
+
+    # --- feedback (issue 13): analysts' verdicts; the logic is in phishguard.feedback
+    feedback = commands.add_parser(
+        "feedback",
+        help="store analysts' verdicts from a file (checked; idempotent; all rows or none)",
+        description=(
+            "Check every row of FILE (CSV, JSONL or Parquet: the 30 features and `label` = "
+            "phishing|legitimate, or `Result` in the UCI coding -1 phishing / 1 legitimate; "
+            "optional `note` and `source` columns) and store them in the feedback store: "
+            "data/feedback/ ($PHISHGUARD_FEEDBACK_DIR), or the MongoDB collection `feedback` when "
+            "$MONGODB_URI is set. A verdict already stored is not stored again. One bad row "
+            "stops the command, naming every bad row, with nothing stored."
+        ),
+    )
+    feedback.add_argument("file", metavar="FILE", help="CSV, JSONL or Parquet file of verdicts")
+    feedback.add_argument("--source", help="where the verdicts come from (default: cli)")
+    feedback.add_argument("--submitter", help="who sends them (recorded with each verdict)")
+    feedback.add_argument(
+        "--json", action="store_true", help='print {"accepted": n, "already_present": m}'
+    )
+    feedback.set_defaults(handler=_feedback)
     return top
 
 

@@ -69,7 +69,9 @@ STAGES: dict[str, StageIO] = {
     "validate": StageIO(
         reads=(RAW_TABLE,), writes=(VALID_TABLE, QUARANTINE_TABLE, VALIDATION_REPORT)
     ),
-    "featurize": StageIO(reads=(VALID_TABLE,), writes=(TRAIN_TABLE, TEST_TABLE, SPLIT_REPORT)),
+    "featurize": StageIO(
+        reads=(VALID_TABLE,), writes=(TRAIN_TABLE, TEST_TABLE, FEEDBACK_HOLDOUT, SPLIT_REPORT)
+    ),
     "train": StageIO(reads=(TRAIN_TABLE,), writes=(MODEL_DIR,)),
     "evaluate": StageIO(
         reads=(TRAIN_TABLE, TEST_TABLE, FEEDBACK_HOLDOUT, MODEL_DIR),

@@ -48,6 +48,7 @@ def test_records_round_trip(tmp_path: Path, make_rows):
     assert list(table.columns) == [
         "time",
         "request_id",
+        "prediction_id",
         "source",
         "model_version",
         "model_sha256",
@@ -57,12 +58,26 @@ def test_records_round_trip(tmp_path: Path, make_rows):
         "threshold",
     ]
     assert table["request_id"].tolist() == ["r1"] * 4 + ["b1"] * 4
+    assert table["prediction_id"].tolist() == [f"{r}-{i}" for r in ("r1", "b1") for i in range(4)]
     assert table["source"].tolist() == ["api"] * 4 + ["batch"] * 4
     assert table["time"].str.endswith("Z").all()
     np.testing.assert_array_equal(table.loc[:3, list(FEATURES)].to_numpy(), rows[list(FEATURES)])
     assert table["probability"].tolist()[:4] == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert table["decision"].tolist()[:4] == ["legitimate", "legitimate", "phishing", "phishing"]
     assert (table["threshold"] == 0.5).all() and (table["model_version"] == "v1").all()
+
+
+def test_prediction_ids_follow_the_given_rows_and_the_caller_is_kept(tmp_path: Path, make_rows):
+    rows = make_rows(3, seed=2)
+    log = PredictionLog(tmp_path)
+    log.record(rows, np.zeros(3), 0.5, source="batch", request_id="b", indexes=[2, 5, 9], **MODEL)
+    log.record(rows, np.zeros(3), 0.5, source="api", request_id="a", caller="alice", **MODEL)
+    log.flush()  # written now, not after the writer's gathering delay
+    table = read_log(tmp_path)
+    assert log.written == 6
+    assert table["prediction_id"].tolist() == ["b-2", "b-5", "b-9", "a-0", "a-1", "a-2"]
+    assert table["caller"].tolist()[3:] == ["alice"] * 3 and table["caller"][:3].isna().all()
+    log.close()
 
 
 def test_the_environment_names_or_disables_the_log(tmp_path: Path, make_rows):

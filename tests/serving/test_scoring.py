@@ -219,3 +219,6 @@ def test_results_json_is_the_json_of_results(scorer) -> None:
     for n in (1, 57):
         matrix = records_matrix(records(n, 40), 100)
         assert json.loads(scorer.results_json(matrix)) == {"results": scorer.results(matrix)}
+        with_ids = json.loads(scorer.results_json(matrix, request_id="r7"))
+        assert with_ids == {"results": scorer.results(matrix, request_id="r7")}
+        assert [r["prediction_id"] for r in with_ids["results"]] == [f"r7-{i}" for i in range(n)]

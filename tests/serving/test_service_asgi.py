@@ -37,7 +37,10 @@ def test_column_order_and_duplicates(service_client) -> None:
     one = records(1, 21)[0]
     reordered = dict(sorted(one.items()))
     results = post(service_client, "/predict", {"records": [one, reordered, one]}).json()
+    ids = [result.pop("prediction_id") for result in results["results"]]
     assert results["results"][0] == results["results"][1] == results["results"][2]
+    request_id = ids[0].rsplit("-", 1)[0]
+    assert ids == [f"{request_id}-{i}" for i in range(3)]
 
 
 @pytest.mark.parametrize(

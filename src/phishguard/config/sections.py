@@ -32,10 +32,12 @@ class ValidateParams:
 
 @dataclass(frozen=True)
 class SplitParams:
-    """`split`: the held-out test fraction and the split's seed."""
+    """`split`: the held-out test fraction, the split's seed, and the newest fraction of
+    feedback feature vectors held out of training."""
 
     test_size: float
     seed: int
+    feedback_holdout_fraction: float
 
 
 @dataclass(frozen=True)

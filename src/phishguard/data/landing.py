@@ -6,18 +6,27 @@ which is a DVC dependency of `ingest`; so DVC sees every change of input, and no
 variable changes a stage's output behind its back. The source is, in order: the one given on
 the command line, else a MongoDB snapshot (`data=mongodb`), else `$PHISHING_DATA`, else the
 configured URL (`data.url`).
+
+With `data.feedback: true` the landed file is instead the snapshot of that source plus every
+verdict in the feedback store (`phishguard.data.snapshot`): the source is fetched into a
+staging folder first, and the store is `phishguard.feedback.store.open_store()` (MongoDB's
+`feedback` collection when `MONGODB_URI` is set, else the local file under data/feedback/).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from phishguard import first_line
-from phishguard.config.params import build
+from phishguard.config.params import ParamsError, build
 from phishguard.data import mongo
+from phishguard.data.snapshot import write_snapshot
 from phishguard.data.sources import (
     READERS,
     DataSourceError,
@@ -27,6 +36,7 @@ from phishguard.data.sources import (
     supported_suffixes,
     url_suffix,
 )
+from phishguard.feedback.store import open_store
 
 DATA_ENV = "PHISHING_DATA"
 LANDING_STEM = "phishing_websites"
@@ -88,14 +98,56 @@ def fetch(
     landing_dir: Path,
     source: str | None = None,
     connect: Callable[[str], Any] | None = None,
+    verdicts: Callable[[], pd.DataFrame] | None = None,
 ) -> tuple[Path, str]:
     """Land the source of params section `data` (or `source`, if given) in `landing_dir`.
 
     Returns the landed file and where it came from, for the log. `connect` turns the MongoDB
-    URI into a client (default: `phishguard.data.mongo.connect`).
+    URI into a client (default: `phishguard.data.mongo.connect`). With `data.feedback` true the
+    landed file is the snapshot of the source and of `verdicts()` (default: the feedback
+    store's verdicts).
     """
+    if not wants_feedback(data):
+        return _fetch_base(data, landing_dir, source, connect)
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=landing_dir.parent) as staging:
+        base, origin = _fetch_base(data, Path(staging), source, connect)
+        feedback = (verdicts or stored_verdicts)()
+        target = landing_dir / f"{LANDING_STEM}.parquet"
+        summary = write_snapshot(base, feedback, target)
+    _keep_only(target)
+    return target, f"{origin} + {summary.feedback_rows} feedback verdicts"
+
+
+def wants_feedback(data: Mapping[str, Any]) -> bool:
+    """`data.feedback`: whether the landed file adds the feedback store's verdicts.
+
+    Absent means false, so a params file from before feedback existed lands what it did.
+    """
+    value = data.get("feedback", False)
+    if not isinstance(value, bool):
+        raise ParamsError(f"params 'data.feedback': expected true or false, got {value!r}")
+    return value
+
+
+def stored_verdicts() -> pd.DataFrame:
+    """Every verdict in the feedback store (`phishguard.feedback.store`)."""
+    store = open_store()
+    try:
+        return store.verdicts()
+    finally:
+        store.close()
+
+
+def _fetch_base(
+    data: Mapping[str, Any],
+    landing_dir: Path,
+    source: str | None,
+    connect: Callable[[str], Any] | None,
+) -> tuple[Path, str]:
     if source is None and data.get("name") == "mongodb":
-        where = build(mongo.MongoSource, dict(data), "data")
+        values = {k: v for k, v in data.items() if k != "feedback"}
+        where = build(mongo.MongoSource, values, "data")
         client = (connect or mongo.connect)(mongo.uri_from_env(None))
         try:
             landed, rows = fetch_snapshot(where, landing_dir, client)

@@ -35,15 +35,20 @@ class ValidationResult:
         return {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()}
 
 
-def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> ValidationResult:
+def quarantine(
+    table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS, carry: tuple[str, ...] = ()
+) -> ValidationResult:
     """Split `table` into valid rows and quarantined rows with a reason per row.
 
-    Raises `SchemaError` when the columns themselves are wrong (missing, misspelled,
-    unexpected or duplicated), because then no row can be judged.
+    The columns in `carry` that `table` has (a snapshot's origin columns) are not judged: they
+    ride along, after `columns`, into both outputs. Raises `SchemaError` when the columns
+    themselves are wrong (missing, misspelled, unexpected or duplicated), because then no row
+    can be judged.
     """
-    check_columns(list(table.columns), columns)
+    carried = [name for name in carry if name in table.columns]
+    check_columns([name for name in table.columns if name not in carried], columns)
     table = table.reset_index(drop=True)
-    numeric, problems = judge_table(table, columns)
+    numeric, problems = judge_table(table.drop(columns=carried), columns)
     by_row: dict[int, list[Problem]] = {}
     for problem in problems:
         by_row.setdefault(problem.row, []).append(problem)
@@ -51,7 +56,9 @@ def quarantine(table: pd.DataFrame, columns: tuple[str, ...] = COLUMNS) -> Valid
     is_bad = np.zeros(len(table), dtype=bool)
     is_bad[bad_rows] = True
     valid = numeric.loc[~is_bad, list(columns)].astype(np.int8).reset_index(drop=True)
-    quarantined = table.loc[is_bad, list(columns)].astype("string").copy()
+    for name in carried:
+        valid[name] = table.loc[~is_bad, name].astype("string").reset_index(drop=True)
+    quarantined = table.loc[is_bad, [*columns, *carried]].astype("string").copy()
     for name in columns:  # a rejects file holds no cell longer than the cap either
         quarantined[name] = quarantined[name].map(clipped, na_action="ignore").astype("string")
     quarantined.insert(0, ROW, bad_rows + 1)

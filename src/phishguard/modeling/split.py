@@ -1,12 +1,36 @@
-"""The group-aware stratified train/test split."""
+"""The group-aware stratified train/test split, and where the analysts' feedback goes.
+
+Base rows (the dataset) are split exactly as without feedback, by `group_aware_split`: the base
+test rows stay in test whatever feedback arrives, so metrics stay comparable across versions.
+
+Feedback rows (`origin == "feedback"`) follow `feedback_split`, whose rule for conflicts is:
+
+(a) Among feedback rows with the same feature vector, the newest verdict wins (latest
+    `received_at`, ties broken by `verdict_id`); the older ones are counted as `superseded`.
+(b) A feedback vector equal to a base TEST vector is never trained on (it would straddle train
+    and test): counted as `in_base_test`, kept out of train and holdout.
+(c) A feedback vector equal to base TRAIN vectors: the feedback verdict joins train and, where
+    its label differs, replaces those base rows' label in training (the analysts' fresher truth;
+    the champion/challenger gate guards against poisoning): counted as `conflicts_overridden`
+    (vectors) and `base_rows_relabelled` (rows); with the same label, as `confirmations`.
+(d) The other feedback vectors are new: the newest `feedback_holdout_fraction` of them (by their
+    verdict's `received_at`, rounded half up) form the feedback holdout, the rest join train.
+
+So a feature vector never straddles train and test, nor train and the feedback holdout.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, feature_vector_ids, to_target
+from phishguard.data.origin import FEEDBACK, ORIGIN, RECEIVED_AT, VERDICT_ID
+from phishguard.modeling.features import featurize
 
 
 def with_target(valid: pd.DataFrame) -> pd.DataFrame:
@@ -49,4 +73,111 @@ def split_report(train: pd.DataFrame, test: pd.DataFrame) -> dict:
         "test": balance(test),
         "test_fraction": round(len(test) / (len(train) + len(test)), 6),
         "feature_vector_overlap": len(train_ids & test_ids),
+    }
+
+
+def base_and_feedback(valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated table's base rows and feedback rows, each reindexed from 0.
+
+    A table without an `origin` column (a landing without feedback) is all base rows. The
+    feedback rows always have `received_at` and `verdict_id`.
+    """
+    if ORIGIN not in valid.columns:
+        return valid, valid.iloc[:0].assign(
+            **{name: pd.Series(dtype="string") for name in (RECEIVED_AT, VERDICT_ID)}
+        )
+    is_feedback = (valid[ORIGIN] == FEEDBACK).to_numpy(dtype=bool)
+    return (
+        valid.loc[~is_feedback].reset_index(drop=True),
+        valid.loc[is_feedback].reset_index(drop=True),
+    )
+
+
+def feedback_table(feedback: pd.DataFrame) -> pd.DataFrame:
+    """The feedback rows as model columns and target, plus `received_at` and `verdict_id`."""
+    table = featurize(with_target(feedback))
+    for name in (RECEIVED_AT, VERDICT_ID):
+        table[name] = feedback[name].astype("string").to_numpy()
+    return table
+
+
+@dataclass(frozen=True)
+class FeedbackSplit:
+    """The training rows (base train, relabelled, then feedback), the feedback holdout, and the
+    counts of the conflict rule (the `feedback` block of reports/split.json)."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    report: dict
+
+
+def feedback_split(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    feedback: pd.DataFrame,
+    holdout_fraction: float,
+) -> FeedbackSplit:
+    """Apply the module's conflict rule to `feedback` against the base `train`/`test` split.
+
+    `train` and `test` have the model's columns and `TARGET`; `feedback` has the same columns
+    plus `received_at` and `verdict_id`. The result's `train` is `train` unchanged when
+    `feedback` is empty, and its tables keep `train`'s columns.
+    """
+    if not 0 <= holdout_fraction < 1:
+        raise ValueError(f"feedback_holdout_fraction must be in [0, 1), got {holdout_fraction}")
+    columns = list(train.columns)
+    ordered = feedback.sort_values([RECEIVED_AT, VERDICT_ID], kind="stable")
+    ids = feature_vector_ids(ordered)
+    newest = ordered.loc[~pd.Series(ids).duplicated(keep="last").to_numpy()]  # rule (a)
+    newest_ids = feature_vector_ids(newest)
+    train_ids, test_ids = feature_vector_ids(train), set(feature_vector_ids(test))
+    in_test = np.isin(newest_ids, list(test_ids))  # rule (b)
+    in_train = np.isin(newest_ids, train_ids) & ~in_test
+
+    relabelled = train.copy()
+    overridden = confirmations = rows_relabelled = 0
+    targets = newest[TARGET].to_numpy()[in_train]
+    for vector, target in zip(newest_ids[in_train], targets, strict=True):
+        rows = train_ids == vector  # rule (c)
+        differ = rows & (train[TARGET].to_numpy() != target)
+        if differ.any():
+            overridden += 1
+            rows_relabelled += int(differ.sum())
+            relabelled.loc[differ, TARGET] = target
+        else:
+            confirmations += 1
+
+    new = newest.loc[~in_test & ~in_train]  # rule (d): already oldest first
+    holding = math.floor(len(new) * holdout_fraction + 0.5)
+    holdout = new.iloc[len(new) - holding :]
+    joining = pd.concat([newest.loc[in_train], new.iloc[: len(new) - holding]])
+    joining = joining.sort_values([RECEIVED_AT, VERDICT_ID], kind="stable")
+    if len(joining):
+        relabelled = pd.concat([relabelled, joining[columns]], ignore_index=True)
+    received = ordered[RECEIVED_AT]
+    report = {
+        "rows_in": len(feedback),
+        "groups": len(newest),
+        "superseded": len(feedback) - len(newest),
+        "in_base_test": int(in_test.sum()),
+        "conflicts_overridden": overridden,
+        "base_rows_relabelled": rows_relabelled,
+        "confirmations": confirmations,
+        "to_train": len(joining),
+        "to_holdout": len(holdout),
+        "holdout_fraction": holdout_fraction,
+        "oldest_received_at": None if received.empty else str(received.iloc[0]),
+        "newest_received_at": None if received.empty else str(received.iloc[-1]),
+    }
+    return FeedbackSplit(
+        train=relabelled, holdout=holdout[columns].reset_index(drop=True), report=report
+    )
+
+
+def holdout_overlaps(train: pd.DataFrame, test: pd.DataFrame, holdout: pd.DataFrame) -> dict:
+    """Feature vectors the feedback holdout shares with train and with test (both must be 0)."""
+    held = set(feature_vector_ids(holdout))
+    return {
+        "train": len(held & set(feature_vector_ids(train))),
+        "test": len(held & set(feature_vector_ids(test))),
     }

@@ -8,8 +8,11 @@ machines sharing the directory, never write to the same file. A full queue or an
 directory drops the batch: one warning per cause, and a counter (`dropped`) for /metrics.
 
 One JSON object per line, flat so that any records reader sees the 30 features as columns:
-time (UTC, ISO 8601), request_id, source (api|csv|batch), model_version, model_sha256, the
-30 features, probability, decision (the class name at the threshold) and threshold.
+time (UTC, ISO 8601), request_id, prediction_id (`<request_id>-<index>`: the index in the
+request, or the batch CLI's input row; what `POST /feedback` takes to refer to a prediction),
+source (api|csv|batch), model_version, model_sha256, the 30 features, probability, decision
+(the class name at the threshold) and threshold; and `caller` (the API key's name) when the
+service knows who called.
 
 `read_log` loads a log directory (or any records file the pipeline reads) into a DataFrame.
 """
@@ -63,6 +66,8 @@ class _Batch:
     features: np.ndarray
     probabilities: np.ndarray
     threshold: float
+    indexes: np.ndarray | None = None
+    caller: str | None = None
 
 
 class PredictionLog:
@@ -87,11 +92,13 @@ class PredictionLog:
         self.max_pending_rows = max_pending_rows
         self.period = period
         self._lock = threading.Condition()
+        self._flushed = threading.Condition(self._lock)  # flush() waits here, not the writer
         self._queue: deque[_Batch] = deque()
         self._pending_rows = 0
         self._dropped: Counter[str] = Counter()
         self._written = 0
         self._closed = False
+        self._flush_now = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._token = secrets.token_hex(3)
@@ -141,9 +148,13 @@ class PredictionLog:
         request_id: str,
         model_version: str,
         model_sha256: str,
+        indexes: np.ndarray | None = None,
+        caller: str | None = None,
     ) -> bool:
         """Queue one scored batch (the 30 features in canonical order, one probability per row).
-        True when queued; False when disabled or dropped. Never raises on a logging problem."""
+        Row i is prediction `<request_id>-<indexes[i]>` (default: `<request_id>-<i>`), scored
+        for `caller` (an API key's name) if given. True when queued; False when disabled or
+        dropped. Never raises on a logging problem."""
         if self.directory is None:
             return False
         if source not in SOURCES:
@@ -159,6 +170,8 @@ class PredictionLog:
             features=np.array(matrix, dtype=np.int8),
             probabilities=np.array(probabilities, dtype=np.float64),
             threshold=float(threshold),
+            indexes=None if indexes is None else np.array(indexes, dtype=np.int64),
+            caller=caller,
         )
         rows = len(batch.probabilities)
         with self._lock:
@@ -179,6 +192,18 @@ class PredictionLog:
         self._drop(cause, rows, f"{self.max_pending_rows} records already waiting")
         return False
 
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued now, waiting up to `timeout_s` (for a reader that needs this
+        process's latest records: `POST /feedback` naming a prediction just made)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            if self._thread is None or not self._pending_rows:
+                return
+            self._flush_now = True
+            self._lock.notify()
+            while self._pending_rows and (remaining := deadline - time.monotonic()) > 0:
+                self._flushed.wait(remaining)
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is queued, then stop the writer thread. Idempotent."""
         with self._lock:
@@ -195,8 +220,9 @@ class PredictionLog:
         """In a forked child: the parent's thread, queue, file and lock (which the parent's
         writer may have held at the fork) are not ours; start afresh, with our own file."""
         self._lock = threading.Condition()
+        self._flushed = threading.Condition(self._lock)
         self._queue = deque()
-        self._pending_rows, self._thread = 0, None
+        self._pending_rows, self._thread, self._flush_now = 0, None, False
         self._handle, self._handle_path = None, None
         self._pid, self._token = os.getpid(), secrets.token_hex(3)
 
@@ -216,7 +242,11 @@ class PredictionLog:
                 # Gather for up to FLUSH_SECONDS: one write (one JSON text) for many requests,
                 # not one per request, which on a busy worker cost as much as scoring.
                 deadline = time.monotonic() + FLUSH_SECONDS
-                while not self._closed and self._pending_rows < self.max_pending_rows // 2:
+                while (
+                    not self._closed
+                    and not self._flush_now
+                    and self._pending_rows < self.max_pending_rows // 2
+                ):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -225,6 +255,7 @@ class PredictionLog:
                     return
                 batches = list(self._queue)
                 self._queue.clear()
+                self._flush_now = False
             try:
                 self._write(batches)
             except Exception as error:  # the thread must outlive any one bad batch
@@ -232,6 +263,7 @@ class PredictionLog:
             finally:
                 with self._lock:
                     self._pending_rows -= sum(len(b.probabilities) for b in batches)
+                    self._flushed.notify_all()
 
     def _write(self, batches: list[_Batch]) -> None:
         by_file: dict[Path, list[_Batch]] = {}
@@ -298,6 +330,11 @@ def records_jsonl(batches: list[_Batch]) -> str:
     columns: dict[str, object] = {
         "time": repeated([_utc_text(batch.time) for batch in batches]),
         "request_id": repeated([batch.request_id for batch in batches]),
+        "prediction_id": [
+            f"{batch.request_id}-{index}"
+            for batch, count in zip(batches, counts, strict=True)
+            for index in (range(count) if batch.indexes is None else batch.indexes.tolist())
+        ],
         "source": repeated([batch.source for batch in batches]),
         "model_version": repeated([batch.model_version for batch in batches]),
         "model_sha256": repeated([batch.model_sha256 for batch in batches]),
@@ -306,6 +343,8 @@ def records_jsonl(batches: list[_Batch]) -> str:
     columns["probability"] = probabilities
     columns["decision"] = np.where(probabilities >= thresholds, CLASS_NAMES[1], CLASS_NAMES[0])
     columns["threshold"] = thresholds
+    if any(batch.caller is not None for batch in batches):
+        columns["caller"] = repeated([batch.caller for batch in batches])
     text = pd.DataFrame(columns).to_json(orient="records", lines=True, double_precision=15)
     return text if text.endswith("\n") else text + "\n"
 

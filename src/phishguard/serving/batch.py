@@ -64,22 +64,25 @@ def score_table(
 
     `row` numbers rows from `first_row` in input order. Raises `SchemaError` when the columns
     themselves are wrong (then no row can be judged). With a `source`, the scored rows are
-    shown to the scorer's observers (the prediction log).
+    shown to the scorer's observers (the prediction log), row N as prediction
+    `<request_id>-N`.
     """
     features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
     check_columns(list(map(str, features.columns)), FEATURES)
     matrix = frame_matrix(features)
     if matrix is not None:  # the common case: every row clean, no per-row checks needed
-        scored = scorer.decisions(matrix, source, request_id)
-        scored.insert(0, ROW, np.arange(first_row, first_row + len(matrix)))
+        rows = np.arange(first_row, first_row + len(matrix))
+        scored = scorer.decisions(matrix, source, request_id, indexes=rows)
+        scored.insert(0, ROW, rows)
         return TableScores(scored, pd.DataFrame(columns=[ROW, *FEATURES, REASON]), matrix)
     checked = quarantine(features, FEATURES)
     rejected_at = checked.quarantined[ROW].to_numpy(dtype=np.int64) - 1
     keep = np.ones(len(features), dtype=bool)
     keep[rejected_at] = False
     matrix = checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
-    scored = scorer.decisions(matrix, source, request_id)
-    scored.insert(0, ROW, np.flatnonzero(keep) + first_row)
+    rows = np.flatnonzero(keep) + first_row
+    scored = scorer.decisions(matrix, source, request_id, indexes=rows)
+    scored.insert(0, ROW, rows)
     rejected = checked.quarantined.copy()
     rejected[ROW] = rejected_at + first_row
     return TableScores(scored, rejected.loc[:, [ROW, *FEATURES, REASON]], matrix)

@@ -5,6 +5,7 @@ allowed values, so the OpenAPI page lists the 30 fields and their domains. The e
 `Records`: a list of objects *documented* as `Record`s but checked by the one check engine
 (`phishguard.contract.record_checks.records_matrix`), not by pydantic, so every problem keeps
 its `record i: field …` message and a batch is checked with numpy, not one object per record.
+`POST /feedback` takes `FeedbackItems` the same way (checked by `phishguard.feedback.intake`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,45 @@ Records = Annotated[
 
 Label = Literal[CLASS_NAMES[1], CLASS_NAMES[0]]
 
+_FEEDBACK_ITEM = {
+    "type": "object",
+    "title": "FeedbackItem",
+    "description": (
+        "An analyst's verdict: the record (or the prediction_id /predict gave it) and its label."
+    ),
+    "properties": {
+        "record": Record.model_json_schema(),
+        "prediction_id": {"type": "string", "description": "instead of record"},
+        "label": {"enum": list(Label.__args__)},
+        "source": {"type": "string", "maxLength": 64, "description": "default: api"},
+        "note": {"type": "string", "maxLength": 1000},
+    },
+    "required": ["label"],
+    "additionalProperties": False,
+}
+
+FeedbackItems = Annotated[
+    list[Any],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": _FEEDBACK_ITEM,
+            "minItems": 1,
+            "description": "Verdicts (at most PHISHGUARD_MAX_ROWS); all stored, or none.",
+        }
+    ),
+]
+"""The verdicts of a `POST /feedback` (checked by `phishguard.feedback.intake`)."""
+
 
 class Result(BaseModel):
-    """One scored record: P(phishing), the decision at the model's threshold, the class name."""
+    """One scored record: P(phishing), the decision at the model's threshold, the class name,
+    and the id to send a verdict on it with (`POST /feedback`)."""
 
     phishing_probability: float
     is_phishing: bool
     label: Label
+    prediction_id: str | None = None
 
 
 class Reason(BaseModel):
@@ -64,6 +97,22 @@ class Results(BaseModel):
 
 class ExplainedResults(BaseModel):
     results: list[ExplainedResult]
+
+
+class VerdictStatus(BaseModel):
+    """One verdict of a `POST /feedback`: its content id, its label, whether it was new."""
+
+    verdict_id: str
+    label: Label
+    status: Literal["accepted", "already_present"]
+
+
+class FeedbackAnswer(BaseModel):
+    """`accepted` new verdicts, `already_present` ones; one `verdicts` entry per item, in order."""
+
+    accepted: int
+    already_present: int
+    verdicts: list[VerdictStatus]
 
 
 class Metadata(BaseModel):

@@ -59,6 +59,8 @@ class Observer(Protocol):
         request_id: str,
         model_version: str,
         model_sha256: str,
+        indexes: np.ndarray | None = None,
+        caller: str | None = None,
     ) -> object: ...
 
 
@@ -84,16 +86,33 @@ class Scorer:
         return self.bundle.manifest
 
     def probability(
-        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+        self,
+        matrix: np.ndarray,
+        source: str | None = None,
+        request_id: str = "",
+        *,
+        indexes: np.ndarray | None = None,
+        caller: str | None = None,
     ) -> np.ndarray:
         """P(phishing) for each row of a float32 matrix in canonical feature order; with a
-        `source`, the batch is shown to the observers (which never raise)."""
+        `source`, the batch is shown to the observers (which never raise), each row as
+        prediction `<request_id>-<index>` (`indexes`: default its position in the matrix),
+        scored for `caller` (an API key's name, or None)."""
         proba = self.bundle.probability(matrix)
         if source is not None:
-            self.observe(matrix, proba, source, request_id)
+            self.observe(matrix, proba, source, request_id, indexes=indexes, caller=caller)
         return proba
 
-    def observe(self, matrix: np.ndarray, proba: np.ndarray, source: str, request_id: str) -> None:
+    def observe(
+        self,
+        matrix: np.ndarray,
+        proba: np.ndarray,
+        source: str,
+        request_id: str,
+        *,
+        indexes: np.ndarray | None = None,
+        caller: str | None = None,
+    ) -> None:
         """Show a scored batch to every observer (for a caller that scored it without a
         `source` and answers only now: an upload is answered all or nothing)."""
         if not len(proba):
@@ -107,13 +126,20 @@ class Scorer:
                 request_id=request_id,
                 model_version=self.bundle.version,
                 model_sha256=self.metadata["model_sha256"],
+                indexes=indexes,
+                caller=caller,
             )
 
     def decisions(
-        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+        self,
+        matrix: np.ndarray,
+        source: str | None = None,
+        request_id: str = "",
+        *,
+        indexes: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Columns phishing_probability, is_phishing and label, one row per matrix row."""
-        proba = self.probability(matrix, source, request_id)
+        proba = self.probability(matrix, source, request_id, indexes=indexes)
         flagged = proba >= self.threshold
         return pd.DataFrame(
             {
@@ -124,12 +150,19 @@ class Scorer:
         )
 
     def results(
-        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+        self,
+        matrix: np.ndarray,
+        source: str | None = None,
+        request_id: str = "",
+        *,
+        caller: str | None = None,
     ) -> list[dict[str, Any]]:
-        """One result per row: probability, decision at the stored threshold, class name."""
-        proba = self.probability(matrix, source, request_id)
+        """One result per row: probability, decision at the stored threshold, class name, and
+        with a `request_id`, the row's `prediction_id` (`<request_id>-<index in the request>`,
+        as the prediction log records it, and as `POST /feedback` accepts it)."""
+        proba = self.probability(matrix, source, request_id, caller=caller)
         flagged = proba >= self.threshold
-        return [
+        results = [
             {
                 "phishing_probability": p,
                 "is_phishing": f,
@@ -137,24 +170,39 @@ class Scorer:
             }
             for p, f in zip(proba.tolist(), flagged.tolist(), strict=True)
         ]
+        if request_id:
+            for index, result in enumerate(results):
+                result["prediction_id"] = prediction_id(request_id, index)
+        return results
 
     def results_json(
-        self, matrix: np.ndarray, source: str | None = None, request_id: str = ""
+        self,
+        matrix: np.ndarray,
+        source: str | None = None,
+        request_id: str = "",
+        *,
+        caller: str | None = None,
     ) -> str:
         """`{"results": [...]}` as `results` gives it, formatted directly (no dicts, no encoder).
 
         `repr` of a float is the shortest round-tripping text, as `json.dumps` writes it.
         """
-        proba = self.probability(matrix, source, request_id)
+        proba = self.probability(matrix, source, request_id, caller=caller)
         flagged = (proba >= self.threshold).tolist()
         names = {
-            True: f'true,"label":"{CLASS_NAMES[1]}"}}',
-            False: f'false,"label":"{CLASS_NAMES[0]}"}}',
+            True: f'true,"label":"{CLASS_NAMES[1]}"',
+            False: f'false,"label":"{CLASS_NAMES[0]}"',
         }
-        items = [
-            f'{{"phishing_probability":{p!r},"is_phishing":{names[f]}'
-            for p, f in zip(proba.tolist(), flagged, strict=True)
-        ]
+        pairs = zip(proba.tolist(), flagged, strict=True)
+        if request_id:
+            # The request id is a hex uuid: nothing in it needs escaping.
+            items = [
+                f'{{"phishing_probability":{p!r},"is_phishing":{names[f]},'
+                f'"prediction_id":"{request_id}-{i}"}}'
+                for i, (p, f) in enumerate(pairs)
+            ]
+        else:
+            items = [f'{{"phishing_probability":{p!r},"is_phishing":{names[f]}}}' for p, f in pairs]
         return '{"results":[' + ",".join(items) + "]}"
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
@@ -192,6 +240,11 @@ class Scorer:
             ]
             for i in range(len(matrix))
         ]
+
+
+def prediction_id(request_id: str, index: int) -> str:
+    """The id of the prediction for row `index` of request `request_id`."""
+    return f"{request_id}-{index}"
 
 
 def load_scorer(
