@@ -6,6 +6,7 @@ challenger is promoted, the same one again is "the same model". The feedback sce
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def contender(
     feedback.update(holdout)
     return Contender(
         version=version,
-        model_sha256="0" * 64,
+        model_sha256=hashlib.sha256(version.encode()).hexdigest(),  # one model per version
         model_name="xgboost",
         threshold=0.7,
         test={"rows": 2212, "roc_auc": roc_auc, "recall": recall},
@@ -116,6 +117,17 @@ def test_the_same_model_repackaged_is_promoted_as_the_same_model() -> None:
     report = decide(contender("same"), contender("same"), PARAMS)
     assert report["decision"] == PROMOTED and report["same_model"] is True
     assert report["summary"].startswith("PROMOTED (same model) challenger same")
+
+
+def test_the_same_model_file_at_the_same_threshold_is_the_same_model() -> None:
+    """Re-packaged with new provenance (another package version), same predictions."""
+    old = contender("v1")
+    new = dataclasses.replace(contender("v2", roc_auc=0.9), model_sha256=old.model_sha256)
+    report = decide(new, old, PARAMS)
+    assert report["decision"] == PROMOTED and report["same_model"] is True
+    assert report["reasons"][0].startswith(f"the same model file (sha256 {old.model_sha256[:12]}…)")
+    moved = dataclasses.replace(new, threshold=0.6)
+    assert decide(moved, old, PARAMS)["decision"] == KEPT
 
 
 def test_format_decision_shows_each_rule() -> None:

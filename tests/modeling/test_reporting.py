@@ -175,7 +175,7 @@ def test_a_checked_log_shows_the_drift_table() -> None:
 def _contender(version: str, roc_auc: float) -> Contender:
     holdout = {"rows": 0, "roc_auc": None, "recall": None, "precision": None, "accuracy": None}
     test = {"rows": 2212, "roc_auc": roc_auc, "recall": 0.92}
-    return Contender(version, "0" * 64, "xgboost", 0.7, test, holdout)
+    return Contender(version, version * 16, "xgboost", 0.7, test, holdout)
 
 
 @pytest.mark.parametrize(

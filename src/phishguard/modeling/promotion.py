@@ -13,7 +13,8 @@ split and feedback holdout with evaluate's `operating_metrics`, then `decide` ap
 - feedback-holdout accuracy at the operating threshold, once the holdout has
   `min_holdout_rows` rows: challenger − champion ≥ min_holdout_gain.
 
-No champion yet (first run) promotes; so does the same package (same version) built again.
+No champion yet (first run) promotes; so does the same model built again (the same package
+version, or the same model file at the same threshold: the same predictions).
 A champion that fails its checks cannot be served anyway, so the challenger replaces it.
 
     python -m phishguard.modeling.promotion   # print reports/promotion.json's decision
@@ -185,14 +186,28 @@ def decide(
         decision, reasons = PROMOTED, [no_champion or "no champion yet (first run)"]
     elif new.version == old.version:
         decision, reasons = PROMOTED, [f"the champion is this same package ({new.version})"]
+    elif same_model(new, old):
+        decision, reasons = (
+            PROMOTED,
+            [
+                f"the same model file (sha256 {new.model_sha256[:12]}…) at the same threshold, "
+                "re-packaged with new provenance or metrics"
+            ],
+        )
     elif failed:
         decision, reasons = KEPT, [_failure(rule) for rule in failed]
     else:
         decision, reasons = PROMOTED, ["the challenger is within every margin of the champion"]
     report["decision"], report["reasons"] = decision, reasons
-    report["same_model"] = old is not None and new.version == old.version
+    report["same_model"] = old is not None and same_model(new, old)
     report["summary"] = summary(report)
     return report
+
+
+def same_model(new: Contender, old: Contender) -> bool:
+    """The same package, or the same model file at the same threshold: the same predictions."""
+    same_predictions = new.model_sha256 == old.model_sha256 and new.threshold == old.threshold
+    return new.version == old.version or same_predictions
 
 
 def judge(
