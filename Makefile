@@ -171,3 +171,10 @@ bench-scale: install ## 5M rows: one process vs --workers 2 vs a TCP dask cluste
 .PHONY: bench-pipeline
 bench-pipeline: install ## thread counts, cold stages, one dvc exp run, fresh set-up: before vs after (benchmarks/results/pipeline.md)
 	python -m benchmarks.pipeline --out benchmarks/results/pipeline.md
+# --- learning from analysts (issue 13) ---
+.PHONY: retrain
+retrain: install ## the feedback loop: land base + feedback, dvc repro (the gate promotes or keeps), print the decision, write the report
+	phishguard fetch
+	dvc repro
+	python -m phishguard.modeling.promotion
+	$(MAKE) --no-print-directory report

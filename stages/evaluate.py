@@ -1,5 +1,6 @@
-"""evaluate: held-out test metrics, grouped CV on the training split, plots, promotion gate,
-and the MLflow run of this model (params, every metric, the model, provenance tags)."""
+"""evaluate: held-out test metrics, grouped CV on the training split, metrics on the feedback
+holdout, plots, the quality gate, and the MLflow run of this model (params, every metric, the
+model, provenance tags)."""
 
 import tempfile
 from pathlib import Path
@@ -25,8 +26,9 @@ def main() -> None:
     config = load_model_config()
     trained = bundle.load(paths.MODEL_DIR, evaluated=False)
     train, test = pd.read_parquet(paths.TRAIN_TABLE), pd.read_parquet(paths.TEST_TABLE)
+    holdout = pd.read_parquet(paths.FEEDBACK_HOLDOUT)  # the newest feedback (maybe 0 rows)
 
-    result = evaluate_model(trained, train, test, config, train_seed, params)
+    result = evaluate_model(trained, train, test, config, train_seed, params, holdout)
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
     reference_scores = pd.DataFrame({"phishing_probability": result.oof_proba})

@@ -1,16 +1,39 @@
-"""package: import the evaluated model, its threshold and metrics into the BentoML store, and
-give its registered MLflow version the alias `champion`."""
+"""package: the champion/challenger gate, then (if the challenger wins) import the evaluated
+model, its threshold and metrics into the BentoML store and give its registered MLflow version
+the alias `champion`. A refusal keeps the served package and the alias, and is no failure:
+reports/promotion.json and a WARNING say why."""
 
 import logging
 
+import pandas as pd
+
+from phishguard import paths
+from phishguard.config.params import load_section
+from phishguard.config.sections import PromotionParams
 from phishguard.entrypoint import run
-from phishguard.modeling.package import package_model
+from phishguard.modeling import promotion
+from phishguard.modeling.package import candidate_manifest, package_model
 from phishguard.modeling.tracking import set_champion
+from phishguard.provenance import write_json
 
 log = logging.getLogger("package")
 
 
 def main() -> None:
+    params = load_section("promotion", PromotionParams)
+    test, holdout = pd.read_parquet(paths.TEST_TABLE), pd.read_parquet(paths.FEEDBACK_HOLDOUT)
+    report = promotion.judge(candidate_manifest(), paths.PACKAGE_STORE, test, holdout, params)
+    write_json(paths.PROMOTION_REPORT, report)
+    if report["decision"] == promotion.KEPT:
+        banner = "=" * 78
+        log.warning(
+            "\n%s\nWARNING: promotion refused; the champion stays served (not a failure)\n%s\n%s",
+            banner,
+            promotion.format_decision(report),
+            banner,
+        )
+        return
+    log.info(promotion.format_decision(report))
     folder = package_model()
     log.info("packaged %s", folder)
     set_champion(folder.name)  # the folder's name is the package's content-derived version

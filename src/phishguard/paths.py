@@ -74,10 +74,14 @@ STAGES: dict[str, StageIO] = {
     ),
     "train": StageIO(reads=(TRAIN_TABLE,), writes=(MODEL_DIR,)),
     "evaluate": StageIO(
-        reads=(TRAIN_TABLE, TEST_TABLE, MODEL_DIR),
+        reads=(TRAIN_TABLE, TEST_TABLE, FEEDBACK_HOLDOUT, MODEL_DIR),
         writes=(OPERATING_POINT, REFERENCE_SCORES, *PLOT_FILES, METRICS),
     ),
-    "package": StageIO(reads=(MODEL_DIR, OPERATING_POINT, METRICS), writes=(PACKAGE_STORE,)),
+    # The champion/challenger gate scores the served package on the same splits as evaluate.
+    "package": StageIO(
+        reads=(MODEL_DIR, OPERATING_POINT, METRICS, TEST_TABLE, FEEDBACK_HOLDOUT),
+        writes=(PACKAGE_STORE, PROMOTION_REPORT),
+    ),
     "monitor": StageIO(
         reads=(PREDICTION_LOG_DIR, TRAIN_TABLE, REFERENCE_SCORES),
         writes=(DRIFT_REPORT, *DRIFT_PLOT_FILES),

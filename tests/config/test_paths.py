@@ -82,15 +82,20 @@ def test_each_stage_script_uses_only_its_declared_paths(stage: str) -> None:
 
 
 def test_the_package_stage_reads_and_writes_its_declared_paths() -> None:
-    """stages/package.py takes `package_model`'s defaults: they are its declared paths."""
+    """stages/package.py takes `package_model`'s defaults: they are its declared paths, beside
+    the splits the champion/challenger gate scores the served package on."""
     defaults = {
         p.default
         for p in inspect.signature(package_model).parameters.values()
         if isinstance(p.default, Path)
     }
     io = paths.STAGES["package"]
-    assert defaults == {*io.reads, paths.BENTOML_HOME}
-    assert io.writes == (paths.BENTOML_HOME / "models" / paths.PACKAGE_NAME,)
+    gate_reads = {paths.TEST_TABLE, paths.FEEDBACK_HOLDOUT}
+    assert defaults | gate_reads == {*io.reads, paths.BENTOML_HOME}
+    assert io.writes == (
+        paths.BENTOML_HOME / "models" / paths.PACKAGE_NAME,
+        paths.PROMOTION_REPORT,
+    )
 
 
 def test_the_plot_files_are_the_ones_write_plots_writes(tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from phishguard.config.params import load_section
-from phishguard.config.sections import MonitorParams
+from phishguard.config.sections import MonitorParams, PromotionParams
 from phishguard.modeling import report
 from phishguard.modeling.evaluate import classification_metrics
 from phishguard.modeling.intervals import bootstrap_intervals
 from phishguard.modeling.plot_data import calibration_points, write_plots
+from phishguard.modeling.promotion import Contender, decide
 from phishguard.monitoring.drift import drift_report
 from tests.support import run_tool, synthetic_rows
 
@@ -169,3 +170,27 @@ def test_a_checked_log_shows_the_drift_table() -> None:
     assert lines[0] == "```" and lines[-1] == "```"
     assert lines[1].startswith("DRIFT: 1200 rows against 1200 reference rows")
     assert any(line.startswith("SSLfinal_State") and " yes " in line for line in lines)
+
+
+def _contender(version: str, roc_auc: float) -> Contender:
+    holdout = {"rows": 0, "roc_auc": None, "recall": None, "precision": None, "accuracy": None}
+    test = {"rows": 2212, "roc_auc": roc_auc, "recall": 0.92}
+    return Contender(version, version * 16, "xgboost", 0.7, test, holdout)
+
+
+@pytest.mark.parametrize(
+    ("new_auc", "headline"),
+    [
+        (0.98, "**Promotion: KEPT champion `old` — the challenger `new` was refused and is NOT "),
+        (0.995, "**Promotion: promoted challenger `new` over champion `old`.**"),
+    ],
+)
+def test_the_report_says_whether_the_challenger_was_promoted(evaluated, new_auc, headline):
+    """A refused promotion is loud in the CML report: the first line of its section."""
+    params = PromotionParams(0.002, 0.01, 100, 0.0)
+    decision = decide(_contender("new", new_auc), _contender("old", 0.995), params)
+    report.paths.PROMOTION_REPORT.write_text(json.dumps(decision))
+    text = report.write_report(Path("reports/report.md"), baseline=None).read_text()
+    section = text.split("## Champion/challenger (package stage)\n\n")[1]
+    assert section.startswith(headline)
+    assert "| ROC-AUC on the base test split | " + f"{new_auc:.4f} | 0.9950 |" in section

@@ -29,7 +29,7 @@ def _uses(job: dict) -> list[str]:
     return [step["uses"] for step in job["steps"] if "uses" in step]
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "cml.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "cml.yml", "retrain.yml"])
 def test_workflow_structure(name: str) -> None:
     workflow = _load(name)
     assert {"name", "on", "jobs"} <= set(workflow)
@@ -77,3 +77,45 @@ def test_make_report_builds_with_the_diff_the_workflow_uses() -> None:
     assert re.search(r"^report:", makefile, re.MULTILINE)
     assert "phishguard.modeling.report --baseline" in makefile
     assert (REPO / "src/phishguard/modeling/report.py").is_file()
+
+
+def test_retrain_runs_the_loop_weekly_and_opens_a_pull_request_for_a_person() -> None:
+    """retrain.yml (issue 13): pull the champion, land base + feedback, repro, push, and a pull
+    request whose body is the report; every credential from secrets."""
+    workflow = _load("retrain.yml")
+    assert "workflow_dispatch" in workflow["on"]
+    (schedule,) = workflow["on"]["schedule"]
+    assert len(schedule["cron"].split()) == 5
+    assert workflow["permissions"] == {"contents": "write", "pull-requests": "write"}
+    (job,) = workflow["jobs"].values()
+    assert any(u.startswith("astral-sh/setup-uv@") for u in _uses(job))
+    assert any(u.startswith("iterative/setup-cml@") for u in _uses(job))
+    commands = _runs(job)
+    order = [
+        "dvc pull",
+        "phishguard fetch",
+        "dvc repro",
+        "dvc push",
+        "make report",
+        "cml pr create",
+    ]
+    positions = [commands.index(command) for command in order]
+    assert positions == sorted(positions), "the loop's steps run in this order"
+    assert "phishguard.modeling.promotion" in commands  # the decision is printed
+    assert '--body "$(cat reports/report.md)"' in commands
+    assert "--publish" not in commands, "no upload of the plots to a public host"
+    fetch = next(step for step in job["steps"] if "phishguard fetch" in step.get("run", ""))
+    assert fetch["env"]["MONGODB_URI"] == "${{ secrets.MONGODB_URI }}"
+    assert workflow["env"]["AWS_ACCESS_KEY_ID"] == "${{ secrets.AWS_ACCESS_KEY_ID }}"
+    assert workflow["env"]["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
+    text = (WORKFLOWS / "retrain.yml").read_text()
+    assert not re.search(r"AKIA[0-9A-Z]{16}|mongodb(\+srv)?://", text), "a credential inline"
+
+
+def test_make_retrain_is_the_same_loop_and_listed_in_make_help() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^retrain:.*## (.+)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe, "a documented `retrain` target (make help)"
+    steps = recipe.group(2)
+    for command in ("phishguard fetch", "dvc repro", "phishguard.modeling.promotion", "report"):
+        assert command in steps

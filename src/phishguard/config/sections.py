@@ -103,3 +103,36 @@ class MonitorParams:
     features: FeatureThresholds
     joint: JointThresholds
     prediction: PredictionThresholds
+
+
+@dataclass(frozen=True)
+class PromotionParams:
+    """`promotion`: the package stage's champion/challenger gate (`phishguard.modeling.promotion`).
+
+    The newly evaluated model (challenger) replaces the served one (champion) only when it
+    loses no more than these margins against it on the base test split, and does at least as
+    well on the feedback holdout once that holdout is big enough to judge.
+    """
+
+    max_roc_auc_drop: float
+    """Largest allowed fall of the test split's ROC-AUC (challenger − champion ≥ −this)."""
+    max_recall_drop: float
+    """Largest allowed fall of the test split's recall, each model at its own operating
+    threshold (the one chosen for the target FPR on its training split's CV)."""
+    min_holdout_rows: int
+    """The feedback-holdout rule applies only from this many holdout rows."""
+    min_holdout_gain: float
+    """Smallest required gain of accuracy on the feedback holdout (0: at least as good)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_roc_auc_drop", "max_recall_drop"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParamsError(f"promotion.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.min_holdout_rows < 1:
+            raise ParamsError(
+                f"promotion.min_holdout_rows must be at least 1, got {self.min_holdout_rows}"
+            )
+        if not -1 <= self.min_holdout_gain <= 1:
+            raise ParamsError(
+                f"promotion.min_holdout_gain must be in [-1, 1], got {self.min_holdout_gain}"
+            )

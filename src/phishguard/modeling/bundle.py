@@ -43,7 +43,7 @@ MODEL_SUFFIXES = (".ubj", ".skops")
 # Numbers in the metrics and operating point that are counts (the bootstrap's draws, groups
 # and seed among them); `log_loss` (and its spread or interval) is any loss >= 0; every other
 # number there is a rate, probability or score in [0, 1].
-COUNT_KEYS = frozenset({"n", "tp", "fp", "tn", "fn", "groups", "resamples", "seed"})
+COUNT_KEYS = frozenset({"n", "rows", "tp", "fp", "tn", "fn", "groups", "resamples", "seed"})
 LOSS_KEYS = frozenset({"log_loss"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\]+)")

@@ -51,6 +51,27 @@ def classification_metrics(
     }
 
 
+def operating_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Rows, ROC-AUC, and recall, precision and accuracy at the operating `threshold` of one
+    split (`y_true` 1 = phishing), rounded as metrics.json rounds.
+
+    Each metric is None where the split cannot define it: ROC-AUC needs both classes, recall a
+    phishing row, precision a flagged row, accuracy any row. The feedback holdout may be small
+    or one-sided, so nothing here fails on it. The package stage scores the champion with this
+    function, so both models are measured by the same code.
+    """
+    y = np.asarray(y_true).astype(int)
+    flagged = np.asarray(proba) >= threshold
+    rows, phishing = len(y), int(y.sum())
+    return {
+        "rows": rows,
+        "roc_auc": round(float(skm.roc_auc_score(y, proba)), 6) if 0 < phishing < rows else None,
+        "recall": round(float(np.mean(flagged[y == 1])), 6) if phishing else None,
+        "precision": round(float(np.mean(y[flagged])), 6) if flagged.any() else None,
+        "accuracy": round(float(np.mean(flagged == (y == 1))), 6) if rows else None,
+    }
+
+
 def threshold_for_fpr(y_true: np.ndarray, proba: np.ndarray, target_fpr: float) -> float:
     """The lowest threshold whose false-positive rate does not exceed `target_fpr`."""
     negatives = np.sort(proba[np.asarray(y_true) == 0])[::-1]
@@ -229,6 +250,7 @@ def evaluate_model(
     spec: ModelConfig,
     train_seed: int,
     params: EvaluateParams,
+    feedback_holdout: pd.DataFrame | None = None,
 ) -> EvaluationResult:
     """Test metrics of the trained `bundle`, grouped CV of its config `spec` (seeded by
     `train_seed`) on the featurized `train` table (the bundle's input columns), and the
@@ -237,6 +259,8 @@ def evaluate_model(
     The operating threshold comes from out-of-fold predictions on the training split only,
     so the test split never chooses anything. The test metrics carry 95% bootstrap intervals
     over feature-vector groups (seeded by `params.seed`); the CV metrics their spread over folds.
+    `feedback_holdout` (the newest analysts' verdicts, never trained on; none = 0 rows) is
+    scored at the operating threshold (`operating_metrics`).
     """
     cv_folds, cv_seed, target_fpr = params.cv_folds, params.seed, params.target_fpr
     cv_workers, bootstrap_resamples = params.cv_workers, params.bootstrap_resamples
@@ -279,6 +303,7 @@ def evaluate_model(
         "cv": cv,
         "threshold": round(threshold, 6),
         "target_fpr": target_fpr,
+        "feedback_holdout": holdout_metrics(bundle, feedback_holdout, threshold),
     }
     operating_point = {
         "threshold": threshold,
@@ -287,6 +312,13 @@ def evaluate_model(
         "cv_recall_at_threshold": cv["recall_at_target_fpr"],
     }
     return EvaluationResult(metrics, operating_point, y_test, test_proba, oof)
+
+
+def holdout_metrics(bundle: Bundle, table: pd.DataFrame | None, threshold: float) -> dict[str, Any]:
+    """`operating_metrics` of `bundle` on a featurized `table` (None: an empty one)."""
+    if table is None or table.empty:
+        return operating_metrics(np.empty(0, dtype=int), np.empty(0), threshold)
+    return operating_metrics(table[TARGET].to_numpy(), bundle.predict_proba(table), threshold)
 
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,14 @@ from typing import Any
 
 from phishguard import PhishguardError, paths
 from phishguard.io import atomic_path
-from phishguard.modeling.bundle import evaluated_manifest, package_version, verify, write_evaluated
+from phishguard.modeling.bundle import (
+    PackageError,
+    evaluated_manifest,
+    manifest_problem,
+    package_version,
+    verify,
+    write_evaluated,
+)
 from phishguard.provenance import read_json
 
 LATEST = "latest"  # BentoML's pointer to the newest version of a model, in its store
@@ -40,8 +47,7 @@ def package_model(
     store as it was. Sets `BENTOML_HOME` for this process before bentoml is imported (bentoml
     reads it once).
     """
-    trained = verify(model_dir, evaluated=False)
-    manifest = evaluated_manifest(trained, read_json(operating_point), read_json(metrics))
+    manifest = candidate_manifest(model_dir, operating_point, metrics)
     version = package_version(manifest)
     os.environ["BENTOML_HOME"] = str(bentoml_home.resolve())
     import bentoml
@@ -65,6 +71,23 @@ def package_model(
         return _switch_to(built, store)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def candidate_manifest(
+    model_dir: Path = paths.MODEL_DIR,
+    operating_point: Path = paths.OPERATING_POINT,
+    metrics: Path = paths.METRICS,
+) -> dict[str, Any]:
+    """The manifest the package of the evaluated model in `model_dir` would carry (verified
+    first): what the promotion gate judges before anything is written."""
+    trained = verify(model_dir, evaluated=False)
+    manifest = evaluated_manifest(trained, read_json(operating_point), read_json(metrics))
+    # The trained bundle's checksums were just verified: its model file is the one recorded.
+    recorded = {manifest["model_file"]: manifest["model_sha256"]}
+    problem = manifest_problem(manifest, recorded, evaluated=True)
+    if problem:
+        raise PackageError(f"{operating_point}, {metrics}: {problem}; re-run the evaluate stage")
+    return manifest
 
 
 def _switch_to(built: Path, store: Path) -> Path:

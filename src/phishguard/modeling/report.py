@@ -234,6 +234,36 @@ def drift_section(report: dict[str, Any]) -> list[str]:
     return ["```", *format_report(report).splitlines(), "```"]
 
 
+def promotion_section(report: dict[str, Any]) -> list[str]:
+    """The package stage's champion/challenger decision (reports/promotion.json): one bold line
+    (a refusal in capitals, so nobody misses it), the reasons, and each rule's values."""
+    decision = "PROMOTED" if report["decision"] == "promoted" else "KEPT"
+    new, old = report["challenger"], report["champion"]
+    if decision == "KEPT":
+        headline = (
+            f"**Promotion: KEPT champion `{old['version']}` — the challenger "
+            f"`{new['version']}` was refused and is NOT served.**"
+        )
+    elif report.get("same_model"):
+        headline = f"**Promotion: promoted `{new['version']}` (same model as the champion).**"
+    else:
+        was = f"over champion `{old['version']}`" if old else "(no champion before)"
+        headline = f"**Promotion: promoted challenger `{new['version']}` {was}.**"
+    lines = [headline, "", *[f"- {reason}" for reason in report["reasons"]]]
+    if report["rules"]:
+        lines += ["", "| rule | challenger | champion | change | allowed | verdict |"]
+        lines.append("|---|---|---|---|---|---|")
+        for rule in report["rules"]:
+            cells = [rule["challenger"], rule["champion"], rule["change"]]
+            shown = ["–" if value is None else f"{value:.4f}" for value in cells]
+            verdict = rule["verdict"] + (f" ({rule['note']})" if "note" in rule else "")
+            lines.append(
+                f"| {rule['description']} | {' | '.join(shown)} | ≥ {rule['min_change']:+.4f} "
+                f"| {verdict} |"
+            )
+    return lines
+
+
 def baseline_metrics(baseline: str) -> dict[str, Any] | None:
     """reports/metrics.json as committed at `baseline`, or None where git cannot show it."""
     try:
@@ -259,6 +289,10 @@ def write_report(out: Path, baseline: str | None) -> Path:
     metrics = _load_json(paths.METRICS)
     images = render_plots(paths.PLOTS, out.parent / "figures", metrics.get("threshold"))
     diffs, changes = {}, {}
+    if paths.PROMOTION_REPORT.is_file():
+        changes["Champion/challenger (package stage)"] = promotion_section(
+            _load_json(paths.PROMOTION_REPORT)
+        )
     if baseline:
         previous = baseline_metrics(baseline)
         verdicts = change_verdicts(metrics, previous) if previous else []
