@@ -42,7 +42,9 @@ def pipeline_copy(pipeline_clone: Path, tmp_path: Path) -> Path:
 def test_every_stage_wrote_its_outputs(pipeline_clone):
     read = lambda name: json.loads((pipeline_clone / name).read_text())  # noqa: E731
     ingest = read("reports/ingest.json")
-    assert ingest["rows"] == 11_055 and ingest["source"] == "phishing_websites.csv"
+    # data.feedback (the default): the landed file is the snapshot of base + verdicts (none here)
+    assert ingest["rows"] == 11_055 and ingest["source"] == "phishing_websites.parquet"
+    assert ingest["by_source"] == {"base": 11_055, "feedback": 0}
     validation = read("reports/validation.json")
     assert (
         validation["input_rows"]
