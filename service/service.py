@@ -14,7 +14,10 @@ feedback store (`phishguard.feedback`). BentoML adds /healthz, /readyz, /metrics
 Environment: PHISHGUARD_WORKERS (default 1), PHISHGUARD_MAX_ROWS (default 10,000 per request),
 PHISHGUARD_MAX_EXPLAIN_ROWS (default 1,000 per /explain request), PHISHGUARD_MAX_BODY_BYTES
 (default 8 MiB), PHISHGUARD_MAX_HEADER_BYTES (default 64 KiB), PHISHGUARD_FEEDBACK_DIR (the
-feedback store's folder, default data/feedback; MONGODB_URI selects MongoDB instead).
+feedback store's folder, default data/feedback; MONGODB_URI selects MongoDB instead),
+PHISHGUARD_AUTH (writes|all|off, default writes), PHISHGUARD_KEYS (the key store, default
+.phishguard/api_keys.json), PHISHGUARD_WRITE_RATE (default 60/minute per key) and
+PHISHGUARD_WRITE_BURST: see phishguard.serving.auth.
 """
 
 from __future__ import annotations
