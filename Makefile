@@ -163,6 +163,10 @@ bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks
 bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predict, 100k vs 3M rows (benchmarks/results/memory.md)
 	python -m benchmarks.memory
 
+.PHONY: bench-predict
+bench-predict: install ## rows/s of phishguard predict, Parquet and CSV, vs the model's own cost; PREDICT_BASELINE=<rev> compares (benchmarks/results/predict.md)
+	python -m benchmarks.predict
+
 # --- the experiment loop (issue 10) ---
 .PHONY: bench-pipeline
 bench-pipeline: install ## thread counts, cold stages, one dvc exp run, fresh set-up: before vs after (benchmarks/results/pipeline.md)
