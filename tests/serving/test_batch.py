@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES
 from phishguard.data.validate import quarantine
-from phishguard.monitoring.prediction_log import read_log
-from phishguard.serving.batch import predict_file, score_table
+from phishguard.monitoring.prediction_log import PredictionLog, read_log
+from phishguard.serving.batch import WaitingLog, predict_file, score_table
+from phishguard.serving.scoring import Scorer
 from tests.support import REPO, run_tool, synthetic_rows, tool_env
 
 
@@ -339,3 +340,21 @@ def test_a_parquet_file_with_wrong_columns_names_the_file(scorer, tmp_path: Path
     with pytest.raises(PhishguardError, match=r"in\.parquet: schema error: missing column Iframe"):
         predict_file(scorer, tmp_path / "in.parquet", tmp_path / "o.csv", tmp_path / "r.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+
+
+def test_a_batch_run_waits_for_the_prediction_log_instead_of_dropping_rows(
+    scorer, tmp_path: Path
+) -> None:
+    """Chunks larger than the log's whole queue, scored faster than it writes: every scored
+    row is still logged, none dropped."""
+    synthetic_rows(12_000, 44).to_parquet(tmp_path / "in.parquet", index=False)
+    log = PredictionLog(tmp_path / "log", max_pending_rows=1_000)
+    logged = Scorer(scorer.bundle, (WaitingLog(log),))
+    predict_file(logged, tmp_path / "in.parquet", tmp_path / "o.parquet", tmp_path / "r.csv", 5_000)
+    log.close()
+    assert (log.written, log.dropped) == (12_000, {})
+    table = read_log(tmp_path / "log")
+    out = pd.read_parquet(tmp_path / "o.parquet")
+    np.testing.assert_array_equal(
+        table["probability"].to_numpy(np.float32), out["phishing_probability"].to_numpy()
+    )

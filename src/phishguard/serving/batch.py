@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -217,6 +219,43 @@ def predict_file(
     return BatchSummary(rows=rows, scored=scored.rows, rejected=rejected.rows)
 
 
+class WaitingLog:
+    """The prediction log as a batch run's observer: it waits for room in the log's queue
+    instead of letting a batch be dropped, and hands over a chunk in pieces of at most half
+    the queue. A batch job has no request latency to protect, and the log holds every scored
+    row; scoring faster than the log writes (~12 µs a row) would otherwise drop rows."""
+
+    POLL_SECONDS = 0.005
+
+    def __init__(self, log: PredictionLog) -> None:
+        self.log = log
+        self._sent = 0
+
+    def record(
+        self, features: np.ndarray, probabilities: np.ndarray, threshold: float, **fields: Any
+    ) -> bool:
+        if not self.log.enabled:
+            return False
+        step = max(1, self.log.max_pending_rows // 2)
+        queued = True
+        for start in range(0, len(probabilities), step):
+            rows = len(probabilities[start : start + step])
+            while self._pending() + rows > self.log.max_pending_rows:
+                time.sleep(self.POLL_SECONDS)
+            queued &= self.log.record(
+                features[start : start + step],
+                probabilities[start : start + step],
+                threshold,
+                **fields,
+            )
+            self._sent += rows
+        return queued
+
+    def _pending(self) -> int:
+        """Rows handed to the log and neither written nor dropped yet."""
+        return self._sent - self.log.written - sum(self.log.dropped.values())
+
+
 def predict_command(
     source: str, output: str, rejects: str | None, model: str | None, chunk_rows: int
 ) -> BatchSummary:
@@ -228,7 +267,9 @@ def predict_command(
     rejects_path = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.csv")
     prediction_log = PredictionLog.from_env()
     # One predict thread: one core per process; more cores mean more processes (or workers).
-    scorer = load_scorer(Path(model) if model else None, nthread=1, observers=(prediction_log,))
+    scorer = load_scorer(
+        Path(model) if model else None, nthread=1, observers=(WaitingLog(prediction_log),)
+    )
     try:
         summary = predict_file(scorer, Path(source), out, rejects_path, chunk_rows)
     finally:
