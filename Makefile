@@ -167,6 +167,10 @@ bench-memory: install ## peak RSS of ingest, validate, load --dry-run and predic
 bench-scale: install ## 5M rows: one process vs --workers 2 vs a TCP dask cluster, rows/s, RSS, ratios (benchmarks/results/scale.md)
 	python -m benchmarks.scale
 
+.PHONY: bench-predict
+bench-predict: install ## rows/s of phishguard predict, Parquet and CSV, vs the model's own cost; PREDICT_BASELINE=<rev> compares (benchmarks/results/predict.md)
+	python -m benchmarks.predict
+
 # --- the experiment loop (issue 10) ---
 .PHONY: bench-pipeline
 bench-pipeline: install ## thread counts, cold stages, one dvc exp run, fresh set-up: before vs after (benchmarks/results/pipeline.md)

@@ -64,7 +64,8 @@ def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
 
 
 class ChunkWriter:
-    """Append DataFrames to `path` (Parquet if it ends in `.parquet`, else CSV with a header).
+    """Append DataFrames or Arrow tables to `path` (Parquet if it ends in `.parquet`, else CSV
+    with a header). An Arrow table goes into Parquet as it is, with no pandas in between.
 
     The first chunk fixes the columns and types (later Parquet chunks are cast to them);
     `empty` is written when no chunk was, so the file always exists and has its header.
@@ -80,7 +81,7 @@ class ChunkWriter:
         self._atomic = atomic_path(path)
         self._part = self._atomic.__enter__()
 
-    def write(self, chunk: pd.DataFrame) -> None:
+    def write(self, chunk: pd.DataFrame | pa.Table) -> None:
         try:
             self._write(chunk)
         except OSError as error:  # name the file the user asked for, not the hidden .part
@@ -88,13 +89,19 @@ class ChunkWriter:
         self._started = True
         self.rows += len(chunk)
 
-    def _write(self, chunk: pd.DataFrame) -> None:
+    def _write(self, chunk: pd.DataFrame | pa.Table) -> None:
         if self._parquet:
-            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            table = (
+                chunk
+                if isinstance(chunk, pa.Table)
+                else pa.Table.from_pandas(chunk, preserve_index=False)
+            )
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self._part, table.schema)
             self._writer.write_table(table.cast(self._writer.schema))
         else:
+            if isinstance(chunk, pa.Table):
+                chunk = chunk.to_pandas()
             spreadsheet_safe(chunk).to_csv(
                 self._part,
                 mode="a" if self._started else "w",

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,12 @@ from phishguard.contract.problems import (
     record_message,
     schema_message,
 )
-from phishguard.contract.record_checks import frame_matrix, records_matrix
+from phishguard.contract.record_checks import (
+    arrow_columns,
+    clean_rows,
+    frame_matrix,
+    records_matrix,
+)
 from phishguard.contract.schema import COLUMNS, DOMAINS, FEATURES
 
 valid_record = st.fixed_dictionaries({name: st.sampled_from(DOMAINS[name]) for name in FEATURES})
@@ -116,6 +122,55 @@ def test_numpy_never_accepts_a_table_the_judge_rejects(rows, spoil):
             assert fast is None, problems
         elif fast is not None:
             np.testing.assert_array_equal(fast, numeric.to_numpy(dtype=np.float32))
+
+
+arrow_type = st.sampled_from([pa.int8(), pa.int16(), pa.int64(), pa.uint8(), pa.float64()])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(valid_record, min_size=1, max_size=8),
+    spoil=st.lists(
+        st.tuples(
+            st.integers(0, 7),
+            st.sampled_from(FEATURES),
+            st.one_of(st.none(), st.integers(-300, 300), st.floats(allow_nan=True), st.just(-0.0)),
+        ),
+        max_size=4,
+    ),
+    types=st.dictionaries(st.sampled_from(FEATURES), arrow_type, max_size=4),
+)
+def test_typed_arrow_rows_are_clean_only_where_the_judge_accepts_them(rows, spoil, types):
+    """Parquet's typed columns (any integer width, floats, nulls) read without pandas: a row is
+    clean only if the judge accepts it as the same values; the rest go to the judge."""
+    table = pd.DataFrame(rows, columns=list(FEATURES)).astype(object)
+    for row, name, value in spoil:
+        if row < len(table):
+            table.at[row, name] = value
+    columns = {}
+    for name in FEATURES:
+        kind = types.get(name, pa.int8())
+        values = table[name].tolist()
+        if pa.types.is_integer(kind):  # a value the type cannot hold becomes a null
+            info = np.iinfo(kind.to_pandas_dtype())
+            values = [
+                int(v)
+                if v is not None and float(v).is_integer() and info.min <= v <= info.max
+                else None
+                for v in values
+            ]
+        else:
+            values = [None if v is None else float(v) for v in values]
+        columns[name] = pa.array(values, kind)
+    batch = pa.table(columns)
+    matrix, clean = clean_rows(arrow_columns(batch))
+    numeric, problems = judge_table(batch.to_pandas(), FEATURES)
+    rejected = {p.row for p in problems}
+    assert not rejected & set(np.flatnonzero(clean).tolist()), problems
+    accepted = np.flatnonzero(clean)
+    # Bit for bit as the validated int8 rows (-0.0 read from a float column is 0).
+    expected = numeric.iloc[accepted].to_numpy().astype(np.int8).astype(np.float32)
+    np.testing.assert_array_equal(matrix[accepted].view(np.uint32), expected.view(np.uint32))
 
 
 def test_the_judge_reports_structured_problems_row_by_row():

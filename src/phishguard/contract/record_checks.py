@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from phishguard import PhishguardError
 from phishguard.contract.checks import judge_records
@@ -41,6 +42,9 @@ __all__ = [
     "MAX_REPORTED_PROBLEMS",
     "RecordError",
     "TooManyRecordsError",
+    "arrow_columns",
+    "clean_rows",
+    "frame_columns",
     "frame_matrix",
     "records_matrix",
 ]
@@ -49,6 +53,7 @@ _values_of = operator.itemgetter(*FEATURES)
 # ALLOWED[j, v + 1] is True when value v ∈ {-1, 0, 1} is in feature j's domain.
 _ALLOWED = np.array([[v in DOMAINS[name] for v in (-1, 0, 1)] for name in FEATURES], dtype=bool)
 _COLUMN_INDEX = np.arange(len(FEATURES))
+_DOMAIN_VALUES = tuple(DOMAINS[name] for name in FEATURES)
 # The text of every in-domain value as a CSV cell holds it; anything else takes the slow path.
 _SMALL_INTEGERS = {text: value for value in (-1, 0, 1) for text in (str(value), f"{value:+d}")}
 
@@ -110,26 +115,72 @@ def frame_matrix(features: pd.DataFrame) -> np.ndarray | None:
     missing value, a value out of domain): the caller then runs the pipeline's `quarantine`
     for per-row reasons. Columns must already have been checked.
     """
-    columns = features.loc[:, list(FEATURES)]
-    if all(
-        pd.api.types.is_integer_dtype(t) and not pd.api.types.is_bool_dtype(t)
-        for t in columns.dtypes
-    ):
-        values = columns.to_numpy(dtype=np.int64)
-    else:  # text (CSV): looked up cell by cell, never widened to the longest cell
-        values = np.empty(columns.shape, dtype=np.int64)
-        for j, name in enumerate(FEATURES):
-            column = columns[name]
-            if pd.api.types.is_integer_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
-                column.dtype
-            ):
-                values[:, j] = column.to_numpy(dtype=np.int64)
-                continue
-            looked_up = column.map(_SMALL_INTEGERS).to_numpy(dtype=np.float64, na_value=np.nan)
-            if np.isnan(looked_up).any():  # not plain integer text: the caller judges each row
-                return None
-            values[:, j] = looked_up
-    return values.astype(np.float32) if _in_domain(values) else None
+    matrix, clean = clean_rows(frame_columns(features))
+    return matrix if clean.all() else None
+
+
+def frame_columns(features: pd.DataFrame) -> list[np.ndarray]:
+    """The 30 feature columns of a table as numpy arrays `clean_rows` takes, canonical order.
+
+    Integer columns as they are; floats and nullable integers as float64 (NaN where
+    missing); text looked up cell by cell (never widened to the longest cell), NaN unless it
+    is a plain integer; bools as NaN throughout (a bool is not a number here).
+    """
+    columns = []
+    for name in FEATURES:
+        column = features[name]
+        if pd.api.types.is_bool_dtype(column.dtype):
+            columns.append(np.full(len(column), np.nan))
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+            columns.append(column.to_numpy())
+        elif pd.api.types.is_numeric_dtype(column.dtype):
+            columns.append(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            looked_up = column.map(_SMALL_INTEGERS)
+            columns.append(looked_up.to_numpy(dtype=np.float64, na_value=np.nan))
+    return columns
+
+
+def arrow_columns(batch: pa.RecordBatch | pa.Table) -> list[np.ndarray] | None:
+    """The 30 feature columns of typed Arrow data (Parquet) as `clean_rows` takes them, without
+    a pass over text: integers as they are (zero-copy), floats and integers with nulls as
+    float64 (NaN where null). None when a column holds anything else (text, bools): such a
+    batch goes through pandas and `frame_columns`."""
+    columns = []
+    for name in FEATURES:
+        array = batch.column(name)
+        if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
+            return None
+        if array.null_count or pa.types.is_floating(array.type):
+            columns.append(np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64))
+        else:
+            columns.append(array.to_numpy())
+    return columns
+
+
+def clean_rows(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 matrix (rows x 30, canonical order, C-contiguous) of the feature `columns`
+    (`frame_columns`, `arrow_columns`), and a mask of the clean rows: those whose every cell is
+    a value of its feature's domain. The other rows' cells mean nothing: ask the check engine
+    (`quarantine`) about those rows, and only those."""
+    rows = len(columns[0])
+    clean = np.ones(rows, dtype=bool)
+    for column, domain in zip(columns, _DOMAIN_VALUES, strict=True):
+        clean &= _one_of(column, domain)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range cells: rows not clean
+        matrix = np.vstack(columns).T.astype(np.float32, order="C")
+    if any(column.dtype.kind == "f" for column in columns):
+        matrix += np.float32(0)  # -0.0 -> 0.0: the same bits as an integer 0
+    return matrix, clean
+
+
+def _one_of(column: np.ndarray, domain: tuple[int, ...]) -> np.ndarray:
+    """Cells equal to a value of `domain`: by equality, so no cast can wrap a value around (257
+    is not 1) and NaN is never found."""
+    found = column == domain[0]
+    for value in domain[1:]:
+        found |= column == value
+    return found
 
 
 def _in_domain(values: np.ndarray) -> bool:

@@ -15,7 +15,7 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -140,17 +140,30 @@ def _read_arff(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _read_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    for batch in _parquet_batches(path, chunk_rows):
+        yield batch.to_pandas()
+
+
+def _parquet_batches(
+    path: Path, chunk_rows: int, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The file's rows as Arrow record batches of at most `chunk_rows` rows, read row group
+    by row group (memory bounded by a batch and a row group); `columns` (those the file has)
+    limits what is decoded. A file without rows gives one empty batch."""
+    parquet = _parquet_file(path)
+    schema = parquet.schema_arrow
+    if columns is not None:
+        columns = [name for name in columns if name in schema.names]
+        schema = pa.schema([schema.field(name) for name in columns])
+    if parquet.metadata.num_rows == 0:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
+        return
     try:
-        parquet = pq.ParquetFile(path)
+        yield from parquet.iter_batches(batch_size=chunk_rows, columns=columns)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataSourceError(
             f"{path}: not a readable Parquet file ({first_line(error)})"
         ) from None
-    if parquet.metadata.num_rows == 0:
-        yield parquet.schema_arrow.empty_table().to_pandas()
-        return
-    for batch in parquet.iter_batches(batch_size=chunk_rows):
-        yield batch.to_pandas()
 
 
 READERS: dict[str, Reader] = {
@@ -172,6 +185,43 @@ def iter_chunks(source: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd
 
     Raises `DataSourceError` with one readable line for anything that cannot be read.
     """
+    path = _readable(source)
+    try:
+        yield from READERS[path.suffix.lower()](path, chunk_rows)
+    except UnicodeDecodeError as error:
+        raise DataSourceError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
+def parquet_columns(source: str | Path) -> list[str]:
+    """The column names of a Parquet file, from its footer (no row is read)."""
+    return list(_parquet_file(_readable(source)).schema_arrow.names)
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataSourceError(
+            f"{path}: not a readable Parquet file ({first_line(error)})"
+        ) from None
+
+
+def iter_parquet_batches(
+    source: str | Path, chunk_rows: int = CHUNK_ROWS, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a Parquet file as typed Arrow record batches (no pandas), for readers that
+    take Arrow (the batch CLI's fast path); `iter_chunks` gives the same rows as DataFrames.
+    `columns` limits the columns decoded to those of them the file has."""
+    path = _readable(source)
+    if path.suffix.lower() != ".parquet":
+        raise DataSourceError(f"{path}: not a .parquet file")
+    yield from _parquet_batches(path, chunk_rows, columns)
+
+
+def _readable(source: str | Path) -> Path:
+    """`source` as a path to a readable file of a supported type, else `DataSourceError`."""
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix not in READERS:
@@ -184,12 +234,7 @@ def iter_chunks(source: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd
         )
     if not os.access(path, os.R_OK):
         raise DataSourceError(f"{path}: permission denied")
-    try:
-        yield from READERS[suffix](path, chunk_rows)
-    except UnicodeDecodeError as error:
-        raise DataSourceError(
-            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
-        ) from None
+    return path
 
 
 def read_table(source: str | Path) -> pd.DataFrame:
