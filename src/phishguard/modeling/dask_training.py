@@ -196,12 +196,16 @@ def _local_client(workers: int) -> Any:
     from distributed import Client, LocalCluster
 
     log.info("starting a local Dask cluster of %d worker processes", workers)
+    # Dask's INFO lines (every worker and connection) would drown the stage's own.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # No dashboard; the scheduler's health routes on a free loopback port, not on 8787.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
     )
     return Client(cluster)
 
