@@ -3,6 +3,7 @@
 `DaskXGBoost.fit` trains with `xgboost.dask` on the cluster at `scheduler` (else
 $DASK_SCHEDULER_ADDRESS), or on a local cluster of `workers` processes that this process
 starts once, shares between fits (the grouped-CV folds included) and closes when it exits.
+One cluster at a time: a fit on another address closes the previous client first.
 The result is a plain XGBoost `Booster`: the bundle saves it as model.ubj, and evaluate,
 package and the service load it exactly as the single-node model; `predict_proba` scores
 in-process with it, so no fit or predict needs the cluster twice.
@@ -121,9 +122,10 @@ class DaskXGBoost(ClassifierMixin, BaseEstimator):
         rounds = 100 if self.n_estimators is None else self.n_estimators
         with _FIT_LOCK:  # one training at a time: they would queue for the same workers anyway
             client = cluster_client(self.scheduler, self.workers)
-            self.booster_ = train_booster(
-                client, X, y, self.native_params(), rounds, self.partitions
-            )
+            with client.as_current():
+                self.booster_ = train_booster(
+                    client, X, y, self.native_params(), rounds, self.partitions
+                )
         self.booster_.set_param({"nthread": 1})
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
@@ -177,6 +179,9 @@ def cluster_client(configured: str | None, workers: int) -> Any:
     address = scheduler_address(configured)
     key = (address, workers if address == LOCAL else 0)
     if key not in _CLIENTS:
+        # One cluster at a time: futures of a second live client in the same process left
+        # xgboost.dask waiting forever for its partitions.
+        close_clusters()
         _CLIENTS[key] = _local_client(workers) if address == LOCAL else _remote_client(address)
     return _CLIENTS[key]
 
