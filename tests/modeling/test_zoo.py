@@ -15,6 +15,7 @@ from phishguard.contract.schema import FEATURES, LABEL, TARGET, to_target
 from phishguard.modeling import bundle
 from phishguard.modeling.features import featurize
 from phishguard.modeling.train import train_and_save
+from phishguard.modeling.zoo import XGBOOST_NATIVE
 from phishguard.provenance import IntegrityError, file_sha256
 from tests.support import REPO, run_tool, synthetic_rows
 
@@ -61,7 +62,7 @@ def test_zoo_model_roundtrips_through_its_safe_format(name: str, tmp_path: Path)
     table = _table()
     metadata = train_and_save(model_config(_small(spec)), 42, table, tmp_path)
     path = tmp_path / metadata["model_file"]
-    assert path.suffix == (".ubj" if name == "xgboost" else ".skops")
+    assert path.suffix == (".ubj" if name in XGBOOST_NATIVE else ".skops")
     trained = bundle.load(tmp_path, evaluated=False)
     assert trained.manifest == metadata
     proba = trained.predict_proba(table)

@@ -6,6 +6,7 @@ The model configs (`phishguard.config.models`) give every hyperparameter one of 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,15 @@ THREADS = integer(1) | one_of(-1)
 FRACTION = number(0, 1, low_open=True)
 NON_NEGATIVE = number(0, low_open=False)
 POSITIVE = number(0, low_open=True)
+# A Dask scheduler address (`tcp://host:port`, any Dask scheme, or `host:port`) or "local".
+SCHEDULER = NULL | Rule(
+    "'local' or a Dask scheduler address like 'tcp://host:8786'",
+    lambda v: (
+        isinstance(v, str)
+        and re.fullmatch(r"local|([a-z]+://)?(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+):\d{1,5}", v)
+        is not None
+    ),
+)
 WEIGHTS = NULL | Rule(
     "a list of numbers ≥ 0", lambda v: isinstance(v, list) and all(map(_ok_weight, v))
 )

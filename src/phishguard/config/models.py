@@ -21,6 +21,7 @@ from phishguard.config.hyperparameters import (
     NON_NEGATIVE,
     NULL,
     POSITIVE,
+    SCHEDULER,
     THREADS,
     WEIGHTS,
     ModelConfigError,
@@ -79,6 +80,19 @@ class XGBoostConfig(ModelConfig):
     max_bin: int | None = hyperparameter(integer(2))
     scale_pos_weight: float | None = hyperparameter(float32(POSITIVE))
     n_jobs: int | None = hyperparameter(THREADS)
+
+
+@dataclass(frozen=True)
+class XGBoostDaskConfig(XGBoostConfig):
+    """The same trees trained with `xgboost.dask` (`phishguard.modeling.dask_training`) on the
+    cluster at `scheduler` (null: $DASK_SCHEDULER_ADDRESS, else a local cluster; 'local':
+    always a local cluster of `workers` processes), the rows cut into `partitions` blocks.
+    The same partitions and worker count give the same model bytes."""
+
+    name: ClassVar[str] = "xgboost_dask"
+    scheduler: str | None = hyperparameter(SCHEDULER)
+    workers: int = hyperparameter(integer(1), 2)
+    partitions: int = hyperparameter(integer(1), 4)
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,7 @@ MODELS: dict[str, type[ModelConfig]] = {
     cls.name: cls
     for cls in (
         XGBoostConfig,
+        XGBoostDaskConfig,
         RandomForestConfig,
         ExtraTreesConfig,
         HistGradientBoostingConfig,

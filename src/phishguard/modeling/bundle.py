@@ -34,7 +34,7 @@ from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES, SCHEMA_VERSION, TARGET, label_mapping
 from phishguard.modeling.features import as_matrix, check_input_columns, model_inputs
 from phishguard.modeling.skops_bytes import canonical_skops
-from phishguard.modeling.zoo import SKOPS_TRUSTED
+from phishguard.modeling.zoo import SKOPS_TRUSTED, XGBOOST_NATIVE
 from phishguard.provenance import IntegrityError, file_sha256, read_json, write_json
 
 MANIFEST_FILE = "package.json"
@@ -102,7 +102,7 @@ class Bundle:
 
 
 def model_filename(name: str) -> str:
-    return "model.ubj" if name == "xgboost" else "model.skops"
+    return "model.ubj" if name in XGBOOST_NATIVE else "model.skops"
 
 
 def save(model: Any, directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:

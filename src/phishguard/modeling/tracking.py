@@ -38,6 +38,7 @@ from mlflow.types import ColSpec, Schema
 from phishguard import first_line
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling import mlflow_pyfunc
+from phishguard.modeling.zoo import XGBOOST_NATIVE
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ def pip_requirements(model_name: str) -> list[str]:
     """Exact requirements of the logged pyfunc (its code is phishguard's, bundled with it);
     given explicitly, MLflow skips its slow dependency inference."""
     packages = ["mlflow", "numpy", "pandas", "pandera", "pyarrow", "scikit-learn", "skops"]
-    if model_name in ("xgboost", "soft_voting"):  # soft voting's members may include XGBoost
+    # soft voting's members may include XGBoost
+    if model_name in XGBOOST_NATIVE | {"soft_voting"}:
         packages.append("xgboost-cpu")
     return [f"{name}=={metadata.version(name)}" for name in packages]
 

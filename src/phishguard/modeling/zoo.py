@@ -19,6 +19,7 @@ from phishguard.config.models import (
     RandomForestConfig,
     SoftVotingConfig,
     XGBoostConfig,
+    XGBoostDaskConfig,
 )
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling.features import INPUT_COLUMNS
@@ -34,6 +35,15 @@ def _xgboost(config: XGBoostConfig, seed: int) -> Any:
         eval_metric="logloss",
         tree_method="hist",
     )
+
+
+def _xgboost_dask(config: XGBoostDaskConfig, seed: int) -> Any:
+    # Imported here: it imports scikit-learn, which the service (bundle → zoo) does not need.
+    from phishguard.modeling.dask_training import DaskXGBoost
+
+    # Trained on a Dask cluster, scored in-process: evaluate's grouped CV fits it like any
+    # scikit-learn estimator, and its booster is saved as the single-node model's model.ubj.
+    return DaskXGBoost(**config.hyperparameters(), random_state=seed)
 
 
 def _random_forest(config: RandomForestConfig, seed: int) -> Any:
@@ -73,12 +83,16 @@ def _soft_voting(config: SoftVotingConfig, seed: int) -> Any:
 
 BUILDERS: dict[type[ModelConfig], Callable[[Any, int], Any]] = {
     XGBoostConfig: _xgboost,
+    XGBoostDaskConfig: _xgboost_dask,
     RandomForestConfig: _random_forest,
     ExtraTreesConfig: _extra_trees,
     HistGradientBoostingConfig: _hist_gradient_boosting,
     LogisticRegressionConfig: _logistic_regression,
     SoftVotingConfig: _soft_voting,
 }
+
+# Models saved in XGBoost's native UBJSON (model.ubj) and loaded as a plain `Booster`.
+XGBOOST_NATIVE = frozenset({XGBoostConfig.name, XGBoostDaskConfig.name})
 
 # Types that skops may load from our own files beyond its defaults; anything else is refused.
 SKOPS_TRUSTED = [
