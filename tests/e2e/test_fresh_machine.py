@@ -252,7 +252,9 @@ def test_the_learning_loop_serve_verdicts_retrain_then_promote_or_keep(fresh, tm
     server, port = serve(clone, env, tmp_path / "serve-2.log")
     try:
         expected = (
-            promotion["challenger"]["version"] if promotion["decision"] == "promoted" else champion
+            promotion["challenger"]["model_sha256"]
+            if promotion["decision"] == "promoted"
+            else champion
         )
         assert served_model(port) == expected
     finally:
