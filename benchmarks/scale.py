@@ -237,8 +237,8 @@ def write(summary: dict[str, Any], args: argparse.Namespace) -> None:
         f"Goal: 2 workers ≥ {GOAL}× single process: {'met' if best >= GOAL else 'not met'} "
         f"(LocalCluster {modes['LocalCluster']['ratio']:.2f}×, TCP {modes['TCP']['ratio']:.2f}×).",
         "",
-        "Single process = `phishguard predict IN -o OUT.parquet` (XGBoost with 2 predict "
-        "threads); 1 core = the same pinned to one core (`taskset -c 0`); LocalCluster = `--workers 2`; TCP = `--scheduler tcp://127.0.0.1:…` "
+        "Single process = `phishguard predict IN -o OUT.parquet` (XGBoost with one predict "
+        "thread); 1 core = the same pinned to one core (`taskset -c 0`); LocalCluster = `--workers 2`; TCP = `--scheduler tcp://127.0.0.1:…` "
         "against `dask scheduler` + 2 × `dask worker --nthreads 1`. In the LocalCluster the "
         "client process hosts the scheduler; its children are multiprocessing's resource tracker "
         "(~14 MB) and the two workers; `worker N` is a nanny, its `child 2` the worker. CPU s "
