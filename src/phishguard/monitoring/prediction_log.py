@@ -22,6 +22,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import itertools
+import json
 import logging
 import os
 import secrets
@@ -32,11 +34,14 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from phishguard import DataSourceError, paths
 from phishguard.contract.schema import CLASS_NAMES, FEATURES
@@ -102,7 +107,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._token = secrets.token_hex(3)
-        self._handle: IO[str] | None = None
+        self._handle: IO[bytes] | None = None
         self._handle_path: Path | None = None
         if directory is not None:
             atexit.register(self.close)
@@ -168,7 +173,7 @@ class PredictionLog:
             model_sha256=model_sha256,
             # Copies: the caller may reuse its buffers once we return.
             features=np.array(matrix, dtype=np.int8),
-            probabilities=np.array(probabilities, dtype=np.float64),
+            probabilities=np.array(probabilities),  # the model's float32, or float64
             threshold=float(threshold),
             indexes=None if indexes is None else np.array(indexes, dtype=np.int64),
             caller=caller,
@@ -289,11 +294,11 @@ class PredictionLog:
         host = socket.gethostname().replace("-", "_") or "host"
         return self.directory / f"predictions-{stamp}-{host}-{self._pid}-{self._token}.jsonl"
 
-    def _open(self, path: Path) -> IO[str]:
+    def _open(self, path: Path) -> IO[bytes]:
         if self._handle_path != path or self._handle is None:
             self._close_handle()
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = path.open("a", encoding="utf-8")
+            self._handle = path.open("ab")
             self._handle_path = path
         return self._handle
 
@@ -316,37 +321,100 @@ class PredictionLog:
             )
 
 
-def records_jsonl(batches: list[_Batch]) -> str:
-    """The JSONL text of the batches' records, one object per scored row (one DataFrame for
-    all batches: building one per batch costs milliseconds, too slow for one-row requests)."""
+def records_jsonl(batches: list[_Batch]) -> memoryview:
+    """The JSONL bytes of the batches' records, one object per scored row.
+
+    Built column by column with Arrow, not row by row: each row is the element-wise join of a
+    few byte columns (the per-batch text, the prediction index, the features taken from
+    precomputed texts of `_GROUP` features at a time, the probability, the decision), and the
+    joined column's data buffer is the file's text. About 1 µs a row, against 11 µs for a
+    DataFrame's `to_json`, which made the log cost more than the model. Probabilities are
+    written as the shortest text that reads back to the same float (the model's float32).
+    """
     counts = [len(batch.probabilities) for batch in batches]
+    single = len(batches) == 1
 
-    def repeated(values: list[object]) -> np.ndarray:
-        return np.repeat(np.array(values, dtype=object), counts)
+    def per_batch(texts: list[str]) -> pa.Scalar | pa.Array:
+        """One text per batch, repeated over its rows (a scalar for one batch)."""
+        if single:
+            return pa.scalar(texts[0].encode(), pa.binary())
+        return pa.array(texts, pa.binary()).take(np.repeat(np.arange(len(texts)), counts))
 
-    probabilities = np.concatenate([batch.probabilities for batch in batches])
-    thresholds = np.repeat([batch.threshold for batch in batches], counts)
-    features = np.concatenate([batch.features for batch in batches])
-    columns: dict[str, object] = {
-        "time": repeated([_utc_text(batch.time) for batch in batches]),
-        "request_id": repeated([batch.request_id for batch in batches]),
-        "prediction_id": [
-            f"{batch.request_id}-{index}"
+    def concat(arrays: list[np.ndarray]) -> np.ndarray:
+        return arrays[0] if single else np.concatenate(arrays)
+
+    probabilities = concat([batch.probabilities for batch in batches])
+    thresholds = np.repeat(np.array([batch.threshold for batch in batches]), counts)
+    features = concat([batch.features for batch in batches])
+    if ((features < -1) | (features > 1)).any():  # scored rows are valid; never mis-write one
+        raise ValueError("a feature value outside {-1, 0, 1}")
+    indexes = concat(
+        [
+            np.arange(count) if batch.indexes is None else batch.indexes
             for batch, count in zip(batches, counts, strict=True)
-            for index in (range(count) if batch.indexes is None else batch.indexes.tolist())
-        ],
-        "source": repeated([batch.source for batch in batches]),
-        "model_version": repeated([batch.model_version for batch in batches]),
-        "model_sha256": repeated([batch.model_sha256 for batch in batches]),
-    }
-    columns.update(zip(FEATURES, features.T, strict=True))
-    columns["probability"] = probabilities
-    columns["decision"] = np.where(probabilities >= thresholds, CLASS_NAMES[1], CLASS_NAMES[0])
-    columns["threshold"] = thresholds
+        ]
+    )
+    parts: list[pa.Scalar | pa.Array] = [
+        per_batch(
+            [
+                f'{{"time":"{_utc_text(batch.time)}","request_id":{_json(batch.request_id)},'
+                f'"prediction_id":{_json(batch.request_id)[:-1]}-'
+                for batch in batches
+            ]
+        ),
+        pa.array(indexes.astype(np.int64).astype("S20"), pa.binary()),
+        per_batch(
+            [
+                f'","source":{_json(batch.source)},"model_version":{_json(batch.model_version)},'
+                f'"model_sha256":{_json(batch.model_sha256)}'
+                for batch in batches
+            ]
+        ),
+    ]
+    for columns, texts in _feature_texts():
+        codes = np.zeros(len(features), dtype=np.int64)
+        for column in columns:  # the group's values as one base-3 number
+            codes *= 3
+            codes += features[:, column] + 1
+        parts.append(texts.take(codes))
+    parts.append(pa.scalar(b',"probability":'))
+    parts.append(pa.array(probabilities.astype("S32"), pa.binary()))
+    parts.append(_DECISIONS.take((probabilities >= thresholds).view(np.int8)))
+    tail = [repr(batch.threshold) for batch in batches]
     if any(batch.caller is not None for batch in batches):
-        columns["caller"] = repeated([batch.caller for batch in batches])
-    text = pd.DataFrame(columns).to_json(orient="records", lines=True, double_precision=15)
-    return text if text.endswith("\n") else text + "\n"
+        tail = [f'{t},"caller":{_json(b.caller)}' for t, b in zip(tail, batches, strict=True)]
+    parts.append(per_batch([f"{t}}}\n" for t in tail]))
+    joined = pc.binary_join_element_wise(*parts, pa.scalar(b""))
+    if not len(joined):
+        return memoryview(b"")
+    end = int(np.frombuffer(joined.buffers()[1], np.int32, 1, 4 * len(joined))[0])
+    return memoryview(joined.buffers()[2])[:end]
+
+
+_GROUP = 6
+"""Features formatted together: 3**6 = 729 precomputed texts per group of six."""
+_DECISIONS = pa.array(
+    [f',"decision":"{CLASS_NAMES[flag]}","threshold":'.encode() for flag in (0, 1)], pa.binary()
+)
+
+
+@cache
+def _feature_texts() -> list[tuple[list[int], pa.Array]]:
+    """Per group of `_GROUP` features: their positions, and the text `,"name":value` of every
+    combination of their values in {-1, 0, 1}, indexed by the values read as a base-3 number."""
+    groups = []
+    for start in range(0, len(FEATURES), _GROUP):
+        names = FEATURES[start : start + _GROUP]
+        texts = [
+            "".join(f',"{name}":{value}' for name, value in zip(names, values, strict=True))
+            for values in itertools.product((-1, 0, 1), repeat=len(names))
+        ]
+        groups.append((list(range(start, start + len(names))), pa.array(texts, pa.binary())))
+    return groups
+
+
+def _json(value: object) -> str:
+    return json.dumps(value)
 
 
 def _utc_text(time: datetime) -> str:
