@@ -146,6 +146,10 @@ report: install ## reports/report.md + PNG plots; metrics/params diff against BA
 bench-quality: install ## zoo + LightGBM/CatBoost on 5 seeds × 5 grouped folds, mean ± std, paired → benchmarks/results/quality.md
 	OMP_NUM_THREADS=1 $(UV) run --frozen --group bench python -m benchmarks.quality --out benchmarks/results/quality.md
 
+.PHONY: bench-quality-dask
+bench-quality-dask: install ## xgboost_dask vs xgboost on the same 5 seeds × 5 grouped folds, paired → benchmarks/results/quality_dask.md
+	OMP_NUM_THREADS=1 python -m benchmarks.quality --models xgboost,xgboost_dask --no-anchors --make-target bench-quality-dask --out benchmarks/results/quality_dask.md
+
 .PHONY: bench-retrain
 bench-retrain: install ## correction + poisoning through the promotion gate, seeds 0..4, mean ± std → benchmarks/results/retraining.md
 	OMP_NUM_THREADS=1 python -m benchmarks.retraining --out benchmarks/results/retraining.md

@@ -8,7 +8,7 @@ predictions are pooled and scored; each figure is the mean ± std over the seeds
 model is compared with the default seed by seed (the same folds).
 
     python -m benchmarks.quality [--data PATH] [--models a,b] [--no-anchors] [--seeds 42,43]
-                                 [--out benchmarks/results/quality.md]
+                                 [--out benchmarks/results/quality.md] [--make-target NAME]
 
 `make bench-quality` runs it on the offline dataset with the anchors (the `bench` group).
 """
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-anchors", action="store_true", help="skip LightGBM and CatBoost")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="fold seeds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality.md"))
+    parser.add_argument("--make-target", default="bench-quality", help="named on the page")
     args = parser.parse_args(argv)
     names = (
         args.models.split(",")
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         "default": default,
         "ceiling": accuracy_ceiling(table),
         "wall_seconds": time.perf_counter() - started,
+        "make_target": args.make_target,
+        "arguments": " ".join(argv if argv is not None else sys.argv[1:]),
         "versions": library_versions() | anchor_versions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

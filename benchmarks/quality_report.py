@@ -80,11 +80,13 @@ def markdown(rows: list[dict[str, Any]], context: dict[str, Any]) -> str:
     seeds, default = len(context["seeds"]), context["default"]
     seed_list = ", ".join(map(str, context["seeds"]))
     ceiling = context["ceiling"]
+    command = f"python -m benchmarks.quality {context.get('arguments', '')}".strip()
     lines = [
         "# Quality of the model zoo and the field's anchors: repeated honest CV",
         "",
-        "Regenerate with `make bench-quality` (`python -m benchmarks.quality`, with the `bench` "
-        f"dependency group for LightGBM and CatBoost). {context['rows']:,} rows "
+        f"Regenerate with `make {context.get('make_target', 'bench-quality')}` (`{command}`, "
+        "with the `bench` dependency group for LightGBM and CatBoost). "
+        f"{context['rows']:,} rows "
         f"({context['phishing']:,} phishing), duplicates kept; zoo models with their "
         f"`conf/model/<name>.yaml` hyperparameters, every model seeded {context['model_seed']}. "
         f"Default model: `{default}`. Wall time {context['wall_seconds'] / 60:.1f} min "

@@ -90,8 +90,8 @@ class Bundle:
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """P(phishing) for each row of a float32 matrix of the 30 features, canonical order."""
-        if len(matrix) == 0:
-            return np.empty(0, dtype=np.float32)
+        if len(matrix) == 0:  # the dtype the model gives: float32 for XGBoost, else float64
+            return np.empty(0, dtype=np.float32 if self.is_xgboost else np.float64)
         if self.is_xgboost:
             return self.model.inplace_predict(self.inputs(matrix), validate_features=False)
         return self.model.predict_proba(self.inputs(matrix))[:, 1]

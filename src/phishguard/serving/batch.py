@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,24 +132,75 @@ def _judge(matrix: np.ndarray, clean: np.ndarray, table: Callable[[], pd.DataFra
     return _Judged(matrix[kept], kept, rejected.loc[:, [ROW, *FEATURES, REASON]])
 
 
-def _judged_chunks(source: Path, chunk_rows: int) -> Iterator[tuple[int, _Judged]]:
-    """(rows, verdict) per chunk of `source`. Parquet with integer (or float) columns is judged
-    straight from Arrow; other files, and Parquet chunks with rows that are not clean, through
-    pandas as `score_table` judges a table: the same rows rejected with the same reasons."""
-    if source.suffix.lower() == ".parquet":
-        names = [name for name in parquet_columns(source) if name != LABEL]
-        check_columns(names, FEATURES)
-        for batch in iter_parquet_batches(source, chunk_rows, FEATURES):
-            columns = arrow_columns(batch)
-            if columns is None:  # text or bool columns: judged cell by cell, as CSV is
-                frame = batch.to_pandas()
-                yield batch.num_rows, _judge(*clean_rows(frame_columns(frame)), lambda f=frame: f)
-            else:
-                yield batch.num_rows, _judge(*clean_rows(columns), batch.to_pandas)
-        return
-    for chunk in iter_chunks(source, chunk_rows):
+def judge(chunk: pa.RecordBatch | pd.DataFrame) -> _Judged:
+    """The verdict on one chunk as a reader gives it. Typed Arrow (Parquet) with integer or
+    float columns is judged straight from Arrow; text or bool columns, and DataFrames (CSV),
+    through pandas as `score_table` judges a table: the same rows rejected with the same
+    reasons. An Arrow chunk's columns are checked already (`check_parquet_columns`)."""
+    if isinstance(chunk, pd.DataFrame):
         features = _features(chunk)
-        yield len(chunk), _judge(*clean_rows(frame_columns(features)), lambda f=features: f)
+        return _judge(*clean_rows(frame_columns(features)), lambda: features)
+    chunk = chunk.select(list(FEATURES))
+    columns = arrow_columns(chunk)
+    if columns is None:  # text or bool columns: judged cell by cell, as CSV is
+        frame = chunk.to_pandas()
+        return _judge(*clean_rows(frame_columns(frame)), lambda: frame)
+    return _judge(*clean_rows(columns), chunk.to_pandas)
+
+
+def check_parquet_columns(names: list[str]) -> None:
+    """A Parquet file's columns, checked as a table's are (`SchemaError`); the label is allowed."""
+    check_columns([name for name in names if name != LABEL], FEATURES)
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk scored: the output's rows (`scores_table`), the rejected rows with reasons
+    (None when there are none) and how many rows the chunk had."""
+
+    scores: pa.Table
+    rejects: pd.DataFrame | None
+    rows: int
+
+
+def score_chunks(
+    scorer: Scorer,
+    chunks: Iterable[pa.RecordBatch | pd.DataFrame],
+    first_row: int = 1,
+    source: str | None = None,
+    request_id: str = "",
+) -> Iterator[ScoredChunk]:
+    """Judge and score a reader's chunks in order, rows numbered from `first_row`: the one
+    path of single-process `phishguard predict` and of each Dask partition. With a `source`,
+    row N is shown to the observers as prediction `<request_id>-N`."""
+    at = first_row
+    for chunk in chunks:
+        judged = judge(chunk)
+        numbers = judged.kept + at
+        probabilities = scorer.probability(judged.matrix, source, request_id, indexes=numbers)
+        rejects = judged.rejects(at) if judged.rejected is not None else None
+        yield ScoredChunk(
+            scores_table(numbers, probabilities, scorer.threshold),
+            rejects if rejects is not None and len(rejects) else None,
+            len(chunk),
+        )
+        at += len(chunk)
+
+
+def _chunks(source: Path, chunk_rows: int) -> Iterator[pa.RecordBatch | pd.DataFrame]:
+    """A local file's rows as its reader gives them: typed Arrow batches for Parquet (only the
+    feature columns decoded), DataFrames for the other formats."""
+    if source.suffix.lower() == ".parquet":
+        check_parquet_columns(parquet_columns(source))
+        yield from iter_parquet_batches(source, chunk_rows, FEATURES)
+        return
+    yield from iter_chunks(source, chunk_rows)
+
+
+def scores_schema(scorer: Scorer) -> pa.Schema:
+    """The output's Arrow schema for this model (its probabilities' float type)."""
+    empty = scorer.bundle.probability(np.empty((0, len(FEATURES)), dtype=np.float32))
+    return scores_table(np.empty(0, dtype=np.int64), empty, scorer.threshold).schema
 
 
 def scores_table(rows: np.ndarray, probabilities: np.ndarray, threshold: float) -> pa.Table:
@@ -203,16 +254,13 @@ def predict_file(
         tqdm(unit=" rows", disable=not show, file=sys.stderr, desc="scoring") as bar,
     ):
         try:
-            for count, judged in _judged_chunks(source, chunk_rows):
-                numbers = judged.kept + rows + 1  # row N is prediction `<batch_id>-N`
-                probabilities = scorer.probability(
-                    judged.matrix, "batch", batch_id, indexes=numbers
-                )
-                scored.write(scores_table(numbers, probabilities, scorer.threshold))
-                if judged.rejected is not None and len(judged.rejected):
-                    rejected.write(judged.rejects(rows + 1))
-                rows += count
-                bar.update(count)
+            # row N is prediction `<batch_id>-N` in the log
+            for chunk in score_chunks(scorer, _chunks(source, chunk_rows), 1, "batch", batch_id):
+                scored.write(chunk.scores)
+                if chunk.rejects is not None:
+                    rejected.write(chunk.rejects)
+                rows += chunk.rows
+                bar.update(chunk.rows)
         except SchemaError as error:
             raise SchemaError(f"{source}: {error}") from None
         if rows == 0:
@@ -228,7 +276,8 @@ class WaitingLog:
     """The prediction log as a batch run's observer: it waits for room in the log's queue
     instead of letting a batch be dropped, and hands over a chunk in pieces of at most half
     the queue. A batch job has no request latency to protect, and the log holds every scored
-    row; scoring faster than the log writes (~12 µs a row) would otherwise drop rows."""
+    row; a reader that outran the writer (which formats ~1 µs a row, against the model's ~7)
+    for a moment would otherwise drop rows."""
 
     POLL_SECONDS = 0.005
 

@@ -3,7 +3,7 @@
 The input (a file, a glob, a folder of Parquet or CSV parts, local or `s3://`) is cut into
 partitions whose global row numbers are fixed before any scoring starts: Parquet row groups
 from the files' metadata, CSV files by a first counting pass with the one CSV reader. Each
-partition is scored on a worker by `batch.score_table`, the same checks and the same model as
+partition is scored on a worker by `batch.score_chunks`, the same checks and the same model as
 single-process `phishguard predict`, and written as `OUT/part-NNNNN.parquet` (row,
 phishing_probability, is_phishing, label) and `OUT.rejects/part-NNNNN.parquet` (row, the 30
 features as text, reason). A partition is a pure function of the input, so a task Dask re-runs
@@ -42,7 +42,7 @@ from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import FEATURES
 from phishguard.data.validate import REASON
 from phishguard.modeling import bundle
-from phishguard.serving.batch import ROW, BatchSummary, score_table
+from phishguard.serving.batch import ROW, BatchSummary, score_chunks, scores_schema
 from phishguard.serving.partitions import (
     PARTITION_ROWS,
     Partition,
@@ -60,10 +60,6 @@ from phishguard.serving.scoring import Scorer, load_scorer, packaged_model_dir
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-SCORED_SCHEMA = pa.schema(
-    [(ROW, pa.int64()), ("phishing_probability", pa.float32()), ("is_phishing", pa.bool_()),
-     ("label", pa.string())]
-)  # fmt: skip
 REJECTS_SCHEMA = pa.schema(
     [(ROW, pa.int64()), *((name, pa.string()) for name in FEATURES), (REASON, pa.string())]
 )
@@ -86,19 +82,20 @@ def score_partition(
     with (
         out_fs.open(out_path, "wb") as out_file,
         rej_fs.open(rej_path, "wb") as rej_file,
-        pq.ParquetWriter(out_file, SCORED_SCHEMA) as scored_writer,
+        pq.ParquetWriter(out_file, scores_schema(scorer)) as scored_writer,
         pq.ParquetWriter(rej_file, REJECTS_SCHEMA) as rejects_writer,
     ):
-        for chunk in read_partition(partition, options):
-            try:
-                part = score_table(scorer, chunk, partition.first_row + rows)
-            except SchemaError as error:
-                raise SchemaError(f"{partition.name}: {error}") from None
-            rows += len(chunk)
-            scored_writer.write_table(pa.Table.from_pandas(part.scored, SCORED_SCHEMA, False))
-            text = part.rejected.astype({name: "string" for name in FEATURES})
-            rejects_writer.write_table(pa.Table.from_pandas(text, REJECTS_SCHEMA, False))
-            scored, rejected = scored + len(part.scored), rejected + len(part.rejected)
+        chunks = score_chunks(scorer, read_partition(partition, options), partition.first_row)
+        try:
+            for chunk in chunks:
+                scored_writer.write_table(chunk.scores)
+                if chunk.rejects is not None:
+                    text = chunk.rejects.astype({name: "string" for name in FEATURES})
+                    rejects_writer.write_table(pa.Table.from_pandas(text, REJECTS_SCHEMA, False))
+                    rejected += len(chunk.rejects)
+                rows, scored = rows + chunk.rows, scored + len(chunk.scores)
+        except SchemaError as error:
+            raise SchemaError(f"{partition.name}: {error}") from None
     if rows != partition.rows:
         raise DataSourceError(
             f"{partition.name}: read {rows} rows, expected {partition.rows}; did it change?"

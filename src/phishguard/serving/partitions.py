@@ -23,7 +23,9 @@ import pyarrow.parquet as pq
 
 from phishguard import DataSourceError, first_line
 from phishguard.contract.csv_reader import read_csv_chunks
+from phishguard.contract.schema import FEATURES
 from phishguard.io import CHUNK_ROWS
+from phishguard.serving.batch import check_parquet_columns
 
 PARTITION_ROWS = 250_000
 """Parquet row groups are joined into partitions of about this many rows (a CSV file is one)."""
@@ -129,8 +131,11 @@ def csv_rows(url: str, name: str, options: dict[str, Any]) -> int:
         return sum(len(chunk) for chunk in read_csv_chunks(handle, name, CHUNK_ROWS))
 
 
-def read_partition(partition: Partition, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
-    """The partition's rows as the single-process readers give them, `CHUNK_ROWS` at a time."""
+def read_partition(
+    partition: Partition, options: dict[str, Any]
+) -> Iterator[pa.RecordBatch | pd.DataFrame]:
+    """The partition's rows as the single-process readers give them, `CHUNK_ROWS` at a time:
+    typed Arrow batches of the feature columns (checked first) for Parquet, DataFrames for CSV."""
     fs, path = filesystem(partition.url, options)
     with fs.open(path, "rb") as handle:
         if partition.row_groups is None:
@@ -138,10 +143,11 @@ def read_partition(partition: Partition, options: dict[str, Any]) -> Iterator[pd
             return
         try:
             parquet = pq.ParquetFile(handle)
-            if not partition.rows:  # a file without rows still has its columns checked
-                yield parquet.schema_arrow.empty_table().to_pandas()
-            for batch in parquet.iter_batches(CHUNK_ROWS, row_groups=list(partition.row_groups)):
-                yield batch.to_pandas()
+            check_parquet_columns(parquet.schema_arrow.names)
+            batches = parquet.iter_batches(
+                CHUNK_ROWS, row_groups=list(partition.row_groups), columns=list(FEATURES)
+            )
+            yield from batches
         except pa.ArrowException as error:
             raise DataSourceError(
                 f"{partition.name}: not a readable Parquet file ({first_line(error)})"
