@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,8 @@ from phishguard.contract.schema import (
 )
 from phishguard.data.origin import RECEIVED_AT
 from phishguard.data.validate import quarantine
+from phishguard import PhishguardError
+from phishguard.modeling import split as split_module
 from phishguard.modeling.features import featurize
 from phishguard.modeling.split import (
     base_and_feedback,
@@ -21,6 +24,7 @@ from phishguard.modeling.split import (
     feedback_table,
     group_aware_split,
     holdout_overlaps,
+    split_for_training,
     split_report,
     with_target,
 )
@@ -73,7 +77,8 @@ def test_label_mapping_is_applied(real_table):
 
 
 def base_split(real_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return group_aware_split(featurize(with_target(quarantine(real_table).valid)), 0.2, 42)
+    split = split_for_training(quarantine(real_table).valid, 0.2, 42, 0.2)
+    return split.train, split.test
 
 
 def as_feedback(rows: pd.DataFrame, **kwargs) -> pd.DataFrame:
@@ -188,3 +193,36 @@ def _cached_base_split(real_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
     if id(real_table) not in _BASE_SPLITS:
         _BASE_SPLITS[id(real_table)] = base_split(real_table)
     return _BASE_SPLITS[id(real_table)]
+
+
+
+def test_the_stage_split_accounts_for_every_row_and_reports_it(real_table):
+    """`split_for_training`, what the featurize stage runs: base and feedback rows in, train +
+    test + holdout + superseded verdicts out, no vector on two sides, the report filled."""
+    valid = quarantine(real_table).valid
+    feedback = verdict_frame(synthetic_rows(30, seed=21))
+    split = split_for_training(pd.concat([valid, feedback], ignore_index=True), 0.2, 42, 0.5)
+    report = split.report
+    rows_out = len(split.train) + len(split.test) + len(split.holdout)
+    joined = report["feedback"]
+    assert rows_out == len(valid) + joined["rows_in"] - joined["superseded"] - joined["in_base_test"]
+    assert report["feature_vector_overlap"] == 0
+    assert report["feedback"]["holdout_overlap"] == {"train": 0, "test": 0}
+    assert report["feedback"]["to_holdout"] == len(split.holdout) > 0
+    base_train, base_test = group_aware_split(featurize(with_target(valid)), 0.2, 42)
+    pd.testing.assert_frame_equal(split.test, base_test)
+
+
+def test_the_stage_split_refuses_a_straddling_vector(real_table, monkeypatch):
+    """A rule that ever let a test vector into train fails the stage instead of training."""
+    valid = quarantine(real_table).valid
+    joined = split_module.feedback_split
+
+    def leaky(train, test, feedback, fraction):
+        result = joined(train, test, feedback, fraction)
+        leaked = pd.concat([result.train, test.iloc[:1]], ignore_index=True)
+        return split_module.FeedbackSplit(leaked, result.holdout, result.report)
+
+    monkeypatch.setattr(split_module, "feedback_split", leaky)
+    with pytest.raises(PhishguardError, match="1 feature vectors straddle the split"):
+        split_for_training(valid, 0.2, 42, 0.2)

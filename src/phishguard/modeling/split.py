@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, feature_vector_ids, to_target
 from phishguard.data.origin import FEEDBACK, ORIGIN, RECEIVED_AT, VERDICT_ID
 from phishguard.modeling.features import featurize
@@ -181,3 +182,32 @@ def holdout_overlaps(train: pd.DataFrame, test: pd.DataFrame, holdout: pd.DataFr
         "train": len(held & set(feature_vector_ids(train))),
         "test": len(held & set(feature_vector_ids(test))),
     }
+
+
+@dataclass(frozen=True)
+class PipelineSplit:
+    """The featurize stage's tables and its split report (reports/split.json)."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    holdout: pd.DataFrame
+    report: dict
+
+
+def split_for_training(
+    valid: pd.DataFrame, test_size: float, seed: int, holdout_fraction: float
+) -> PipelineSplit:
+    """The validated table (base and feedback rows) as the model's train, test and feedback
+    holdout: base rows split by feature-vector group, feedback joined by `feedback_split`'s
+    rule, and the report. Raises `PhishguardError` if any feature vector straddles two parts,
+    which the rules exclude: a failure here is a bug, never a result to train on."""
+    base, feedback = base_and_feedback(valid)
+    train, test = group_aware_split(featurize(with_target(base)), test_size, seed)
+    joined = feedback_split(train, test, feedback_table(feedback), holdout_fraction)
+    report = split_report(joined.train, test)
+    overlaps = holdout_overlaps(joined.train, test, joined.holdout)
+    report["feedback"] = {**joined.report, "holdout_overlap": overlaps}
+    straddling = report["feature_vector_overlap"] + overlaps["train"] + overlaps["test"]
+    if straddling:
+        raise PhishguardError(f"{straddling} feature vectors straddle the split")
+    return PipelineSplit(joined.train, test, joined.holdout, report)
