@@ -14,7 +14,8 @@ same cases with that revision's `src/` too (old against new in one run, on the s
 load).
 
 The prediction log is on by default in `phishguard predict`, so Parquet runs twice: with the
-log (into a temporary folder) and with `PHISHGUARD_PREDICTION_LOG=off`.
+log (into a temporary folder; a Parquet file per run, JSONL before) and with
+`PHISHGUARD_PREDICTION_LOG=off`.
 """
 
 from __future__ import annotations
@@ -146,9 +147,9 @@ def measure(code: str, src: Path | None, paths, work: Path, package: Path) -> li
     for _ in range(RUNS):
         for name, (command, extra) in cases(paths, work, package).items():
             measured = run(command, {**env, **extra})
-            logs = list((work / "predictions").glob("*.jsonl"))
+            logs = [p for p in (work / "predictions").glob("predictions-*") if p.is_file()]
             if logs:  # every scored row logged? (a full queue drops batches)
-                measured["logged_rows"] = sum(_lines(log) for log in logs)
+                measured["logged_rows"] = sum(_records(log) for log in logs)
             for log in logs:
                 log.unlink()
             runs.setdefault(name, []).append(measured)
@@ -163,7 +164,10 @@ def measure(code: str, src: Path | None, paths, work: Path, package: Path) -> li
     return results
 
 
-def _lines(path: Path) -> int:
+def _records(path: Path) -> int:
+    """Records in one prediction-log file: Parquet rows, or JSONL lines."""
+    if path.suffix == ".parquet":
+        return pq.ParquetFile(path).metadata.num_rows
     with path.open("rb") as handle:
         return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
 

@@ -6,16 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phishguard import PhishguardError
 from phishguard.contract.schema import (
+    COLUMNS,
     FEATURES,
     LABEL,
     RESULT_PHISHING,
     TARGET,
     feature_vector_ids,
 )
-from phishguard.data.origin import RECEIVED_AT
+from phishguard.data.origin import BASE, FEEDBACK, FEEDBACK_COLUMNS, ORIGIN, RECEIVED_AT
 from phishguard.data.validate import quarantine
-from phishguard import PhishguardError
 from phishguard.modeling import split as split_module
 from phishguard.modeling.features import featurize
 from phishguard.modeling.split import (
@@ -195,21 +196,25 @@ def _cached_base_split(real_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
     return _BASE_SPLITS[id(real_table)]
 
 
-
 def test_the_stage_split_accounts_for_every_row_and_reports_it(real_table):
     """`split_for_training`, what the featurize stage runs: base and feedback rows in, train +
     test + holdout + superseded verdicts out, no vector on two sides, the report filled."""
     valid = quarantine(real_table).valid
-    feedback = verdict_frame(synthetic_rows(30, seed=21))
-    split = split_for_training(pd.concat([valid, feedback], ignore_index=True), 0.2, 42, 0.5)
+    verdicts = verdict_frame(synthetic_rows(30, seed=21)).loc[:, [*COLUMNS, *FEEDBACK_COLUMNS]]
+    table = pd.concat(
+        [valid.assign(**{ORIGIN: BASE}), verdicts.assign(**{ORIGIN: FEEDBACK})], ignore_index=True
+    )
+    split = split_for_training(table, 0.2, 42, 0.5)
     report = split.report
     rows_out = len(split.train) + len(split.test) + len(split.holdout)
     joined = report["feedback"]
-    assert rows_out == len(valid) + joined["rows_in"] - joined["superseded"] - joined["in_base_test"]
+    assert (
+        rows_out == len(valid) + joined["rows_in"] - joined["superseded"] - joined["in_base_test"]
+    )
     assert report["feature_vector_overlap"] == 0
     assert report["feedback"]["holdout_overlap"] == {"train": 0, "test": 0}
     assert report["feedback"]["to_holdout"] == len(split.holdout) > 0
-    base_train, base_test = group_aware_split(featurize(with_target(valid)), 0.2, 42)
+    _, base_test = group_aware_split(featurize(with_target(valid)), 0.2, 42)
     pd.testing.assert_frame_equal(split.test, base_test)
 
 

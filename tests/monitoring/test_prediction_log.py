@@ -185,6 +185,55 @@ def test_reading_any_records_file_and_an_empty_directory(tmp_path: Path, make_ro
         read_log(tmp_path / "empty")
 
 
+def test_the_parquet_log_holds_what_the_jsonl_log_holds(tmp_path: Path, make_rows):
+    """A batch run's Parquet log and the service's JSONL log, fed the same batches, read back
+    as the same table: the same columns, ids, features, probabilities and decisions."""
+    rows = make_rows(5, seed=3)
+    tables = {}
+    for kind in ("jsonl", "parquet"):
+        log = PredictionLog(tmp_path / kind, format=kind)
+        log.record(rows, np.linspace(0, 1, 5), 0.5, source="batch", request_id="b",
+                   indexes=[3, 4, 7, 8, 9], **MODEL)  # fmt: skip
+        log.record(rows.iloc[:2], np.array([0.25, 0.75], np.float32), 0.5, source="api",
+                   request_id='q"1', caller="alice", **MODEL)  # fmt: skip
+        log.close()
+        assert [p.suffix for p in (tmp_path / kind).iterdir()] == [f".{kind}"]
+        tables[kind] = read_log(tmp_path / kind)
+    jsonl, parquet = tables["jsonl"], tables["parquet"]
+    assert list(parquet.columns) == list(jsonl.columns)
+    assert parquet["prediction_id"].tolist() == jsonl["prediction_id"].tolist()
+    assert parquet["prediction_id"].tolist()[:5] == ["b-3", "b-4", "b-7", "b-8", "b-9"]
+    assert (
+        parquet["caller"].tolist()[5:] == ["alice", "alice"] and parquet["caller"][:5].isna().all()
+    )
+    for column in [*FEATURES, "probability", "threshold"]:
+        np.testing.assert_array_equal(
+            parquet[column].to_numpy(float), jsonl[column].to_numpy(float)
+        )
+    for column in ["request_id", "source", "decision", "model_sha256"]:
+        assert parquet[column].tolist() == jsonl[column].tolist()
+    assert parquet["time"].str.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]{15}Z").all()
+
+
+def test_a_parquet_log_appears_only_when_closed(tmp_path: Path, make_rows):
+    """Row groups go to a hidden part file; a run that dies never leaves a file without its
+    footer where readers look. A folder with both formats reads as one, in time order."""
+    log = PredictionLog(tmp_path, format="parquet")
+    record(log, make_rows(3), "b", source="batch")
+    log.flush()
+    assert [p.name.startswith(".predictions-") for p in tmp_path.iterdir()] == [True]
+    with pytest.raises(DataSourceError, match="no prediction-log files"):
+        read_log(tmp_path)
+    later = PredictionLog(tmp_path)  # the service's JSONL, after the batch run
+    log.close()
+    record(later, make_rows(2), "a")
+    later.close()
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".jsonl", ".parquet"]
+    assert read_log(tmp_path)["request_id"].tolist() == ["b"] * 3 + ["a"] * 2
+    with pytest.raises(ValueError, match="format must be one of jsonl, parquet"):
+        PredictionLog(tmp_path, format="csv")  # type: ignore[arg-type]
+
+
 def _drift_json(capsys, *args: str) -> dict:
     main(["drift", *args, "--json"])
     return json.loads(capsys.readouterr().out)

@@ -232,8 +232,11 @@ def test_the_cli_logs_exactly_the_rows_it_scored(package_dir: Path, tmp_path: Pa
         PHISHGUARD_PREDICTION_LOG=str(log_dir),
     )
     logged, scored = read_log(log_dir), pd.read_csv(output)
+    assert [p.suffix for p in log_dir.iterdir()] == [".parquet"]  # one file, no hidden part
     assert len(logged) == len(scored) == 47
     assert set(logged["source"]) == {"batch"} and logged["request_id"].nunique() == 1
+    batch_id = logged["request_id"].iloc[0]
+    assert logged["prediction_id"].tolist() == [f"{batch_id}-{row}" for row in scored["row"]]
     assert np.allclose(logged["probability"], scored["phishing_probability"])
     clean = dirty_table(50, 34).iloc[scored["row"] - 1].loc[:, list(FEATURES)].astype(int)
     assert (logged.loc[:, list(FEATURES)].to_numpy() == clean.to_numpy()).all()
@@ -255,7 +258,7 @@ def test_prediction_log_off_logs_nothing(package_dir: Path, tmp_path: Path) -> N
         tmp_path,
         PHISHGUARD_PREDICTION_LOG="off",
     )
-    assert not list(tmp_path.rglob("predictions-*.jsonl"))
+    assert not list(tmp_path.rglob("*predictions-*"))
 
 
 def mixed_parquet_table(n: int, seed: int, with_text: bool) -> pa.Table:

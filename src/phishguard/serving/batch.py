@@ -325,7 +325,7 @@ def predict_command(
         raise PhishguardError(f"--chunk-rows must be positive, got {chunk_rows}")
     out = Path(output)
     rejects_path = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.csv")
-    prediction_log = PredictionLog.from_env()
+    prediction_log = PredictionLog.from_env(format="parquet")  # a run's log: one Parquet file
     # One predict thread: one core per process; more cores mean more processes (or workers).
     scorer = load_scorer(
         Path(model) if model else None, nthread=1, observers=(WaitingLog(prediction_log),)
