@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -18,7 +19,12 @@ import pytest
 from phishguard import DataSourceError, paths
 from phishguard.cli import main
 from phishguard.contract.schema import FEATURES
-from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog, read_log
+from phishguard.monitoring.prediction_log import (
+    LOG_ENV,
+    PredictionLog,
+    logged_features,
+    read_log,
+)
 from tests.support import REPO, tool_env
 
 MODEL = {"model_version": "v1", "model_sha256": "ab" * 32}
@@ -232,6 +238,37 @@ def test_a_parquet_log_appears_only_when_closed(tmp_path: Path, make_rows):
     assert read_log(tmp_path)["request_id"].tolist() == ["b"] * 3 + ["a"] * 2
     with pytest.raises(ValueError, match="format must be one of jsonl, parquet"):
         PredictionLog(tmp_path, format="csv")  # type: ignore[arg-type]
+
+
+def test_looking_up_predictions_reads_only_what_it_needs(tmp_path: Path, make_rows, caplog):
+    """`logged_features` (what POST /feedback uses) finds ids in both formats, newest file
+    first: it stops before an older unreadable file once every id is found, and never takes
+    a line still being written."""
+    older, newer = make_rows(4, seed=5), make_rows(4, seed=6)
+    broken = tmp_path / "predictions-20260101-h-1-aaaaaa.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    os.utime(broken, (1, 1))
+    batch = PredictionLog(tmp_path, format="parquet")
+    record(batch, older, "b", source="batch")
+    batch.close()
+    service = PredictionLog(tmp_path)
+    record(service, newer, "a")
+    service.close()
+    (tmp_path / "predictions-20261231-h-2-bbbbbb.jsonl").write_text(
+        json.dumps({"prediction_id": "c-0", **dict.fromkeys(FEATURES, 1)})  # no newline yet
+    )
+    expected = {
+        "a-1": newer.iloc[1][list(FEATURES)].to_numpy(),
+        "b-3": older.iloc[3][list(FEATURES)].to_numpy(),
+    }
+    with caplog.at_level(logging.WARNING):
+        found = logged_features(tmp_path, {"a-1", "b-3"})
+    assert found.keys() == expected.keys() and "skipped" not in caplog.text
+    for key, features in expected.items():
+        np.testing.assert_array_equal(found[key], features)
+    with caplog.at_level(logging.WARNING):  # an unknown id makes it read every file
+        assert logged_features(tmp_path, {"a-9", "c-0"}) == {}
+    assert "skipped while looking up predictions" in caplog.text
 
 
 def _drift_json(capsys, *args: str) -> dict:

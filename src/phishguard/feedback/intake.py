@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phishguard import DataSourceError, PhishguardError
+from phishguard import PhishguardError
 from phishguard.contract.checks import check_columns, judge_records
 from phishguard.contract.problems import (
     MAX_REPORTED_PROBLEMS,
@@ -45,7 +45,7 @@ from phishguard.contract.schema import (
 )
 from phishguard.data.validate import REASON, ROW, quarantine
 from phishguard.feedback.store import NOTE, OPTIONAL_FIELDS, PREDICTION_ID, SOURCE
-from phishguard.monitoring.prediction_log import read_log
+from phishguard.monitoring.prediction_log import logged_features
 
 LABEL_FIELD = "label"
 RESULTS = {CLASS_NAMES[1]: RESULT_PHISHING, CLASS_NAMES[0]: RESULT_LEGITIMATE}
@@ -196,15 +196,7 @@ def _logged_features(ids: set[str], directory: Path | None) -> dict[str, np.ndar
     """The 30 features of each logged prediction among `ids` (absent: not logged)."""
     if directory is None or not directory.is_dir():
         return {}
-    try:
-        logged = read_log(directory)
-    except DataSourceError:  # no log file yet: no prediction is known
-        return {}
-    if PREDICTION_ID not in logged.columns:
-        return {}
-    found = logged.loc[logged[PREDICTION_ID].isin(ids)].drop_duplicates(PREDICTION_ID)
-    values = found.loc[:, list(FEATURES)].to_numpy(dtype=np.int8)
-    return dict(zip(found[PREDICTION_ID].tolist(), values, strict=True))
+    return logged_features(directory, ids)
 
 
 def verdicts_from_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ class name at the threshold) and threshold; and `caller` (the API key's name) wh
 service knows who called.
 
 `read_log` loads a log directory (both formats) or any records file the pipeline reads into a
-DataFrame.
+DataFrame; `logged_features` finds given predictions without loading it (`POST /feedback`).
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ import io
 import itertools
 import json
 import logging
+import mmap
 import os
 import secrets
 import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -551,3 +552,63 @@ def _read_log_file(path: Path) -> pd.DataFrame:
         return pd.read_json(io.StringIO(complete), lines=True, dtype=False, convert_dates=False)
     except ValueError as error:
         raise DataSourceError(f"{path}: not a prediction-log file ({error})") from None
+
+
+def logged_features(directory: Path, ids: Collection[str]) -> dict[str, np.ndarray]:
+    """The 30 features (int8) of each logged prediction among `ids`, found without loading the
+    log: files newest first, stopping once every id is found. A JSONL file is searched as bytes
+    for the id's `"prediction_id":"…"` text and only a matching line is parsed; a Parquet file
+    is read for the matching rows only (its row groups' statistics skip the others). A file
+    that cannot be read is skipped with a warning. An id not in the log is absent."""
+    remaining = set(ids)
+    found: dict[str, np.ndarray] = {}
+    for path in _newest_first(directory):
+        if not remaining:
+            break
+        try:
+            search = _parquet_hits if path.suffix == ".parquet" else _jsonl_hits
+            hits = search(path, remaining)
+        except (OSError, ValueError, pa.ArrowException) as error:
+            log.warning("%s: skipped while looking up predictions (%s)", path, error)
+            continue
+        found.update(hits)
+        remaining.difference_update(hits)
+    return found
+
+
+def _newest_first(directory: Path) -> list[Path]:
+    stamped = []
+    for path in (file for pattern in FILE_PATTERNS for file in directory.rglob(pattern)):
+        with contextlib.suppress(OSError):  # rotated away meanwhile
+            stamped.append((path.stat().st_mtime_ns, str(path), path))
+    return [path for *_, path in sorted(stamped, reverse=True)]
+
+
+def _jsonl_hits(path: Path, ids: set[str]) -> dict[str, np.ndarray]:
+    hits: dict[str, np.ndarray] = {}
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return hits
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            for wanted in ids:
+                needle = b'"prediction_id":' + json.dumps(wanted).encode()
+                at = data.find(needle)
+                while at >= 0:
+                    end = data.find(b"\n", at)
+                    if end < 0:  # the last line, still being written
+                        break
+                    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                        record = json.loads(data[data.rfind(b"\n", 0, at) + 1 : end])
+                        if record.get("prediction_id") == wanted:
+                            hits[wanted] = np.array([record[n] for n in FEATURES], np.int8)
+                            break
+                    at = data.find(needle, end)
+    return hits
+
+
+def _parquet_hits(path: Path, ids: set[str]) -> dict[str, np.ndarray]:
+    table = pq.read_table(
+        path, columns=["prediction_id", *FEATURES], filters=[("prediction_id", "in", list(ids))]
+    )
+    matrix = np.column_stack([table[name].to_numpy() for name in FEATURES]).astype(np.int8)
+    return dict(zip(table["prediction_id"].to_pylist(), matrix, strict=True))
