@@ -142,8 +142,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     The local workers run in this process (`processes=False`, in-process transport: nothing
     listens on a port). The model is loaded once and shared, and the scoring releases the GIL
     (XGBoost's predict, Arrow, numpy), so N workers use N cores without starting N Python
-    processes that each import the libraries and load the model again: on 5M rows and 2
-    cores, ×1.53 one process with worker processes, ×1.74 with these (`make bench-scale`).
+    processes that each import the libraries and load the model again (`make bench-scale`).
     Isolation between workers is what a real cluster (`dask worker` processes) is for.
     With no dashboard, nothing would read the workers' statistical profiler or the system
     monitor, and the tasks are equal and placed once, so those and work stealing are off."""
