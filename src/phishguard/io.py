@@ -1,5 +1,6 @@
-"""Writing files: atomically (`atomic_path`), and tables chunk by chunk (`ChunkWriter`), so a
-table never has to fit in memory at once; `CHUNK_ROWS` is the one chunk size.
+"""Writing files: atomically (`atomic_path`), under a lock shared by processes
+(`exclusive_lock`), and tables chunk by chunk (`ChunkWriter`), so a table never has to fit in
+memory at once; `CHUNK_ROWS` is the one chunk size.
 
 Every file goes to a hidden `.part` file beside the target, which is renamed into place only
 when it is complete: a failure half-way (an exception, Ctrl-C, or SIGTERM turned into an exit
@@ -13,6 +14,7 @@ plain number (`-1` stays `-1`, so files of numbers read back unchanged). Parquet
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +48,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
         Path(part.name).unlink(missing_ok=True)
         raise
     Path(part.name).replace(path)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block: serialises the
+    read-modify-write of a file shared by several processes on one machine (flock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ Keys are made at run time, in temporary stores; none is committed.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import stat
 import uuid
@@ -107,7 +108,8 @@ def test_the_file_is_private_and_written_atomically(tmp_path: Path) -> None:
     before = store.version()
     store.add("bob", "scorer")
     assert store.version() != before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["api_keys.json"]  # no .part left
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".api_keys.json.lock", "api_keys.json"]  # no .part left
 
 
 def valid_document(tmp_path: Path) -> dict:
@@ -130,6 +132,31 @@ CORRUPTIONS = [
     ("iterations", lambda d: {**d, "keys": [{**d["keys"][0], "iterations": "9"}]}, "iterations"),
     ("twice", lambda d: {**d, "keys": d["keys"] * 2}, "appears twice"),
 ]
+
+
+def _add_keys(path: Path, prefix: str, count: int, start: Any) -> None:
+    start.wait()
+    store = FileKeyStore(path)
+    for index in range(count):
+        store.add(f"{prefix}{index}", "scorer")
+
+
+def test_keys_added_by_two_processes_at_once_all_land(tmp_path: Path) -> None:
+    """The file store's read-modify-write is locked: without the lock, two writers that read
+    the same entries each write their own list and one's keys are lost."""
+    path = tmp_path / "api_keys.json"
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    writers = [
+        context.Process(target=_add_keys, args=(path, prefix, 100, start)) for prefix in "ab"
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    names = {entry.name for entry in FileKeyStore(path).load()}
+    assert names == {f"{prefix}{index}" for prefix in "ab" for index in range(100)}
 
 
 @pytest.mark.parametrize(

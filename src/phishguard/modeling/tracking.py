@@ -22,7 +22,6 @@ and the package's own files as its artifact. Each one is registered as a new ver
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -37,6 +36,7 @@ from mlflow.types import ColSpec, Schema
 
 from phishguard import first_line
 from phishguard.contract.schema import FEATURES
+from phishguard.io import exclusive_lock
 from phishguard.modeling import mlflow_pyfunc
 from phishguard.modeling.zoo import XGBOOST_NATIVE
 
@@ -131,14 +131,8 @@ def _store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    lock_path = Path(uri.removeprefix("sqlite:///") + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(Path(uri.removeprefix("sqlite:///") + ".lock")):
+        yield
 
 
 def _log_run(

@@ -8,8 +8,9 @@ the audit trail always means one key).
 
 Where the entries live (`open_key_store`): the JSON file `$PHISHGUARD_KEYS` if set, else the
 MongoDB collection `phishguard.api_keys` if `$MONGODB_URI` is set, else `paths.KEYS_FILE`
-(.phishguard/api_keys.json, git-ignored, mode 0600). The file is rewritten atomically; a
-corrupt one is a one-line `KeyStoreError` naming the file and the problem.
+(.phishguard/api_keys.json, git-ignored, mode 0600). The file is rewritten atomically, under a
+lock beside it (`.<store>.lock`) so that two `keys add` at once both land; a corrupt one is a
+one-line `KeyStoreError` naming the file and the problem.
 
 Last use is kept apart from the keys: the service records it at most once a minute per worker
 (`record_use`), in the side file `<store>.last_used.json` or in the MongoDB entries, so serving
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from phishguard import PhishguardError, paths
-from phishguard.io import atomic_path
+from phishguard.io import atomic_path, exclusive_lock
 
 KEYS_ENV = "PHISHGUARD_KEYS"
 MONGO_DATABASE = "phishguard"
@@ -156,6 +157,7 @@ class FileKeyStore:
         self.path = Path(path)
         self.where = str(self.path)
         self.used_path = self.path.with_name(f"{self.path.stem}.last_used.json")
+        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
 
     def version(self) -> object:
         """Changes whenever the file is replaced or edited (None while it does not exist)."""
@@ -187,25 +189,28 @@ class FileKeyStore:
             raise self._corrupt(str(error)) from None
 
     def add(self, name: str, role: str) -> str:
-        entries = self.load()
-        entry, key = new_entry(name, role, entries)
-        self._write([*entries, entry])
+        with exclusive_lock(self.lock_path):  # two `keys add` at once must both land
+            entries = self.load()
+            entry, key = new_entry(name, role, entries)
+            self._write([*entries, entry])
         return key
 
     def revoke(self, name: str) -> ApiKey:
-        entries = self.load()
-        entry = revocable(entries, name, self.where)
-        revoked = ApiKey(**{**asdict(entry), "revoked_at": now()})
-        self._write([revoked if e.name == name else e for e in entries])
+        with exclusive_lock(self.lock_path):
+            entries = self.load()
+            entry = revocable(entries, name, self.where)
+            revoked = ApiKey(**{**asdict(entry), "revoked_at": now()})
+            self._write([revoked if e.name == name else e for e in entries])
         return revoked
 
     def record_use(self, used: Mapping[str, str]) -> None:
         """Merge `used` (name → time) into the side file, keeping the latest time per name."""
-        merged = self.last_used()
-        for name, when in used.items():
-            merged[name] = max(when, merged.get(name, ""))
-        with atomic_path(self.used_path) as part:
-            part.write_text(json.dumps(merged, indent=1, sort_keys=True), encoding="utf-8")
+        with exclusive_lock(self.lock_path):  # service workers write it too
+            merged = self.last_used()
+            for name, when in used.items():
+                merged[name] = max(when, merged.get(name, ""))
+            with atomic_path(self.used_path) as part:
+                part.write_text(json.dumps(merged, indent=1, sort_keys=True), encoding="utf-8")
 
     def last_used(self) -> dict[str, str]:
         try:
