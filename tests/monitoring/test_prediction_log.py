@@ -19,12 +19,8 @@ import pytest
 from phishguard import DataSourceError, paths
 from phishguard.cli import main
 from phishguard.contract.schema import FEATURES
-from phishguard.monitoring.prediction_log import (
-    LOG_ENV,
-    PredictionLog,
-    logged_features,
-    read_log,
-)
+from phishguard.monitoring.log_reader import logged_features, read_log
+from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
 from tests.support import REPO, tool_env
 
 MODEL = {"model_version": "v1", "model_sha256": "ab" * 32}

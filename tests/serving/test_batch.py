@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES
 from phishguard.data.validate import quarantine
-from phishguard.monitoring.prediction_log import PredictionLog, read_log
+from phishguard.monitoring.log_reader import read_log
+from phishguard.monitoring.prediction_log import PredictionLog
 from phishguard.serving.batch import WaitingLog, predict_file, score_table
 from phishguard.serving.scoring import Scorer
 from tests.support import REPO, run_tool, synthetic_rows, tool_env

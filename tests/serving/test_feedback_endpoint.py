@@ -11,7 +11,7 @@ import pytest
 from phishguard.contract.schema import FEATURES, LABEL
 from phishguard.data.load import content_ids
 from phishguard.feedback.store import open_store
-from phishguard.monitoring.prediction_log import read_log
+from phishguard.monitoring.log_reader import read_log
 from tests.support import synthetic_rows
 from tests.support.api_keys import TestKeys
 from tests.support.service import (

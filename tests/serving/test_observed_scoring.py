@@ -15,7 +15,7 @@ import pytest
 
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling.features import value_shares
-from phishguard.monitoring.prediction_log import read_log
+from phishguard.monitoring.log_reader import read_log
 from phishguard.serving.live_metrics import LiveMetrics
 from tests.support import REPO, free_port, run_tool, synthetic_rows
 from tests.support.service import records, serve_package, stop

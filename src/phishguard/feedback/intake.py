@@ -45,7 +45,7 @@ from phishguard.contract.schema import (
 )
 from phishguard.data.validate import REASON, ROW, quarantine
 from phishguard.feedback.store import NOTE, OPTIONAL_FIELDS, PREDICTION_ID, SOURCE
-from phishguard.monitoring.prediction_log import logged_features
+from phishguard.monitoring.log_reader import logged_features
 
 LABEL_FIELD = "label"
 RESULTS = {CLASS_NAMES[1]: RESULT_PHISHING, CLASS_NAMES[0]: RESULT_LEGITIMATE}

@@ -21,7 +21,7 @@ from phishguard.config.sections import MonitorParams
 from phishguard.contract.schema import FEATURES
 from phishguard.data.sources import read_table
 from phishguard.monitoring.drift import drift_report, value_shares
-from phishguard.monitoring.prediction_log import read_log
+from phishguard.monitoring.log_reader import read_log
 
 SCORE_COLUMNS = ("probability", "phishing_probability")
 """Where a probability is found: the prediction log's name, then `phishguard predict`'s."""

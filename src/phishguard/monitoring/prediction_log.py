@@ -12,8 +12,7 @@ Two formats, the same columns. The service writes JSONL: one JSON object per lin
 line by line as soon as it is written (a verdict can name a prediction made a second ago). A
 batch run (`phishguard predict`) writes Parquet: a row group per write into a hidden `.part`
 file, renamed into place when the run closes the log; about 20 bytes a row instead of ~830,
-which on this machine's disk is the difference between the log costing half the model and a
-tenth of it.
+which on this machine's disk cuts the log's cost from about half the model's to a fifth.
 
 The records are flat, so any records reader sees the 30 features as columns: time (UTC, ISO
 8601), request_id, prediction_id (`<request_id>-<index>`: the index in the request, or the
@@ -22,48 +21,44 @@ batch CLI's input row; what `POST /feedback` takes to refer to a prediction), so
 class name at the threshold) and threshold; and `caller` (the API key's name) when the
 service knows who called.
 
-`read_log` loads a log directory (both formats) or any records file the pipeline reads into a
-DataFrame; `logged_features` finds given predictions without loading it (`POST /feedback`).
+The records are formatted in `monitoring.log_records` and read back by `monitoring.log_reader`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import io
-import itertools
-import json
 import logging
-import mmap
 import os
 import secrets
 import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from phishguard import DataSourceError, paths
-from phishguard.contract.schema import CLASS_NAMES, FEATURES
-from phishguard.data.sources import is_url, read_table
+from phishguard import paths
+from phishguard.contract.schema import FEATURES
+from phishguard.monitoring.log_records import (
+    FORMATS,
+    PARQUET_SCHEMA,
+    LoggedBatch,
+    records_jsonl,
+    records_table,
+)
 
 log = logging.getLogger(__name__)
 
 LOG_ENV = "PHISHGUARD_PREDICTION_LOG"
 DISABLED = "off"
-FORMATS = ("jsonl", "parquet")
-FILE_PATTERNS = tuple(f"predictions-*.{suffix}" for suffix in FORMATS)
 SOURCES = ("api", "csv", "batch")
 PERIOD_FORMATS = {"day": "%Y%m%d", "hour": "%Y%m%dT%H"}
 FLUSH_SECONDS = 0.5
@@ -72,20 +67,6 @@ FLUSH_SECONDS = 0.5
 Source = Literal["api", "csv", "batch"]
 Period = Literal["day", "hour"]
 Format = Literal["jsonl", "parquet"]
-
-
-@dataclass(frozen=True)
-class _Batch:
-    time: datetime
-    request_id: str
-    source: str
-    model_version: str
-    model_sha256: str
-    features: np.ndarray
-    probabilities: np.ndarray
-    threshold: float
-    indexes: np.ndarray | None = None
-    caller: str | None = None
 
 
 class PredictionLog:
@@ -115,7 +96,7 @@ class PredictionLog:
         self.period = period
         self._lock = threading.Condition()
         self._flushed = threading.Condition(self._lock)  # flush() waits here, not the writer
-        self._queue: deque[_Batch] = deque()
+        self._queue: deque[LoggedBatch] = deque()
         self._pending_rows = 0
         self._dropped: Counter[str] = Counter()
         self._written = 0
@@ -182,7 +163,7 @@ class PredictionLog:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         matrix = features.loc[:, list(FEATURES)] if isinstance(features, pd.DataFrame) else features
-        batch = _Batch(
+        batch = LoggedBatch(
             time=datetime.now(UTC),
             request_id=request_id,
             source=source,
@@ -285,8 +266,8 @@ class PredictionLog:
                     self._pending_rows -= sum(len(b.probabilities) for b in batches)
                     self._flushed.notify_all()
 
-    def _write(self, batches: list[_Batch]) -> None:
-        by_file: dict[Path, list[_Batch]] = {}
+    def _write(self, batches: list[LoggedBatch]) -> None:
+        by_file: dict[Path, list[LoggedBatch]] = {}
         for batch in batches:
             by_file.setdefault(self._file_for(batch.time), []).append(batch)
         for path, group in by_file.items():
@@ -356,259 +337,3 @@ class _ParquetPart:
     def close(self) -> None:
         self.writer.close()
         self.part.replace(self.path)
-
-
-PARQUET_SCHEMA = pa.schema(
-    [
-        *((name, pa.string()) for name in ("time", "request_id", "prediction_id", "source")),
-        ("model_version", pa.string()),
-        ("model_sha256", pa.string()),
-        *((name, pa.int8()) for name in FEATURES),
-        ("probability", pa.float64()),
-        ("decision", pa.string()),
-        ("threshold", pa.float64()),
-        ("caller", pa.string()),
-    ]
-)
-"""The Parquet log's columns: those of a JSONL record, `caller` null when not known."""
-
-
-def records_table(batches: list[_Batch]) -> pa.Table:
-    """The batches' records as an Arrow table of `PARQUET_SCHEMA` (no per-row Python)."""
-    counts = [len(batch.probabilities) for batch in batches]
-    at = pa.array(np.repeat(np.arange(len(batches)), counts))
-
-    def per_batch(values: list[str | None]) -> pa.Array:
-        return pa.array(values, pa.string()).take(at)
-
-    indexes = np.concatenate(
-        [
-            np.arange(count) if batch.indexes is None else batch.indexes
-            for batch, count in zip(batches, counts, strict=True)
-        ]
-    )
-    features = np.concatenate([batch.features for batch in batches])
-    probabilities = np.concatenate([batch.probabilities for batch in batches]).astype(np.float64)
-    thresholds = np.repeat(np.array([batch.threshold for batch in batches]), counts)
-    prefix = per_batch([f"{batch.request_id}-" for batch in batches])
-    numbers = pa.array(indexes.astype(np.int64).astype("S20"), pa.binary()).cast(pa.string())
-    columns = {
-        "time": per_batch([_utc_text(batch.time) for batch in batches]),
-        "request_id": per_batch([batch.request_id for batch in batches]),
-        "prediction_id": pc.binary_join_element_wise(prefix, numbers, ""),
-        "source": per_batch([batch.source for batch in batches]),
-        "model_version": per_batch([batch.model_version for batch in batches]),
-        "model_sha256": per_batch([batch.model_sha256 for batch in batches]),
-        **{name: pa.array(features[:, j]) for j, name in enumerate(FEATURES)},
-        "probability": pa.array(probabilities),
-        "decision": _DECISION_NAMES.take(pa.array((probabilities >= thresholds).view(np.int8))),
-        "threshold": pa.array(thresholds),
-        "caller": per_batch([batch.caller for batch in batches]),
-    }
-    return pa.table(columns, schema=PARQUET_SCHEMA)
-
-
-def records_jsonl(batches: list[_Batch]) -> memoryview:
-    """The JSONL bytes of the batches' records, one object per scored row.
-
-    Built column by column with Arrow, not row by row: each row is the element-wise join of a
-    few byte columns (the per-batch text, the prediction index, the features taken from
-    precomputed texts of `_GROUP` features at a time, the probability, the decision), and the
-    joined column's data buffer is the file's text. About 1 µs a row, against 11 µs for a
-    DataFrame's `to_json`, which made the log cost more than the model. Probabilities are
-    written as the shortest text that reads back to the same float (the model's float32).
-    """
-    counts = [len(batch.probabilities) for batch in batches]
-    single = len(batches) == 1
-
-    def per_batch(texts: list[str]) -> pa.Scalar | pa.Array:
-        """One text per batch, repeated over its rows (a scalar for one batch)."""
-        if single:
-            return pa.scalar(texts[0].encode(), pa.binary())
-        return pa.array(texts, pa.binary()).take(np.repeat(np.arange(len(texts)), counts))
-
-    def concat(arrays: list[np.ndarray]) -> np.ndarray:
-        return arrays[0] if single else np.concatenate(arrays)
-
-    probabilities = concat([batch.probabilities for batch in batches])
-    thresholds = np.repeat(np.array([batch.threshold for batch in batches]), counts)
-    features = concat([batch.features for batch in batches])
-    if ((features < -1) | (features > 1)).any():  # scored rows are valid; never mis-write one
-        raise ValueError("a feature value outside {-1, 0, 1}")
-    indexes = concat(
-        [
-            np.arange(count) if batch.indexes is None else batch.indexes
-            for batch, count in zip(batches, counts, strict=True)
-        ]
-    )
-    parts: list[pa.Scalar | pa.Array] = [
-        per_batch(
-            [
-                f'{{"time":"{_utc_text(batch.time)}","request_id":{_json(batch.request_id)},'
-                f'"prediction_id":{_json(batch.request_id)[:-1]}-'
-                for batch in batches
-            ]
-        ),
-        pa.array(indexes.astype(np.int64).astype("S20"), pa.binary()),
-        per_batch(
-            [
-                f'","source":{_json(batch.source)},"model_version":{_json(batch.model_version)},'
-                f'"model_sha256":{_json(batch.model_sha256)}'
-                for batch in batches
-            ]
-        ),
-    ]
-    for columns, texts in _feature_texts():
-        codes = np.zeros(len(features), dtype=np.int64)
-        for column in columns:  # the group's values as one base-3 number
-            codes *= 3
-            codes += features[:, column] + 1
-        parts.append(texts.take(codes))
-    parts.append(pa.scalar(b',"probability":'))
-    parts.append(pa.array(probabilities.astype("S32"), pa.binary()))
-    parts.append(_DECISIONS.take((probabilities >= thresholds).view(np.int8)))
-    tail = [repr(batch.threshold) for batch in batches]
-    if any(batch.caller is not None for batch in batches):
-        tail = [f'{t},"caller":{_json(b.caller)}' for t, b in zip(tail, batches, strict=True)]
-    parts.append(per_batch([f"{t}}}\n" for t in tail]))
-    joined = pc.binary_join_element_wise(*parts, pa.scalar(b""))
-    if not len(joined):
-        return memoryview(b"")
-    end = int(np.frombuffer(joined.buffers()[1], np.int32, 1, 4 * len(joined))[0])
-    return memoryview(joined.buffers()[2])[:end]
-
-
-_GROUP = 6
-"""Features formatted together: 3**6 = 729 precomputed texts per group of six."""
-_DECISION_NAMES = pa.array([CLASS_NAMES[0], CLASS_NAMES[1]], pa.string())
-_DECISIONS = pa.array(
-    [f',"decision":"{CLASS_NAMES[flag]}","threshold":'.encode() for flag in (0, 1)], pa.binary()
-)
-
-
-@cache
-def _feature_texts() -> list[tuple[list[int], pa.Array]]:
-    """Per group of `_GROUP` features: their positions, and the text `,"name":value` of every
-    combination of their values in {-1, 0, 1}, indexed by the values read as a base-3 number."""
-    groups = []
-    for start in range(0, len(FEATURES), _GROUP):
-        names = FEATURES[start : start + _GROUP]
-        texts = [
-            "".join(f',"{name}":{value}' for name, value in zip(names, values, strict=True))
-            for values in itertools.product((-1, 0, 1), repeat=len(names))
-        ]
-        groups.append((list(range(start, start + len(names))), pa.array(texts, pa.binary())))
-    return groups
-
-
-def _json(value: object) -> str:
-    return json.dumps(value)
-
-
-def _utc_text(time: datetime) -> str:
-    return time.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def read_log(source: str | Path) -> pd.DataFrame:
-    """A prediction-log directory (every `predictions-*.jsonl` below it, in time order) or any
-    records file the pipeline reads, as one DataFrame.
-
-    A log file's last line without its newline (a writer killed mid-line) is skipped with a
-    warning; any other malformed line is an error naming the file.
-    """
-    path = Path(source)
-    if not path.is_dir():
-        if not is_url(str(source)) and not path.exists():
-            raise DataSourceError(f"{path}: no such file or directory")
-        return read_table(source)
-    files = sorted(file for pattern in FILE_PATTERNS for file in path.rglob(pattern))
-    if not files:
-        raise DataSourceError(
-            f"{path}: no prediction-log files ({' or '.join(FILE_PATTERNS)}) in it"
-        )
-    frames = [frame for frame in map(_read_log_file, files) if not frame.empty]
-    if not frames:
-        raise DataSourceError(f"{path}: the prediction-log files hold no records")
-    table = pd.concat(frames, ignore_index=True)
-    order = np.argsort(pd.to_datetime(table["time"], utc=True).to_numpy(), kind="stable")
-    return table.iloc[order].reset_index(drop=True)
-
-
-def _read_log_file(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        try:
-            table = pq.read_table(path).to_pandas()
-        except (pa.ArrowException, OSError) as error:
-            raise DataSourceError(f"{path}: not a prediction-log file ({error})") from None
-        if table["caller"].isna().all():  # as a JSONL file without callers reads
-            table = table.drop(columns=["caller"])
-        return table
-    complete, _, partial = path.read_text(encoding="utf-8").rpartition("\n")
-    if partial.strip():
-        log.warning("%s: its last line is incomplete (a writer stopped mid-line); skipped", path)
-    if not complete.strip():
-        return pd.DataFrame()
-    try:
-        return pd.read_json(io.StringIO(complete), lines=True, dtype=False, convert_dates=False)
-    except ValueError as error:
-        raise DataSourceError(f"{path}: not a prediction-log file ({error})") from None
-
-
-def logged_features(directory: Path, ids: Collection[str]) -> dict[str, np.ndarray]:
-    """The 30 features (int8) of each logged prediction among `ids`, found without loading the
-    log: files newest first, stopping once every id is found. A JSONL file is searched as bytes
-    for the id's `"prediction_id":"…"` text and only a matching line is parsed; a Parquet file
-    is read for the matching rows only (its row groups' statistics skip the others). A file
-    that cannot be read is skipped with a warning. An id not in the log is absent."""
-    remaining = set(ids)
-    found: dict[str, np.ndarray] = {}
-    for path in _newest_first(directory):
-        if not remaining:
-            break
-        try:
-            search = _parquet_hits if path.suffix == ".parquet" else _jsonl_hits
-            hits = search(path, remaining)
-        except (OSError, ValueError, pa.ArrowException) as error:
-            log.warning("%s: skipped while looking up predictions (%s)", path, error)
-            continue
-        found.update(hits)
-        remaining.difference_update(hits)
-    return found
-
-
-def _newest_first(directory: Path) -> list[Path]:
-    stamped = []
-    for path in (file for pattern in FILE_PATTERNS for file in directory.rglob(pattern)):
-        with contextlib.suppress(OSError):  # rotated away meanwhile
-            stamped.append((path.stat().st_mtime_ns, str(path), path))
-    return [path for *_, path in sorted(stamped, reverse=True)]
-
-
-def _jsonl_hits(path: Path, ids: set[str]) -> dict[str, np.ndarray]:
-    hits: dict[str, np.ndarray] = {}
-    with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return hits
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            for wanted in ids:
-                needle = b'"prediction_id":' + json.dumps(wanted).encode()
-                at = data.find(needle)
-                while at >= 0:
-                    end = data.find(b"\n", at)
-                    if end < 0:  # the last line, still being written
-                        break
-                    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-                        record = json.loads(data[data.rfind(b"\n", 0, at) + 1 : end])
-                        if record.get("prediction_id") == wanted:
-                            hits[wanted] = np.array([record[n] for n in FEATURES], np.int8)
-                            break
-                    at = data.find(needle, end)
-    return hits
-
-
-def _parquet_hits(path: Path, ids: set[str]) -> dict[str, np.ndarray]:
-    table = pq.read_table(
-        path, columns=["prediction_id", *FEATURES], filters=[("prediction_id", "in", list(ids))]
-    )
-    matrix = np.column_stack([table[name].to_numpy() for name in FEATURES]).astype(np.int8)
-    return dict(zip(table["prediction_id"].to_pylist(), matrix, strict=True))
