@@ -4,6 +4,7 @@ queue), flushing on close and at exit, several processes at once, reading it bac
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -234,6 +235,24 @@ def test_a_parquet_log_appears_only_when_closed(tmp_path: Path, make_rows):
     assert read_log(tmp_path)["request_id"].tolist() == ["b"] * 3 + ["a"] * 2
     with pytest.raises(ValueError, match="format must be one of jsonl, parquet"):
         PredictionLog(tmp_path, format="csv")  # type: ignore[arg-type]
+
+
+def test_a_child_forked_with_a_parquet_file_open_leaves_it_alone(tmp_path: Path, make_rows):
+    """The child drops the inherited writer (here at once; at exit otherwise), which would
+    write a footer into the parent's half-written file: it goes to /dev/null instead."""
+    log = PredictionLog(tmp_path, format="parquet")
+    record(log, make_rows(3), "before", source="batch")
+    log.flush()  # the part is open, with a row group in it
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        log._handle = None
+        gc.collect()
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    record(log, make_rows(2), "after", source="batch")
+    log.close()
+    table = read_log(tmp_path)
+    assert table["request_id"].tolist() == ["before"] * 3 + ["after"] * 2
 
 
 def test_looking_up_predictions_reads_only_what_it_needs(tmp_path: Path, make_rows, caplog):

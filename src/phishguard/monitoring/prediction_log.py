@@ -224,6 +224,8 @@ class PredictionLog:
         self._flushed = threading.Condition(self._lock)
         self._queue = deque()
         self._pending_rows, self._thread, self._flush_now = 0, None, False
+        if isinstance(self._handle, _ParquetPart):
+            self._handle.abandon()  # the parent's open file: never finish it from here
         self._handle, self._handle_path = None, None
         self._pid, self._token = os.getpid(), secrets.token_hex(3)
 
@@ -326,7 +328,18 @@ class _ParquetPart:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.part = path.with_name(f".{path.name}.part")
-        self.writer = pq.ParquetWriter(self.part, PARQUET_SCHEMA)
+        self.file = self.part.open("wb")
+        self.writer = pq.ParquetWriter(self.file, PARQUET_SCHEMA)
+
+    def abandon(self) -> None:
+        """In a forked child: point this process's copy of the file descriptor at /dev/null,
+        so that nothing the child does with the inherited writer (its footer, written when the
+        object is freed or the child exits) lands in the parent's file."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self.file.fileno())
+        finally:
+            os.close(null)
 
     def write(self, table: pa.Table) -> None:
         self.writer.write_table(table)
@@ -336,4 +349,5 @@ class _ParquetPart:
 
     def close(self) -> None:
         self.writer.close()
+        self.file.close()
         self.part.replace(self.path)
