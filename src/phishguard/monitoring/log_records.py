@@ -58,25 +58,52 @@ PARQUET_SCHEMA = pa.schema(
 """The Parquet log's columns: those of a JSONL record, `caller` null when not known."""
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The batches' per-row values, joined once (no copy for a single batch)."""
+
+    counts: list[int]
+    indexes: np.ndarray
+    """Each row's index in its prediction id (`<request_id>-<index>`), int64."""
+    features: np.ndarray
+    probabilities: np.ndarray
+    thresholds: np.ndarray
+
+    @classmethod
+    def of(cls, batches: list[LoggedBatch]) -> _Rows:
+        counts = [len(batch.probabilities) for batch in batches]
+
+        def joined(arrays: list[np.ndarray]) -> np.ndarray:
+            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+        features = joined([batch.features for batch in batches])
+        if ((features < -1) | (features > 1)).any():  # scored rows are valid; never mis-log one
+            raise ValueError("a feature value outside {-1, 0, 1}")
+        indexes = [
+            np.arange(count) if batch.indexes is None else batch.indexes
+            for batch, count in zip(batches, counts, strict=True)
+        ]
+        return cls(
+            counts=counts,
+            indexes=joined(indexes).astype(np.int64, copy=False),
+            features=features,
+            probabilities=joined([batch.probabilities for batch in batches]),
+            thresholds=np.repeat(np.array([batch.threshold for batch in batches]), counts),
+        )
+
+
 def records_table(batches: list[LoggedBatch]) -> pa.Table:
     """The batches' records as an Arrow table of `PARQUET_SCHEMA` (no per-row Python)."""
-    counts = [len(batch.probabilities) for batch in batches]
-    at = pa.array(np.repeat(np.arange(len(batches)), counts))
+    rows = _Rows.of(batches)
+    at = pa.array(np.repeat(np.arange(len(batches)), rows.counts))
 
     def per_batch(values: list[str | None]) -> pa.Array:
         return pa.array(values, pa.string()).take(at)
 
-    indexes = np.concatenate(
-        [
-            np.arange(count) if batch.indexes is None else batch.indexes
-            for batch, count in zip(batches, counts, strict=True)
-        ]
-    )
-    features = np.concatenate([batch.features for batch in batches])
-    probabilities = np.concatenate([batch.probabilities for batch in batches]).astype(np.float64)
-    thresholds = np.repeat(np.array([batch.threshold for batch in batches]), counts)
+    features, thresholds = rows.features, rows.thresholds
+    probabilities = rows.probabilities.astype(np.float64)
     prefix = per_batch([f"{batch.request_id}-" for batch in batches])
-    numbers = pa.array(indexes.astype(np.int64).astype("S20"), pa.binary()).cast(pa.string())
+    numbers = pa.array(rows.indexes.astype("S20"), pa.binary()).cast(pa.string())
     columns = {
         "time": per_batch([_utc_text(batch.time) for batch in batches]),
         "request_id": per_batch([batch.request_id for batch in batches]),
@@ -103,29 +130,15 @@ def records_jsonl(batches: list[LoggedBatch]) -> memoryview:
     DataFrame's `to_json`, which made the log cost more than the model. Probabilities are
     written as the shortest text that reads back to the same float (the model's float32).
     """
-    counts = [len(batch.probabilities) for batch in batches]
-    single = len(batches) == 1
+    rows = _Rows.of(batches)
 
     def per_batch(texts: list[str]) -> pa.Scalar | pa.Array:
         """One text per batch, repeated over its rows (a scalar for one batch)."""
-        if single:
+        if len(texts) == 1:
             return pa.scalar(texts[0].encode(), pa.binary())
-        return pa.array(texts, pa.binary()).take(np.repeat(np.arange(len(texts)), counts))
+        return pa.array(texts, pa.binary()).take(np.repeat(np.arange(len(texts)), rows.counts))
 
-    def concat(arrays: list[np.ndarray]) -> np.ndarray:
-        return arrays[0] if single else np.concatenate(arrays)
-
-    probabilities = concat([batch.probabilities for batch in batches])
-    thresholds = np.repeat(np.array([batch.threshold for batch in batches]), counts)
-    features = concat([batch.features for batch in batches])
-    if ((features < -1) | (features > 1)).any():  # scored rows are valid; never mis-write one
-        raise ValueError("a feature value outside {-1, 0, 1}")
-    indexes = concat(
-        [
-            np.arange(count) if batch.indexes is None else batch.indexes
-            for batch, count in zip(batches, counts, strict=True)
-        ]
-    )
+    features, probabilities, thresholds = rows.features, rows.probabilities, rows.thresholds
     parts: list[pa.Scalar | pa.Array] = [
         per_batch(
             [
@@ -134,7 +147,7 @@ def records_jsonl(batches: list[LoggedBatch]) -> memoryview:
                 for batch in batches
             ]
         ),
-        pa.array(indexes.astype(np.int64).astype("S20"), pa.binary()),
+        pa.array(rows.indexes.astype("S20"), pa.binary()),
         per_batch(
             [
                 f'","source":{_json(batch.source)},"model_version":{_json(batch.model_version)},'
