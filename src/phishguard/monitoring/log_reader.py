@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def read_log(source: str | Path) -> pd.DataFrame:
-    """A prediction-log directory (every `predictions-*.jsonl` below it, in time order) or any
-    records file the pipeline reads, as one DataFrame.
+    """A prediction-log directory (every log file below it, JSONL and Parquet, in time order) or
+    any records file the pipeline reads, as one DataFrame.
 
     A log file's last line without its newline (a writer killed mid-line) is skipped with a
     warning; any other malformed line is an error naming the file.
@@ -37,7 +37,7 @@ def read_log(source: str | Path) -> pd.DataFrame:
         if not is_url(str(source)) and not path.exists():
             raise DataSourceError(f"{path}: no such file or directory")
         return read_table(source)
-    files = sorted(file for pattern in FILE_PATTERNS for file in path.rglob(pattern))
+    files = sorted(_log_files(path))
     if not files:
         raise DataSourceError(
             f"{path}: no prediction-log files ({' or '.join(FILE_PATTERNS)}) in it"
@@ -48,6 +48,11 @@ def read_log(source: str | Path) -> pd.DataFrame:
     table = pd.concat(frames, ignore_index=True)
     order = np.argsort(pd.to_datetime(table["time"], utc=True).to_numpy(), kind="stable")
     return table.iloc[order].reset_index(drop=True)
+
+
+def _log_files(directory: Path) -> list[Path]:
+    """Every prediction-log file below `directory`, of either format."""
+    return [file for pattern in FILE_PATTERNS for file in directory.rglob(pattern)]
 
 
 def _read_log_file(path: Path) -> pd.DataFrame:
@@ -94,7 +99,7 @@ def logged_features(directory: Path, ids: Collection[str]) -> dict[str, np.ndarr
 
 def _newest_first(directory: Path) -> list[Path]:
     stamped = []
-    for path in (file for pattern in FILE_PATTERNS for file in directory.rglob(pattern)):
+    for path in _log_files(directory):
         with contextlib.suppress(OSError):  # rotated away meanwhile
             stamped.append((path.stat().st_mtime_ns, str(path), path))
     return [path for *_, path in sorted(stamped, reverse=True)]
