@@ -9,7 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,7 +20,7 @@ from distributed import Client, LocalCluster
 from phishguard import DataSourceError, PhishguardError
 from phishguard.contract.problems import SchemaError
 from phishguard.serving.batch import predict_file
-from phishguard.serving.distributed import predict_command, predict_distributed
+from phishguard.serving.distributed import dask_client, predict_command, predict_distributed
 from tests.support import REPO, free_port, run_tool, synthetic_rows
 from tests.support.dask_cluster import tcp_cluster
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
@@ -86,12 +88,35 @@ def test_real_dataset_in_parquet_parts_scores_as_one_process(
         str(tmp_path / "out"),
         str(tmp_path / "rej"),
         package_dir,
+        partition_rows=4000,
+    )
+    assert (summary.rows, summary.scored, summary.rejected) == (11055, 11055, 0)
+    assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 3  # a part per file
+    assert_same_scores(single, parts(tmp_path / "out"))
+    assert len(parts(tmp_path / "rej")) == 0
+
+
+def test_one_large_row_group_is_cut_into_partitions(
+    local_client, scorer, package_dir, dataset_path, tmp_path
+) -> None:
+    """A file written as one row group (pandas' default up to 1M rows) still spreads over the
+    workers: its row group is read as equal slices, with the same global rows and scores."""
+    single, _ = single_process(scorer, dataset_path, tmp_path)
+    source = tmp_path / "one_group.parquet"
+    pd.read_csv(dataset_path).to_parquet(source, index=False)
+    assert pq.ParquetFile(source).metadata.num_row_groups == 1
+    summary = predict_distributed(
+        local_client,
+        str(source),
+        str(tmp_path / "out"),
+        str(tmp_path / "rej"),
+        package_dir,
         partition_rows=2000,
     )
     assert (summary.rows, summary.scored, summary.rejected) == (11055, 11055, 0)
-    assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 3
+    sizes = [len(pd.read_parquet(p)) for p in sorted((tmp_path / "out").glob("part-*.parquet"))]
+    assert sizes == [1843] * 5 + [11055 - 5 * 1843]
     assert_same_scores(single, parts(tmp_path / "out"))
-    assert len(parts(tmp_path / "rej")) == 0
 
 
 def test_real_dataset_csv_file_on_the_tcp_cluster(
@@ -104,6 +129,47 @@ def test_real_dataset_csv_file_on_the_tcp_cluster(
         )
     assert summary.rows == summary.scored == 11055
     assert_same_scores(single, parts(tmp_path / "out"))
+
+
+def worker_and_scheduler_settings(client: Client) -> list[tuple[bool, str, bool]]:
+    def settings() -> tuple[bool, str, bool]:
+        import dask
+
+        return (
+            dask.config.get("distributed.worker.profile.enabled"),
+            dask.config.get("distributed.admin.tick.interval"),
+            dask.config.get("distributed.scheduler.work-stealing"),
+        )
+
+    return [*client.run(settings).values(), client.run_on_scheduler(settings)]
+
+
+def test_the_batch_dask_settings_reach_both_kinds_of_cluster(dask_cluster) -> None:
+    """The README's route for `dask worker` (DASK_CONFIG at dask_config/) and `--workers N`
+    both run without the profiler and with the slow monitors; Dask's defaults would differ."""
+    assert (
+        dask.config.get("distributed.worker.profile.enabled"),
+        dask.config.get("distributed.admin.tick.interval"),
+        dask.config.get("distributed.scheduler.work-stealing"),
+    ) == (True, "20ms", True)
+    batch = (False, "1s", False)
+    with Client(dask_cluster.address) as client:
+        assert worker_and_scheduler_settings(client) == [batch] * 3
+    with dask_client(None, 2) as client:
+        assert worker_and_scheduler_settings(client) == [batch] * 3
+
+
+def test_the_local_cluster_listens_on_loopback_only() -> None:
+    """Dask's scheduler and workers serve HTTP routes even without a dashboard (by default on
+    every interface, the scheduler on 8787): `--workers N` keeps them on 127.0.0.1."""
+    process = psutil.Process()
+    before = {c.laddr for c in process.net_connections() if c.status == psutil.CONN_LISTEN}
+    with dask_client(None, 2):
+        listening = {
+            c.laddr for c in process.net_connections() if c.status == psutil.CONN_LISTEN
+        } - before
+    assert len(listening) == 3  # the scheduler's and the two workers' routes
+    assert {address.ip for address in listening} == {"127.0.0.1"}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

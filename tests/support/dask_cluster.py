@@ -12,6 +12,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phishguard.serving.distributed import DASK_CONFIG_DIR
 from tests.support import VENV_BIN, free_port, tool_env
 from tests.support.service import spawn, stop
 
@@ -52,10 +53,11 @@ def wait_for_workers(address: str, count: int, timeout_s: float = 60) -> None:
 def tcp_cluster(
     workdir: Path, workers: int = 2, memory_limit: str = "2GiB"
 ) -> Iterator[TcpCluster]:
-    """`dask scheduler` + `workers` × `dask worker` (one thread each), loopback TCP only."""
+    """`dask scheduler` + `workers` × `dask worker` (one thread each), loopback TCP only, with
+    the batch settings the README recommends (`DASK_CONFIG` at phishguard's dask_config/)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = tool_env()
+    env = {**tool_env(), "DASK_CONFIG": str(DASK_CONFIG_DIR)}
     dask = str(VENV_BIN / "dask")
     workdir.mkdir(parents=True, exist_ok=True)
     scheduler = spawn(

@@ -1,8 +1,9 @@
 """Batch scoring on a Dask cluster: `phishguard predict IN -o OUT --scheduler ADDRESS | --workers N`.
 
 The input (a file, a glob, a folder of Parquet or CSV parts, local or `s3://`) is cut into
-partitions whose global row numbers are fixed before any scoring starts: Parquet row groups
-from the files' metadata, CSV files by a first counting pass with the one CSV reader. Each
+partitions whose global row numbers are fixed before any scoring starts: Parquet row groups,
+joined or sliced, from the files' metadata; CSV files by a first counting pass with the one CSV
+reader. Each
 partition is scored on a worker by `batch.score_chunks`, the same checks and the same model as
 single-process `phishguard predict`, and written as `OUT/part-NNNNN.parquet` (row,
 phishing_probability, is_phishing, label) and `OUT.rejects/part-NNNNN.parquet` (row, the 30
@@ -61,11 +62,9 @@ from phishguard.serving.scoring import Scorer, load_scorer, packaged_model_dir
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-LOCAL_CLUSTER_CONFIG = {
-    "distributed.worker.profile.enabled": False,
-    "distributed.admin.system-monitor.interval": "5s",
-    "distributed.scheduler.work-stealing": False,
-}
+LOOPBACK = "127.0.0.1:0"
+DASK_CONFIG_DIR = Path(__file__).with_name("dask_config")
+"""Dask settings for batch scoring: used by `--workers N`, documented for `dask worker`."""
 REJECTS_SCHEMA = pa.schema(
     [(ROW, pa.int64()), *((name, pa.string()) for name in FEATURES), (REASON, pa.string())]
 )
@@ -134,27 +133,45 @@ class BundlePlugin(WorkerPlugin):
         _SCORERS[self.key] = load_scorer(directory, nthread=1)
 
 
+def batch_config() -> dict[str, Any]:
+    """The settings of `DASK_CONFIG_DIR` as dotted keys, for `dask.config.set` (which would
+    replace a whole section given as a nested dict)."""
+    return dict(_dotted(dask.config.collect(paths=[str(DASK_CONFIG_DIR)], env={})))
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 @contextmanager
 def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     """A client of the cluster at `scheduler`, or of a LocalCluster (`local`, or `workers` set)
     of single-threaded workers without a dashboard.
 
-    The local workers run in this process (`processes=False`, in-process transport: nothing
-    listens on a port). The model is loaded once and shared, and the scoring releases the GIL
+    The local workers run in this process (`processes=False`, in-process transport; their
+    HTTP routes listen on 127.0.0.1 only). The model is loaded once and shared, and the scoring releases the GIL
     (XGBoost's predict, Arrow, numpy), so N workers use N cores without starting N Python
     processes that each import the libraries and load the model again (`make bench-scale`).
     Isolation between workers is what a real cluster (`dask worker` processes) is for.
-    With no dashboard, nothing would read the workers' statistical profiler or the system
-    monitor, and the tasks are equal and placed once, so those and work stealing are off."""
+    The cluster runs with the batch settings of `DASK_CONFIG_DIR` (no profiler, slower
+    monitors: without a dashboard nothing reads them)."""
     if scheduler in (None, "local"):
         count = workers or os.cpu_count() or 1
         with (
-            dask.config.set(LOCAL_CLUSTER_CONFIG),
+            dask.config.set(batch_config()),
             LocalCluster(
                 n_workers=count,
                 threads_per_worker=1,
                 processes=False,
                 dashboard_address=None,
+                # Dask starts the scheduler's and each worker's HTTP routes (health, metrics)
+                # even without a dashboard, on every interface: loopback and free ports instead.
+                scheduler_kwargs={"dashboard_address": LOOPBACK},
+                worker_dashboard_address=LOOPBACK,
             ) as cluster,
             Client(cluster) as client,
         ):

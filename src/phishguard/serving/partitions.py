@@ -2,7 +2,8 @@
 
 A source is a file, a glob or a folder of Parquet or CSV parts, local or on S3 (any fsspec URL).
 Partitions are fixed before any scoring starts, from the input alone: a Parquet file's row
-groups, joined up to `PARTITION_ROWS`, numbered from its metadata; a CSV file is one partition,
+groups, small ones joined and large ones cut to about `PARTITION_ROWS` rows, numbered from its
+metadata; a CSV file is one partition,
 numbered by a first pass that counts its rows with the one CSV reader (`csv_rows`, run on the
 workers). So the same input always gives the same partitions and row numbers, whatever the
 cluster. S3 follows the AWS rules the DVC remote follows (`storage_options`).
@@ -10,6 +11,7 @@ cluster. S3 follows the AWS rules the DVC remote follows (`storage_options`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,15 +29,19 @@ from phishguard.contract.schema import FEATURES
 from phishguard.io import CHUNK_ROWS
 from phishguard.serving.batch import check_parquet_columns
 
-PARTITION_ROWS = 250_000
-"""Parquet row groups are joined into partitions of about this many rows (a CSV file is one)."""
+PARTITION_ROWS = 125_000
+"""Parquet row groups are joined or cut into partitions of about this many rows (a CSV file is
+one): a task of ~1 s on a core, small enough that the last tasks keep every worker busy to the
+end and a lost worker costs little, large enough that a task's own cost (the file's footer, two
+part files, the scheduler's round trip) stays near 1%."""
 KINDS = (".parquet", ".csv")
 
 
 @dataclass(frozen=True)
 class Partition:
     """Rows `first_row` .. `first_row + rows - 1` (global, 1-based): a CSV file, or row groups
-    of a Parquet file. `url` is read; `name` is how the user wrote it, for messages."""
+    of a Parquet file, or a slice of one row group. `url` is read; `name` is how the user wrote
+    it, for messages."""
 
     index: int
     url: str
@@ -43,6 +49,8 @@ class Partition:
     row_groups: tuple[int, ...] | None
     first_row: int
     rows: int
+    skip: int = 0
+    """Rows of `row_groups` before this partition's first: a large row group is cut."""
 
 
 def storage_options(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -101,27 +109,48 @@ def input_files(source: str, options: dict[str, Any]) -> tuple[list[tuple[str, s
 def parquet_partitions(
     files: list[tuple[str, str]], options: dict[str, Any], partition_rows: int
 ) -> list[Partition]:
-    """Partitions of whole row groups, about `partition_rows` each, numbered from the metadata."""
+    """Partitions of about `partition_rows`, numbered from the metadata: consecutive small row
+    groups joined, a row group of more rows cut into equal slices."""
     partitions: list[Partition] = []
     first = 1
+
+    def add(url: str, name: str, groups: tuple[int, ...], rows: int, skip: int = 0) -> None:
+        nonlocal first
+        partitions.append(Partition(len(partitions), url, name, groups, first, rows, skip))
+        first += rows
+
     for url, name in files:
-        fs, path = filesystem(url, options)
-        try:
-            with fs.open(path, "rb") as handle:
-                metadata = pq.ParquetFile(handle).metadata
-        except (pa.ArrowInvalid, OSError) as error:
-            raise DataSourceError(
-                f"{name}: not a readable Parquet file ({first_line(error)})"
-            ) from None
         groups: list[int] = []
         rows = 0
-        for group in range(metadata.num_row_groups):
+        sizes = _row_group_sizes(url, name, options)
+        for group, size in enumerate(sizes):
+            if size > partition_rows:
+                if groups:
+                    add(url, name, tuple(groups), rows)
+                    groups, rows = [], 0
+                step = math.ceil(size / math.ceil(size / partition_rows))  # equal slices
+                for skip in range(0, size, step):
+                    add(url, name, (group,), min(step, size - skip), skip)
+                continue
             groups.append(group)
-            rows += metadata.row_group(group).num_rows
-            if rows >= partition_rows or group == metadata.num_row_groups - 1:
-                partitions.append(Partition(len(partitions), url, name, tuple(groups), first, rows))
-                first, groups, rows = first + rows, [], 0
+            rows += size
+            if rows >= partition_rows or group == len(sizes) - 1:
+                add(url, name, tuple(groups), rows)
+                groups, rows = [], 0
     return partitions
+
+
+def _row_group_sizes(url: str, name: str, options: dict[str, Any]) -> list[int]:
+    """The rows of each row group of a Parquet file, from its footer."""
+    fs, path = filesystem(url, options)
+    try:
+        with fs.open(path, "rb") as handle:
+            metadata = pq.ParquetFile(handle).metadata
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataSourceError(
+            f"{name}: not a readable Parquet file ({first_line(error)})"
+        ) from None
+    return [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
 
 
 def csv_rows(url: str, name: str, options: dict[str, Any]) -> int:
@@ -147,7 +176,7 @@ def read_partition(
             batches = parquet.iter_batches(
                 CHUNK_ROWS, row_groups=list(partition.row_groups), columns=list(FEATURES)
             )
-            yield from batches
+            yield from _window(batches, partition.skip, partition.rows)
         except pa.ArrowException as error:
             raise DataSourceError(
                 f"{partition.name}: not a readable Parquet file ({first_line(error)})"
@@ -161,3 +190,15 @@ def csv_partitions(files: list[tuple[str, str]], counts: list[int]) -> list[Part
         partitions.append(Partition(index, url, name, None, first, rows))
         first += rows
     return partitions
+
+
+def _window(batches: Iterator[pa.RecordBatch], skip: int, rows: int) -> Iterator[pa.RecordBatch]:
+    """Rows `skip` .. `skip + rows - 1` of the batches, which are read no further than that."""
+    at = 0
+    for batch in batches:
+        start, stop = max(skip - at, 0), min(skip + rows - at, len(batch))
+        at += len(batch)
+        if start < stop:
+            yield batch.slice(start, stop - start)
+        if at >= skip + rows:
+            return
