@@ -208,7 +208,7 @@ def parser() -> argparse.ArgumentParser:
     )
     feedback.set_defaults(handler=_feedback)
 
-    # --- keys (issue 18): the store is phishguard.serving.keys, the check serving.auth
+    # --- keys (issue 18): the store is phishguard.serving.key_stores, the check serving.auth
     keys = commands.add_parser(
         "keys",
         help="create, list and revoke the service's API keys",
@@ -237,19 +237,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _keys_add(args: argparse.Namespace) -> None:
-    from phishguard.serving.keys import add_command
+    from phishguard.serving.key_stores import add_command
 
     add_command(args.name, args.role)
 
 
 def _keys_list(_: argparse.Namespace) -> None:
-    from phishguard.serving.keys import list_command
+    from phishguard.serving.key_stores import list_command
 
     list_command()
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:
-    from phishguard.serving.keys import revoke_command
+    from phishguard.serving.key_stores import revoke_command
 
     revoke_command(args.name)
 

@@ -27,7 +27,8 @@ from starlette.testclient import TestClient
 from phishguard import PhishguardError
 from phishguard.serving import auth
 from phishguard.serving.auth import ApiKeyAuth
-from phishguard.serving.keys import FileKeyStore, KeyStoreError, open_key_store
+from phishguard.serving.key_stores import FileKeyStore, open_key_store
+from phishguard.serving.keys import KeyStoreError
 from tests.support import REPO, free_port, synthetic_rows, tool_env
 from tests.support.api_keys import TestKeys, bearer, make_keys
 from tests.support.service import asgi_app_without_metrics, records, spawn, stop

@@ -1,4 +1,4 @@
-"""The API key store (phishguard.serving.keys) and the `phishguard keys` command.
+"""API keys and their stores (phishguard.serving.keys, key_stores) and the `phishguard keys` command.
 
 Keys are made at run time, in temporary stores; none is committed.
 """
@@ -21,7 +21,8 @@ from phishguard import paths
 from phishguard.cli import main
 from phishguard.data import mongo
 from phishguard.serving import keys
-from phishguard.serving.keys import FileKeyStore, KeyStoreError, MongoKeyStore, open_key_store
+from phishguard.serving.key_stores import FileKeyStore, MongoKeyStore, open_key_store
+from phishguard.serving.keys import KeyStoreError
 
 
 @pytest.fixture(params=["file", "mongomock_ng", "real server"])

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from phishguard.serving.keys import FileKeyStore, parse_key
+from phishguard.serving.key_stores import FileKeyStore
+from phishguard.serving.keys import parse_key
 
 
 @dataclass(frozen=True)

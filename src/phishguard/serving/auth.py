@@ -23,7 +23,8 @@ Revocation needs no restart: before checking a key the middleware looks at the s
 once per `RELOAD_SECONDS` (1 s: a file's inode, mtime and size, or the ids and revocations in
 MongoDB) and reloads it when it changed. A store that became unreadable fails closed: the
 protected routes answer 503 until it is fixed. Last use is recorded at most once per
-`USE_RECORD_SECONDS` (60 s) per worker, in a background thread (see `phishguard.serving.keys`).
+`USE_RECORD_SECONDS` (60 s) per worker, in a background thread (see
+`phishguard.serving.key_stores`).
 
 Writes are rate-limited per key: a token bucket of `PHISHGUARD_WRITE_BURST` writes (default:
 the rate's count) refilled at `PHISHGUARD_WRITE_RATE` (default "60/minute"); past it, 429 with
@@ -47,15 +48,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from phishguard import PhishguardError
-from phishguard.serving.keys import (
-    ITERATIONS,
-    ApiKey,
-    KeyStore,
-    KeyStoreError,
-    matches,
-    open_key_store,
-    parse_key,
-)
+from phishguard.serving.key_stores import KeyStore, open_key_store
+from phishguard.serving.keys import ITERATIONS, ApiKey, KeyStoreError, matches, parse_key
 from phishguard.serving.request_limits import ASGIApp, Receive, Scope, Send
 
 LOG = logging.getLogger("bentoml.phishguard")
