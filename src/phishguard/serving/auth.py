@@ -26,10 +26,7 @@ protected routes answer 503 until it is fixed. Last use is recorded at most once
 `USE_RECORD_SECONDS` (60 s) per worker, in a background thread (see
 `phishguard.serving.key_stores`).
 
-Writes are rate-limited per key: a token bucket of `PHISHGUARD_WRITE_BURST` writes (default:
-the rate's count) refilled at `PHISHGUARD_WRITE_RATE` (default "60/minute"); past it, 429 with
-`Retry-After` (whole seconds). The buckets live in each worker: with N workers a key may write
-up to N times the rate.
+Writes are rate-limited per key (`write_rate`); past the rate, 429 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -40,24 +37,20 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from phishguard import PhishguardError
 from phishguard.serving.key_stores import KeyStore, open_key_store
 from phishguard.serving.keys import ITERATIONS, ApiKey, KeyStoreError, matches, parse_key
 from phishguard.serving.request_limits import ASGIApp, Receive, Scope, Send
+from phishguard.serving.write_rate import TokenBuckets, WriteRate
 
 LOG = logging.getLogger("bentoml.phishguard")
 AUTH_ENV = "PHISHGUARD_AUTH"
-RATE_ENV = "PHISHGUARD_WRITE_RATE"
-BURST_ENV = "PHISHGUARD_WRITE_BURST"
 MODES = ("writes", "all", "off")
-DEFAULT_RATE = "60/minute"
 RELOAD_SECONDS = 1.0
 USE_RECORD_SECONDS = 60.0
 CACHE_LIMIT = 1024
@@ -70,7 +63,6 @@ OPEN_ROUTES = frozenset(
 OPEN_PREFIXES = ("/ui", "/static_content/")  # the web page; the docs page's files
 ANALYST = ("analyst",)
 ANY_ROLE = ("scorer", "analyst")
-_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
 
 
 def auth_mode(environ: Mapping[str, str] = os.environ) -> str:
@@ -79,49 +71,6 @@ def auth_mode(environ: Mapping[str, str] = os.environ) -> str:
     if mode not in MODES:
         raise PhishguardError(f"{AUTH_ENV} must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
-
-
-@dataclass(frozen=True)
-class WriteRate:
-    """Writes per key: `burst` at once, refilled at `per_second`."""
-
-    per_second: float
-    burst: int
-    text: str
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WriteRate:
-        text = environ.get(RATE_ENV, "").strip() or DEFAULT_RATE
-        match = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour)", text)
-        if not match or int(match.group(1)) < 1:
-            raise PhishguardError(
-                f'{RATE_ENV} must read N/second, N/minute or N/hour (N ≥ 1), got "{text}"'
-            )
-        count = int(match.group(1))
-        burst_text = environ.get(BURST_ENV, "").strip() or str(count)
-        if not burst_text.isdigit() or int(burst_text) < 1:
-            raise PhishguardError(f"{BURST_ENV} must be a positive integer, got {burst_text!r}")
-        return cls(count / _PERIODS[match.group(2)], int(burst_text), text)
-
-
-class TokenBuckets:
-    """One token bucket per key name."""
-
-    def __init__(self, rate: WriteRate, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # name → (tokens, at)
-
-    def take(self, name: str) -> float:
-        """0 if `name` may write now (a token is taken), else the seconds until it may."""
-        now = self.clock()
-        tokens, at = self._buckets.get(name, (float(self.rate.burst), now))
-        tokens = min(float(self.rate.burst), tokens + (now - at) * self.rate.per_second)
-        if tokens >= 1.0:
-            self._buckets[name] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[name] = (tokens, now)
-        return (1.0 - tokens) / self.rate.per_second
 
 
 class Keyring:
@@ -302,8 +251,7 @@ class ApiKeyAuth:
             return _answer(
                 path,
                 429,
-                f"too many writes with the API key {entry.name!r}: at most {rate.text} "
-                f"({RATE_ENV}), {rate.burst} at once ({BURST_ENV}); retry later",
+                f"too many writes with the API key {entry.name!r}: {rate.limits}; retry later",
                 [(b"retry-after", str(max(1, math.ceil(round(wait, 6)))).encode())],
             )
         scope.setdefault("state", {})["api_key_name"] = entry.name
