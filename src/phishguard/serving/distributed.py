@@ -3,9 +3,8 @@
 The input (a file, a glob, a folder of Parquet or CSV parts, local or `s3://`) is cut into
 partitions whose global row numbers are fixed before any scoring starts: Parquet row groups,
 joined or sliced, from the files' metadata; CSV files by a first counting pass with the one CSV
-reader. Each
-partition is scored on a worker by `batch.score_chunks`, the same checks and the same model as
-single-process `phishguard predict`, and written as `OUT/part-NNNNN.parquet` (row,
+reader. Each partition is scored on a worker by `batch.score_chunks`, the same checks and the
+same model as single-process `phishguard predict`, and written as `OUT/part-NNNNN.parquet` (row,
 phishing_probability, is_phishing, label) and `OUT.rejects/part-NNNNN.parquet` (row, the 30
 features as text, reason). A partition is a pure function of the input, so a task Dask re-runs
 after losing a worker writes the same bytes again; the client checks scored + rejected = rows.
@@ -153,9 +152,10 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     of single-threaded workers without a dashboard.
 
     The local workers run in this process (`processes=False`, in-process transport; their
-    HTTP routes listen on 127.0.0.1 only). The model is loaded once and shared, and the scoring releases the GIL
-    (XGBoost's predict, Arrow, numpy), so N workers use N cores without starting N Python
-    processes that each import the libraries and load the model again (`make bench-scale`).
+    HTTP routes listen on 127.0.0.1 only). The model is loaded once and shared, and the scoring
+    releases the GIL (XGBoost's predict, Arrow, numpy), so N workers use N cores without
+    starting N Python processes that each import the libraries and load the model again
+    (`make bench-scale`).
     Isolation between workers is what a real cluster (`dask worker` processes) is for.
     The cluster runs with the batch settings of `DASK_CONFIG_DIR` (no profiler, slower
     monitors: without a dashboard nothing reads them)."""

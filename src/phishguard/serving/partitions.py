@@ -3,9 +3,8 @@
 A source is a file, a glob or a folder of Parquet or CSV parts, local or on S3 (any fsspec URL).
 Partitions are fixed before any scoring starts, from the input alone: a Parquet file's row
 groups, small ones joined and large ones cut to about `PARTITION_ROWS` rows, numbered from its
-metadata; a CSV file is one partition,
-numbered by a first pass that counts its rows with the one CSV reader (`csv_rows`, run on the
-workers). So the same input always gives the same partitions and row numbers, whatever the
+metadata; a CSV file is one partition, numbered by a first pass that counts its rows with the
+one CSV reader (`csv_rows`, run on the workers). So the same input always gives the same partitions and row numbers, whatever the
 cluster. S3 follows the AWS rules the DVC remote follows (`storage_options`).
 """
 
@@ -50,7 +49,8 @@ class Partition:
     first_row: int
     rows: int
     skip: int = 0
-    """Rows of `row_groups` before this partition's first: a large row group is cut."""
+    """Rows of `row_groups` before this partition's first: a large row group is cut, and each
+    slice decodes its group from the start (cheap next to scoring: 30 small integer columns)."""
 
 
 def storage_options(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
