@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dask
 import pandas as pd
 import psutil
 import pyarrow as pa
@@ -131,7 +130,11 @@ def test_real_dataset_csv_file_on_the_tcp_cluster(
     assert_same_scores(single, parts(tmp_path / "out"))
 
 
-def worker_and_scheduler_settings(client: Client) -> list[tuple[bool, str, bool]]:
+def dask_settings(client: Client | None = None) -> list[tuple[bool, str, bool]]:
+    """The three batch settings as this process sees them, or (with a `client`) as each worker
+    and the scheduler see them. The function sent is nested, so it travels by value: the TCP
+    workers cannot import the tests."""
+
     def settings() -> tuple[bool, str, bool]:
         import dask
 
@@ -141,22 +144,20 @@ def worker_and_scheduler_settings(client: Client) -> list[tuple[bool, str, bool]
             dask.config.get("distributed.scheduler.work-stealing"),
         )
 
+    if client is None:
+        return [settings()]
     return [*client.run(settings).values(), client.run_on_scheduler(settings)]
 
 
 def test_the_batch_dask_settings_reach_both_kinds_of_cluster(dask_cluster) -> None:
     """The README's route for `dask worker` (DASK_CONFIG at dask_config/) and `--workers N`
     both run without the profiler and with the slow monitors; Dask's defaults would differ."""
-    assert (
-        dask.config.get("distributed.worker.profile.enabled"),
-        dask.config.get("distributed.admin.tick.interval"),
-        dask.config.get("distributed.scheduler.work-stealing"),
-    ) == (True, "20ms", True)
+    assert dask_settings() == [(True, "20ms", True)]
     batch = (False, "1s", False)
     with Client(dask_cluster.address) as client:
-        assert worker_and_scheduler_settings(client) == [batch] * 3
+        assert dask_settings(client) == [batch] * 3
     with dask_client(None, 2) as client:
-        assert worker_and_scheduler_settings(client) == [batch] * 3
+        assert dask_settings(client) == [batch] * 3
 
 
 def test_the_local_cluster_listens_on_loopback_only() -> None:
