@@ -19,9 +19,10 @@ from phishguard.config.compose import compose_params
 from phishguard.config.hyperparameters import ModelConfigError
 from phishguard.config.models import XGBoostDaskConfig, model_config
 from phishguard.contract.schema import TARGET
+from phishguard.dask_cluster import CONNECT_TIMEOUT_S, DaskClusterError
 from phishguard.data.validate import quarantine
 from phishguard.modeling import bundle, dask_training
-from phishguard.modeling.dask_training import DaskClusterError, DaskXGBoost
+from phishguard.modeling.dask_training import DaskXGBoost
 from phishguard.modeling.evaluate import grouped_splits, out_of_fold
 from phishguard.modeling.features import featurize, table_inputs
 from phishguard.modeling.split import group_aware_split, with_target
@@ -107,7 +108,7 @@ def test_an_unreachable_scheduler_is_one_line_within_a_bounded_time() -> None:
     started = time.monotonic()
     with pytest.raises(DaskClusterError) as refused:
         DaskXGBoost(n_estimators=2, scheduler=address).fit(X, np.array([0, 1] * 4))
-    assert time.monotonic() - started < dask_training.CONNECT_TIMEOUT_S + 20
+    assert time.monotonic() - started < CONNECT_TIMEOUT_S + 20
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith(f"cannot reach the Dask scheduler at {address} within ")
@@ -128,19 +129,10 @@ def test_the_address_from_the_environment_fails_as_one_line_of_the_stage() -> No
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"train: error: cannot reach the Dask scheduler at {address} ($DASK_SCHEDULER_ADDRESS) "
-        f"within {dask_training.CONNECT_TIMEOUT_S} s (Timed out trying to connect to {address} "
-        f"after {dask_training.CONNECT_TIMEOUT_S} s); start it, or set model.scheduler to "
+        f"within {CONNECT_TIMEOUT_S} s (Timed out trying to connect to {address} "
+        f"after {CONNECT_TIMEOUT_S} s); start it, or set model.scheduler to "
         "'local' to train on a local cluster"
     ]
-
-
-def test_the_address_comes_from_the_config_then_the_environment_then_local() -> None:
-    here = "tcp://10.0.0.5:8786"
-    env = {dask_training.SCHEDULER_VARIABLE: here}
-    assert dask_training.scheduler_address("tcp://a:1", env) == "tcp://a:1"
-    assert dask_training.scheduler_address("local", env) == "local"
-    assert dask_training.scheduler_address(None, env) == here
-    assert dask_training.scheduler_address(None, {}) == "local"
 
 
 def test_dvc_exp_run_s_model_xgboost_dask_composes_a_valid_config() -> None:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -158,19 +157,6 @@ def test_the_batch_dask_settings_reach_both_kinds_of_cluster(dask_cluster) -> No
         assert dask_settings(client) == [batch] * 3
     with dask_client(None, 2) as client:
         assert dask_settings(client) == [batch] * 3
-
-
-def test_the_local_cluster_listens_on_loopback_only() -> None:
-    """Dask's scheduler and workers serve HTTP routes even without a dashboard (by default on
-    every interface, the scheduler on 8787): `--workers N` keeps them on 127.0.0.1."""
-    process = psutil.Process()
-    before = {c.laddr for c in process.net_connections() if c.status == psutil.CONN_LISTEN}
-    with dask_client(None, 2):
-        listening = {
-            c.laddr for c in process.net_connections() if c.status == psutil.CONN_LISTEN
-        } - before
-    assert len(listening) == 3  # the scheduler's and the two workers' routes
-    assert {address.ip for address in listening} == {"127.0.0.1"}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -42,11 +42,12 @@ def stop_now(process: subprocess.Popen) -> None:
 
 
 def wait_for_workers(address: str, count: int, timeout_s: float = 60) -> None:
-    """Block until `count` workers are connected to the scheduler at `address`."""
+    """Block until the scheduler at `address` answers and has `count` workers."""
     from distributed import Client
 
     with Client(address, timeout=timeout_s) as client:
-        client.wait_for_workers(count, timeout=timeout_s)
+        if count:
+            client.wait_for_workers(count, timeout=timeout_s)
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -26,11 +25,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from phishguard import PhishguardError, first_line
+from phishguard.dask_cluster import LOCAL, connect, local_cluster, scheduler_address
 
-SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
-LOCAL = "local"
-CONNECT_TIMEOUT_S = 10
 # XGBClassifier's keyword → XGBoost's native parameter, where the two names differ.
 NATIVE_NAMES = {"learning_rate": "eta", "reg_lambda": "lambda", "reg_alpha": "alpha"}
 HYPERPARAMETERS = (
@@ -51,10 +47,6 @@ HYPERPARAMETERS = (
 )
 
 log = logging.getLogger(__name__)
-
-
-class DaskClusterError(PhishguardError, ConnectionError):
-    """The Dask scheduler cannot be reached, or has no workers."""
 
 
 class DaskXGBoost(ClassifierMixin, BaseEstimator):
@@ -167,16 +159,11 @@ def train_booster(
     return dxgb.train(client, dict(params), matrix, num_boost_round=rounds)["booster"]
 
 
-def scheduler_address(configured: str | None, environ: Mapping[str, str] = os.environ) -> str:
-    """Where to train: `configured`, else $DASK_SCHEDULER_ADDRESS, else "local"."""
-    return configured or environ.get(SCHEDULER_VARIABLE) or LOCAL
-
-
 def cluster_client(configured: str | None, workers: int) -> Any:
     """A connected Dask client for `scheduler_address(configured)`, opened once per process
     (per address and local size) and closed at exit; `DaskClusterError` in one line when the
-    scheduler cannot be reached within `CONNECT_TIMEOUT_S` or has no worker."""
-    address = scheduler_address(configured)
+    scheduler cannot be reached or has no worker (`dask_cluster.connect`)."""
+    address = scheduler_address(configured) or LOCAL
     key = (address, workers if address == LOCAL else 0)
     if key not in _CLIENTS:
         # One cluster at a time: futures of a second live client in the same process left
@@ -197,44 +184,17 @@ def close_clusters() -> None:
 
 
 def _local_client(workers: int) -> Any:
-    # Imported here: distributed costs seconds to import, and only this model needs it.
-    from distributed import Client, LocalCluster
+    from distributed import Client  # imported here: only this model needs it
 
     log.info("starting a local Dask cluster of %d worker processes", workers)
     # Dask's INFO lines (every worker and connection) would drown the stage's own.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        # No dashboard; the scheduler's health routes on a free loopback port, not on 8787.
-        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-    )
-    return Client(cluster)
+    return Client(local_cluster(workers, processes=True))
 
 
 def _remote_client(address: str) -> Any:
-    from distributed import Client  # imported here: see _local_client
-
-    origin = "" if address != os.environ.get(SCHEDULER_VARIABLE) else f" (${SCHEDULER_VARIABLE})"
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError, ValueError) as error:
-        raise DaskClusterError(
-            f"cannot reach the Dask scheduler at {address}{origin} within "
-            f"{CONNECT_TIMEOUT_S} s ({first_line(error)}); start it, or set model.scheduler "
-            f"to '{LOCAL}' to train on a local cluster"
-        ) from None
-    try:
-        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError) as error:
-        client.close()
-        raise DaskClusterError(
-            f"the Dask scheduler at {address}{origin} has no worker after "
-            f"{CONNECT_TIMEOUT_S} s ({first_line(error)}); start `dask worker {address}`"
-        ) from None
+    hint = f"start it, or set model.scheduler to '{LOCAL}' to train on a local cluster"
+    client = connect(address, hint)
     count = len(client.scheduler_info(n_workers=-1)["workers"])
     log.info("training on the Dask cluster at %s (%d workers)", address, count)
     return client

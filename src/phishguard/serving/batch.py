@@ -2,10 +2,9 @@
 
 Files are read in chunks (`sources.iter_chunks`; typed Parquet as Arrow batches,
 `sources.iter_parquet_batches`) and written chunk by chunk, so memory stays constant however
-large the input. A chunk is judged with numpy first (`record_checks.clean_rows`): its clean
-rows are scored as they are, and only the others go to the pipeline's own `quarantine`, which
-gives the reasons (and may accept some, such as `" 1"`). Invalid rows go to a rejects file with
-their reasons, and scored + rejected = input rows. The model scores on one thread, and the
+large the input. Each chunk is judged by the check engine (`judging.judge`): its valid rows are
+scored, and invalid rows go to a rejects file with their reasons; scored + rejected = input
+rows. The model scores on one thread, and the
 output is built as an Arrow table (no pandas) for Parquet.
 The service's CSV endpoint uses `score_table` too.
 """
@@ -16,7 +15,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,17 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from phishguard import PhishguardError
-from phishguard.contract.checks import check_columns
 from phishguard.contract.problems import RecordError, SchemaError, rows_error
-from phishguard.contract.record_checks import arrow_columns, clean_rows, frame_columns
-from phishguard.contract.schema import CLASS_NAMES, FEATURES, LABEL, ROW_PROBLEM
+from phishguard.contract.schema import CLASS_NAMES, FEATURES
 from phishguard.data.sources import iter_chunks, iter_parquet_batches, parquet_columns
-from phishguard.data.validate import REASON, quarantine
+from phishguard.data.validate import REASON, ROW
 from phishguard.io import CHUNK_ROWS, ChunkWriter
 from phishguard.monitoring.prediction_log import PredictionLog
+from phishguard.serving.judging import check_parquet_columns, judge
 from phishguard.serving.scoring import Scorer, load_scorer
 
 log = logging.getLogger(__name__)
 
-ROW = "row"
 RESULT_COLUMNS = ("phishing_probability", "is_phishing", "label")
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 _LABELS = pa.array([CLASS_NAMES[0], CLASS_NAMES[1]], pa.large_string())  # by is_phishing
@@ -76,81 +73,11 @@ def score_table(
     shown to the scorer's observers (the prediction log), row N as prediction
     `<request_id>-N`.
     """
-    features = _features(table)
-    judged = _judge(*clean_rows(frame_columns(features)), lambda: features)
+    judged = judge(table)
     rows = judged.kept + first_row
     scored = scorer.decisions(judged.matrix, source, request_id, indexes=rows)
     scored.insert(0, ROW, rows)
     return TableScores(scored, judged.rejects(first_row), judged.matrix)
-
-
-@dataclass(frozen=True)
-class _Judged:
-    """A chunk's rows judged: the valid ones' matrix and positions, the others with reasons."""
-
-    matrix: np.ndarray
-    """The valid rows' 30 features (float32, canonical order), in input order."""
-    kept: np.ndarray
-    """The valid rows' 0-based positions in the chunk."""
-    rejected: pd.DataFrame | None
-    """`row` (1-based in the chunk), the 30 features and the reason; None if no row was judged
-    by the check engine."""
-
-    def rejects(self, first_row: int) -> pd.DataFrame:
-        """The rejected rows numbered from `first_row`, as the rejects file holds them."""
-        if self.rejected is None:
-            return pd.DataFrame(columns=[ROW, *FEATURES, REASON])
-        return self.rejected.assign(**{ROW: self.rejected[ROW] + (first_row - 1)})
-
-
-def _features(table: pd.DataFrame) -> pd.DataFrame:
-    """The table without its label, its columns checked (`SchemaError`)."""
-    features = table.drop(columns=[LABEL], errors="ignore").reset_index(drop=True)
-    check_columns(list(map(str, features.columns)), FEATURES)
-    return features
-
-
-def _judge(matrix: np.ndarray, clean: np.ndarray, table: Callable[[], pd.DataFrame]) -> _Judged:
-    """The verdict on a chunk from `clean_rows`' matrix and mask: the clean rows are valid as
-    they are; only the others go to the pipeline's `quarantine` (on `table()`, the chunk as a
-    DataFrame), which names their problems and may still accept some (`" 1"`, `1.0`)."""
-    if clean.all():  # the common case: no per-row checks, no pandas
-        return _Judged(matrix, np.arange(len(clean)), None)
-    features = table()
-    if ROW_PROBLEM in features.columns:  # a row the CSV reader could not split is never clean
-        clean &= features[ROW_PROBLEM].isna().to_numpy(dtype=bool)
-    suspects = np.flatnonzero(~clean)
-    checked = quarantine(features.iloc[suspects], FEATURES)
-    rejected_at = checked.quarantined[ROW].to_numpy(dtype=np.int64) - 1  # among the suspects
-    accepted = np.ones(len(suspects), dtype=bool)
-    accepted[rejected_at] = False
-    matrix[suspects[accepted]] = checked.valid.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
-    keep = clean
-    keep[suspects[accepted]] = True
-    kept = np.flatnonzero(keep)
-    rejected = checked.quarantined.assign(**{ROW: suspects[rejected_at] + 1})
-    return _Judged(matrix[kept], kept, rejected.loc[:, [ROW, *FEATURES, REASON]])
-
-
-def judge(chunk: pa.RecordBatch | pd.DataFrame) -> _Judged:
-    """The verdict on one chunk as a reader gives it. Typed Arrow (Parquet) with integer or
-    float columns is judged straight from Arrow; text or bool columns, and DataFrames (CSV),
-    through pandas as `score_table` judges a table: the same rows rejected with the same
-    reasons. An Arrow chunk's columns are checked already (`check_parquet_columns`)."""
-    if isinstance(chunk, pd.DataFrame):
-        features = _features(chunk)
-        return _judge(*clean_rows(frame_columns(features)), lambda: features)
-    chunk = chunk.select(list(FEATURES))
-    columns = arrow_columns(chunk)
-    if columns is None:  # text or bool columns: judged cell by cell, as CSV is
-        frame = chunk.to_pandas()
-        return _judge(*clean_rows(frame_columns(frame)), lambda: frame)
-    return _judge(*clean_rows(columns), chunk.to_pandas)
-
-
-def check_parquet_columns(names: list[str]) -> None:
-    """A Parquet file's columns, checked as a table's are (`SchemaError`); the label is allowed."""
-    check_columns([name for name in names if name != LABEL], FEATURES)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 import dask
 import pyarrow as pa
 import pyarrow.parquet as pq
-from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed
+from distributed import Client, Future, WorkerPlugin, as_completed
 from distributed.comm import CommClosedError
 from distributed.scheduler import KilledWorker
 from tqdm import tqdm
@@ -41,9 +41,10 @@ from tqdm import tqdm
 from phishguard import DataSourceError, PhishguardError, first_line
 from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import FEATURES
-from phishguard.data.validate import REASON
+from phishguard.dask_cluster import LOCAL, SCHEDULER_VARIABLE, connect, local_cluster
+from phishguard.data.validate import REASON, ROW
 from phishguard.modeling import bundle
-from phishguard.serving.batch import ROW, BatchSummary, score_chunks, scores_schema
+from phishguard.serving.batch import BatchSummary, score_chunks, scores_schema
 from phishguard.serving.partitions import (
     PARTITION_ROWS,
     Partition,
@@ -60,8 +61,6 @@ from phishguard.serving.scoring import Scorer, load_scorer, packaged_model_dir
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 10
-LOOPBACK = "127.0.0.1:0"
 DASK_CONFIG_DIR = Path(__file__).with_name("dask_config")
 """Dask settings for batch scoring: used by `--workers N`, documented for `dask worker`."""
 REJECTS_SCHEMA = pa.schema(
@@ -148,45 +147,26 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]
 
 @contextmanager
 def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
-    """A client of the cluster at `scheduler`, or of a LocalCluster (`local`, or `workers` set)
-    of single-threaded workers without a dashboard.
+    """A client of the cluster at `scheduler`, or of a `local_cluster` of `workers` (`local`,
+    or `workers` set) with the batch settings of `DASK_CONFIG_DIR`.
 
-    The local workers run in this process (`processes=False`, in-process transport; their
-    HTTP routes listen on 127.0.0.1 only). The model is loaded once and shared, and the scoring
-    releases the GIL (XGBoost's predict, Arrow, numpy), so N workers use N cores without
-    starting N Python processes that each import the libraries and load the model again
-    (`make bench-scale`).
-    Isolation between workers is what a real cluster (`dask worker` processes) is for.
-    The cluster runs with the batch settings of `DASK_CONFIG_DIR` (no profiler, slower
-    monitors: without a dashboard nothing reads them)."""
-    if scheduler in (None, "local"):
+    The local workers run in this process (`processes=False`, in-process transport). The model
+    is loaded once and shared, and the scoring releases the GIL (XGBoost's predict, Arrow,
+    numpy), so N workers use N cores without starting N Python processes that each import the
+    libraries and load the model again (`make bench-scale`).
+    Isolation between workers is what a real cluster (`dask worker` processes) is for."""
+    if scheduler in (None, LOCAL):
         count = workers or os.cpu_count() or 1
         with (
             dask.config.set(batch_config()),
-            LocalCluster(
-                n_workers=count,
-                threads_per_worker=1,
-                processes=False,
-                dashboard_address=None,
-                # Dask starts the scheduler's and each worker's HTTP routes (health, metrics)
-                # even without a dashboard, on every interface: loopback and free ports instead.
-                scheduler_kwargs={"dashboard_address": LOOPBACK},
-                worker_dashboard_address=LOOPBACK,
-            ) as cluster,
+            local_cluster(count, processes=False) as cluster,
             Client(cluster) as client,
         ):
             yield client
         return
     if workers is not None:
         raise PhishguardError("--workers starts a local cluster; leave it out with an address")
-    try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError, ValueError) as error:
-        raise PhishguardError(
-            f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s "
-            f"({first_line(error)}); check --scheduler / DASK_SCHEDULER_ADDRESS"
-        ) from None
-    with client:
+    with connect(scheduler, f"check --scheduler / ${SCHEDULER_VARIABLE}") as client:
         yield client
 
 

@@ -26,7 +26,7 @@ from phishguard import DataSourceError, first_line
 from phishguard.contract.csv_reader import read_csv_chunks
 from phishguard.contract.schema import FEATURES
 from phishguard.io import CHUNK_ROWS
-from phishguard.serving.batch import check_parquet_columns
+from phishguard.serving.judging import check_parquet_columns
 
 PARTITION_ROWS = 125_000
 """Parquet row groups are joined or cut into partitions of about this many rows (a CSV file is
