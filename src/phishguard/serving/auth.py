@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import os
@@ -45,7 +44,7 @@ from datetime import UTC, datetime
 from phishguard import PhishguardError
 from phishguard.serving.key_stores import KeyStore, open_key_store
 from phishguard.serving.keys import ITERATIONS, ApiKey, KeyStoreError, matches, parse_key
-from phishguard.serving.request_limits import ASGIApp, Receive, Scope, Send
+from phishguard.serving.request_limits import ASGIApp, Receive, Scope, Send, send_error
 from phishguard.serving.write_rate import TokenBuckets, WriteRate
 
 LOG = logging.getLogger("bentoml.phishguard")
@@ -270,22 +269,9 @@ def _answer(
     """A sender of `status` with `{"error": message}`, logged as one line. The connection is
     closed: the request's body, if any, was not read."""
     LOG.warning("Refused %s: HTTP %d: %s", path[:200], status, message)
-    body = json.dumps({"error": message}).encode()
 
     async def respond(send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                    *(headers or []),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, status, message, headers=tuple(headers or ()))
 
     return respond
 

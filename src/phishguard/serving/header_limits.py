@@ -14,13 +14,13 @@ which in a `bentoml serve` worker happens before the server starts.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from uvicorn import config as uvicorn_config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from phishguard.contract.record_checks import positive_int_from_env
+from phishguard.serving.http_errors import error_body
 
 MAX_HEADER_ENV = "PHISHGUARD_MAX_HEADER_BYTES"
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
@@ -72,7 +72,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             f"request line and headers over the limit of {self.max_head_bytes} bytes "
             f"({MAX_HEADER_ENV}); send shorter headers"
         )
-        body = json.dumps({"error": message}).encode()
+        body = error_body(message)
         head = (
             "HTTP/1.1 431 Request Header Fields Too Large\r\n"
             "content-type: application/json\r\n"

@@ -31,6 +31,12 @@ LOG = logging.getLogger("bentoml.phishguard")
 BENTOML_ERROR_LOGGER = "bentoml._internal.server.http_app"  # private: see quiet_validation_errors
 
 
+def error_body(message: str) -> bytes:
+    """`{"error": message}` as every refusal's body, whichever layer writes it (an endpoint,
+    the ASGI middleware, the HTTP protocol): starlette's JSON, as `client_error` answers."""
+    return JSONResponse({"error": message}).body
+
+
 def client_error(
     route: str, error: PhishguardError, status: HTTPStatus | None = None
 ) -> JSONResponse:

@@ -24,7 +24,6 @@ The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -33,6 +32,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from phishguard.contract.json_numbers import MAX_DIGITS, long_number_problem
 from phishguard.contract.record_checks import positive_int_from_env
+from phishguard.serving.http_errors import error_body
 
 MAX_BODY_ENV = "PHISHGUARD_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -70,7 +70,7 @@ class RequestLimits:
         )
         if media_type not in ACCEPTED_MEDIA_TYPES:
             shown = media_type or "none"
-            await _refuse(
+            await send_error(
                 send,
                 415,
                 f"content type {shown!r} is not accepted: send JSON with "
@@ -79,7 +79,7 @@ class RequestLimits:
             return
         declared = headers.get(b"content-length", b"").strip()
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _refuse(send, 413, self._too_large(f"{int(declared)} bytes"))
+            await send_error(send, 413, self._too_large(f"{int(declared)} bytes"))
             return
         # Multipart bodies are read here too (bounded by the limit) and checked before BentoML
         # parses them: its parser turns a malformed upload into a 500, not a client error.
@@ -94,7 +94,7 @@ class RequestLimits:
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])
                 if size > self.max_body_bytes:
-                    await _refuse(send, 413, self._too_large(f"more than {size} bytes"))
+                    await send_error(send, 413, self._too_large(f"more than {size} bytes"))
                     return
                 if not message.get("more_body", False):
                     break
@@ -105,7 +105,7 @@ class RequestLimits:
                 else _multipart_problem(headers.get(b"content-type", b""), body)
             )
             if problem is not None:
-                await _refuse(send, *problem, close=False)
+                await send_error(send, *problem, close=False)
                 return
             receive = _replay(body, receive)
         # With a Content-Length the HTTP server itself refuses a body of any other length.
@@ -146,10 +146,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _refuse(send: Send, status: int, message: str, close: bool = True) -> None:
-    """Answer `status` with `{"error": message}`; `close` the connection unless the whole body
-    was read (the rest of an unread body cannot be told from the next request)."""
-    body = json.dumps({"error": message}, ensure_ascii=False).encode()
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    close: bool = True,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer `status` with `{"error": message}` (`error_body`) from ASGI middleware, before
+    any endpoint; `close` the connection unless the whole body was read (the rest of an unread
+    body cannot be told from the next request)."""
+    body = error_body(message)
     await send(
         {
             "type": "http.response.start",
@@ -158,6 +165,7 @@ async def _refuse(send: Send, status: int, message: str, close: bool = True) -> 
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 *([(b"connection", b"close")] if close else []),
+                *headers,
             ],
         }
     )
