@@ -18,8 +18,8 @@ from phishguard.dask_cluster import (
     local_cluster,
     scheduler_address,
 )
-from tests.support import REPO, run_tool, synthetic_rows
-from tests.support.dask_cluster import tcp_cluster
+from tests.support import synthetic_rows
+from tests.support.dask_cluster import run_predict, tcp_cluster
 
 
 def test_the_address_comes_from_the_caller_then_the_environment() -> None:
@@ -66,19 +66,11 @@ def test_a_scheduler_without_workers_is_one_line(package_dir: Path, tmp_path: Pa
         with pytest.raises(DaskClusterError, match="has no worker after"):
             connect(cluster.address, "unused")
         started = time.monotonic()
-        result = run_tool(
-            [
-                "phishguard",
-                "predict",
-                str(source),
-                "-o",
-                str(tmp_path / "out"),
-                "--model",
-                str(package_dir),
-            ],
-            REPO,
+        result = run_predict(
+            source,
+            tmp_path / "out",
+            package_dir,
             check=False,
-            timeout=120,
             DASK_SCHEDULER_ADDRESS=cluster.address,
         )
         elapsed = time.monotonic() - started

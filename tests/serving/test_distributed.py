@@ -19,8 +19,8 @@ from phishguard import DataSourceError, PhishguardError
 from phishguard.contract.problems import SchemaError
 from phishguard.serving.batch import predict_file
 from phishguard.serving.distributed import dask_client, predict_command, predict_distributed
-from tests.support import REPO, free_port, run_tool, synthetic_rows
-from tests.support.dask_cluster import tcp_cluster
+from tests.support import free_port, synthetic_rows
+from tests.support.dask_cluster import run_predict, tcp_cluster
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
 
 
@@ -249,22 +249,7 @@ def test_unreachable_scheduler_is_one_line_within_bounded_time(package_dir, tmp_
     synthetic_rows(10).to_csv(source, index=False)
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    result = run_tool(
-        [
-            "phishguard",
-            "predict",
-            str(source),
-            "-o",
-            str(tmp_path / "out"),
-            "--model",
-            str(package_dir),
-            "--scheduler",
-            address,
-        ],
-        REPO,
-        check=False,
-        timeout=120,
-    )
+    result = run_predict(source, tmp_path / "out", package_dir, "--scheduler", address, check=False)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -279,18 +264,8 @@ def test_cli_scores_on_the_cluster_named_by_the_environment(
 ) -> None:
     source = tmp_path / "in.csv"
     dirty_rows(500, 45).to_csv(source, index=False)
-    result = run_tool(
-        [
-            "phishguard",
-            "predict",
-            str(source),
-            "-o",
-            str(tmp_path / "out"),
-            "--model",
-            str(package_dir),
-        ],
-        REPO,
-        DASK_SCHEDULER_ADDRESS=dask_cluster.address,
+    result = run_predict(
+        source, tmp_path / "out", package_dir, DASK_SCHEDULER_ADDRESS=dask_cluster.address
     )
     assert result.stderr.strip().splitlines()[-1] == (
         f"phishguard: scored 497 of 500 rows into {tmp_path / 'out'}; "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phishguard.serving.distributed import DASK_CONFIG_DIR
-from tests.support import VENV_BIN, free_port, tool_env
+from tests.support import REPO, VENV_BIN, free_port, run_tool, tool_env
 from tests.support.service import spawn, stop
 
 
@@ -33,6 +33,15 @@ class TcpCluster:
     def kill_worker(self, index: int = 0) -> None:
         """SIGKILL one worker (and its nanny's children): Dask must reschedule its tasks."""
         stop_now(self.workers[index])
+
+
+def run_predict(
+    source: Path, out: Path, model: Path, *flags: str, check: bool = True, **env: str
+) -> subprocess.CompletedProcess:
+    """`phishguard predict SOURCE -o OUT --model MODEL FLAGS…` as a user runs it, with `env`
+    added to the environment (`DASK_SCHEDULER_ADDRESS`)."""
+    command = ["phishguard", "predict", str(source), "-o", str(out), "--model", str(model)]
+    return run_tool([*command, *flags], REPO, check=check, timeout=120, **env)
 
 
 def stop_now(process: subprocess.Popen) -> None:
