@@ -36,6 +36,7 @@ from phishguard import paths
 from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
+from phishguard.data.origin import RECEIVED_AT, SUBMITTER, VERDICT_ID
 
 FEEDBACK_DIR_ENV = "PHISHGUARD_FEEDBACK_DIR"
 DATABASE_ENV = "PHISHGUARD_MONGODB_DATABASE"
@@ -44,15 +45,13 @@ COLLECTION = "feedback"
 SQLITE_NAME = "verdicts.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 
-VERDICT_ID = "verdict_id"
-RECEIVED_AT = "received_at"
 SOURCE = "source"
 NOTE = "note"
 PREDICTION_ID = "prediction_id"
 # Per-row fields `add` takes from its DataFrame when present (a row's `source`, when given,
 # overrides the call's); `submitter` is per call.
 OPTIONAL_FIELDS = (NOTE, SOURCE, PREDICTION_ID)
-PROVENANCE = (RECEIVED_AT, SOURCE, NOTE, "submitter", PREDICTION_ID, "schema_version")
+PROVENANCE = (RECEIVED_AT, SOURCE, NOTE, SUBMITTER, PREDICTION_ID, "schema_version")
 VERDICT_COLUMNS = (*COLUMNS, VERDICT_ID, *PROVENANCE)
 """The columns of `FeedbackStore.verdicts()`, in order."""
 
@@ -138,7 +137,7 @@ def verdict_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for name in COLUMNS:
         table[name] = table[name].astype(np.int8)
     table["schema_version"] = table["schema_version"].astype(np.int64)
-    for name in (RECEIVED_AT, "source", NOTE, "submitter", PREDICTION_ID, VERDICT_ID):
+    for name in (RECEIVED_AT, SOURCE, NOTE, SUBMITTER, PREDICTION_ID, VERDICT_ID):
         table[name] = table[name].astype(object).where(table[name].notna(), None)
     return table.sort_values([RECEIVED_AT, VERDICT_ID], kind="stable", ignore_index=True)
 
