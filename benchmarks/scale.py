@@ -158,16 +158,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, tcp_cluster(Path(tmp) / "cluster") as cluster:
         single_out = Path(tmp) / "single.parquet"
         for repeat in range(args.repeats):
+            # the 2-worker runs straight after the single run they are paired with
             commands = {
                 "single process": ([*predict, "-o", str(single_out)], {}),
-                "single process, 1 core": (
-                    ["taskset", "-c", "0", *predict, "-o", f"{tmp}/one_core.parquet"],
-                    {},
-                ),
                 "LocalCluster": ([*predict, "-o", f"{tmp}/local", "--workers", "2"], {}),
                 "TCP": (
                     [*predict, "-o", f"{tmp}/tcp", "--scheduler", cluster.address],
                     cluster.pids(),
+                ),
+                "single process, 1 core": (
+                    ["taskset", "-c", "0", *predict, "-o", f"{tmp}/one_core.parquet"],
+                    {},
                 ),
             }
             for name, (command, watched) in commands.items():
@@ -254,9 +255,9 @@ def write(summary: dict[str, Any], args: argparse.Namespace) -> None:
         f"(LocalCluster {local['ratio']:.2f}× and {local['paired_ratio_median']:.2f}×, "
         f"TCP {tcp['ratio']:.2f}× and {tcp['paired_ratio_median']:.2f}×).",
         "",
-        "Paired = each repeat's run against that repeat's single-process run (run minutes apart, "
-        "so both see the same drift of the shared host); the range shows how far one repeat "
-        "can land from the median.",
+        "Paired = each repeat's run against that repeat's single-process run, which runs just "
+        "before the 2-worker runs (so both see the same drift of the shared host); the range "
+        "shows how far one repeat can land from the median.",
         "",
         "Single process = `phishguard predict IN -o OUT.parquet` (XGBoost with one predict "
         "thread); 1 core = the same pinned to one core (`taskset -c 0`); LocalCluster = `--workers 2`; TCP = `--scheduler tcp://127.0.0.1:…` "
