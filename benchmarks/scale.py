@@ -193,6 +193,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]], rows: int) -> dict[str, Any
         "rows": rows,
         "cores": os.cpu_count(),
         "load_average": round(os.getloadavg()[0], 2),
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "modes": {},
     }
     for name, results in runs.items():
@@ -204,6 +205,11 @@ def summarize(runs: dict[str, list[dict[str, Any]]], rows: int) -> dict[str, Any
             for r, single in zip(results, runs["single process"], strict=True)
         ]
         processes = sorted({p for r in results for p in r["peak_rss_mb"]})
+        # the single run's CPU-seconds over this run's: below 1, the same rows cost more CPU
+        cpu_shares = [
+            single["cpu_s"] / r["cpu_s"]
+            for r, single in zip(results, runs["single process"], strict=True)
+        ]
         summary["modes"][name] = {
             "rows_per_s": round(speed),
             "wall_s": round(statistics.median(r["wall_s"] for r in results), 2),
@@ -213,10 +219,49 @@ def summarize(runs: dict[str, list[dict[str, Any]]], rows: int) -> dict[str, Any
             "paired_ratios": [round(r, 3) for r in paired],
             "paired_ratio_median": round(statistics.median(paired), 2),
             "ratio_vs_one_core": round(speed / one_core, 2),
+            "paired_cpu_shares": [round(c, 3) for c in cpu_shares],
+            "ratio_at_equal_cpu": at_equal_cpu(cpu_shares, paired),
+            "cpu_share_ratio_correlation": correlation(cpu_shares, paired),
             "peak_rss_mb": {p: max(r["peak_rss_mb"].get(p, 0) for r in results) for p in processes},
             "runs": results,
         }
     return summary
+
+
+def at_equal_cpu(cpu_shares: list[float], paired: list[float]) -> float | None:
+    """The paired ratio where the run used the single run's CPU-seconds, read off a straight
+    line through the repeats (None without 3 repeats or a spread of CPU shares to fit). On this
+    host the two track each other closely: when both vCPUs are busy the same rows can take up
+    to ~20% more CPU-seconds, and the wall-time ratio falls with it."""
+    if len(paired) < 3 or max(cpu_shares) - min(cpu_shares) < 0.02:
+        return None
+    slope, intercept = np.polyfit(cpu_shares, paired, 1)
+    return round(float(slope + intercept), 2)
+
+
+def cpu_note(local: dict[str, Any], tcp: dict[str, Any]) -> str:
+    """Where the 2-worker runs lost time against the ideal ×2, from their CPU-seconds."""
+    shares = [c for mode in (local, tcp) for c in mode["paired_cpu_shares"]]
+    line = (
+        "CPU share: the single run's CPU-seconds over those of each 2-worker run of its repeat, "
+        f"{min(shares):.2f}–{max(shares):.2f} (1 = the same CPU for the same rows; below 1 = "
+        "the same rows cost more CPU with both cores busy)."
+    )
+    if local["ratio_at_equal_cpu"] is None or tcp["ratio_at_equal_cpu"] is None:
+        return line
+    return line + (
+        f" The paired ratios follow it (correlation {local['cpu_share_ratio_correlation']} "
+        f"LocalCluster, {tcp['cpu_share_ratio_correlation']} TCP); at the single run's "
+        f"CPU-seconds a straight line through the repeats gives LocalCluster "
+        f"{local['ratio_at_equal_cpu']:.2f}× and TCP {tcp['ratio_at_equal_cpu']:.2f}×: Dask's "
+        "own cost leaves that much, and the rest is the extra CPU the same rows took."
+    )
+
+
+def correlation(x: list[float], y: list[float]) -> float | None:
+    if len(x) < 3 or min(np.std(x), np.std(y)) == 0:
+        return None
+    return round(float(np.corrcoef(x, y)[0, 1]), 3)
 
 
 def write(summary: dict[str, Any], args: argparse.Namespace) -> None:
@@ -224,7 +269,7 @@ def write(summary: dict[str, Any], args: argparse.Namespace) -> None:
     lines = [
         "# Scale-out: one process vs Dask on 2 workers (`make bench-scale`)",
         "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {summary['cores']} shared cores "
+        f"{summary['finished']}, {summary['cores']} shared cores "
         f"(load average {summary['load_average']:.1f} at the end); "
         f"{summary['rows']:,} synthetic valid rows in one Parquet file ({ROW_GROUP:,}-row "
         f"groups), the packaged model; median of {args.repeats} runs, wall time end to end "
@@ -254,6 +299,8 @@ def write(summary: dict[str, Any], args: argparse.Namespace) -> None:
         f"the median of the paired ratios: {'met' if worst >= GOAL else 'not met'} "
         f"(LocalCluster {local['ratio']:.2f}× and {local['paired_ratio_median']:.2f}×, "
         f"TCP {tcp['ratio']:.2f}× and {tcp['paired_ratio_median']:.2f}×).",
+        "",
+        cpu_note(local, tcp),
         "",
         "Paired = each repeat's run against that repeat's single-process run, which runs just "
         "before the 2-worker runs (so both see the same drift of the shared host); the range "
