@@ -4,9 +4,8 @@ Files are read in chunks (`sources.iter_chunks`; typed Parquet as Arrow batches,
 `sources.iter_parquet_batches`) and written chunk by chunk, so memory stays constant however
 large the input. Each chunk is judged by the check engine (`judging.judge`): its valid rows are
 scored, and invalid rows go to a rejects file with their reasons; scored + rejected = input
-rows. The model scores on one thread, and the
-output is built as an Arrow table (no pandas) for Parquet.
-The service's CSV endpoint uses `score_table` too.
+rows. The model scores on one thread, and the output is built as an Arrow table (no pandas)
+for Parquet. The service's CSV endpoint uses `score_table` too.
 """
 
 from __future__ import annotations
