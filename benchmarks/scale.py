@@ -198,18 +198,13 @@ def summarize(runs: dict[str, list[dict[str, Any]]], rows: int) -> dict[str, Any
     }
     for name, results in runs.items():
         speed = statistics.median(r["rows_per_s"] for r in results)
-        # each run against the single-process run of the same repeat, minutes apart: the
-        # shared host's speed drifts, and a pair sees the same drift
-        paired = [
-            r["rows_per_s"] / single["rows_per_s"]
-            for r, single in zip(results, runs["single process"], strict=True)
-        ]
+        # each run against the single-process run just before it in its repeat (the shared
+        # host's speed drifts, and a pair sees the same drift): the speed-up, and the single
+        # run's CPU-seconds over this run's (below 1: the same rows cost more CPU)
+        pairs = list(zip(results, runs["single process"], strict=True))
+        paired = [r["rows_per_s"] / single["rows_per_s"] for r, single in pairs]
+        cpu_shares = [single["cpu_s"] / r["cpu_s"] for r, single in pairs]
         processes = sorted({p for r in results for p in r["peak_rss_mb"]})
-        # the single run's CPU-seconds over this run's: below 1, the same rows cost more CPU
-        cpu_shares = [
-            single["cpu_s"] / r["cpu_s"]
-            for r, single in zip(results, runs["single process"], strict=True)
-        ]
         summary["modes"][name] = {
             "rows_per_s": round(speed),
             "wall_s": round(statistics.median(r["wall_s"] for r in results), 2),
