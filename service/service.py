@@ -63,7 +63,7 @@ from phishguard.feedback.intake import FeedbackError, label_of, verdicts_from_it
 from phishguard.feedback.store import PREDICTION_ID, FeedbackStore, open_store, store_settings
 from phishguard.modeling.bundle import verify
 from phishguard.monitoring.prediction_log import FLUSH_SECONDS, LOG_ENV, PredictionLog
-from phishguard.serving import auth, header_limits, http_errors
+from phishguard.serving import auth, header_limits, http_errors, route_labels, server_start
 from phishguard.serving.batch import score_table
 from phishguard.serving.http_models import (
     ExplainedResults,
@@ -108,6 +108,8 @@ def _package_dir() -> Path:
     threads=1,
     traffic={"timeout": 30},
     logging={"access": {"enabled": False}},
+    # Loopback unless a host is given (--host, BENTOML_HOST): see phishguard.serving.server_start.
+    http={"host": server_start.LOOPBACK},
     # No trace exporter is configured, yet the OpenTelemetry middleware still builds span
     # attributes for every request (~7% of a worker's time): skip it on the scoring routes.
     tracing={"excluded_urls": ["/predict", "/explain"]},
@@ -120,6 +122,15 @@ class Phishguard:
     # tests, the benchmark) is outside the store, so the model is not declared then.
     if not os.environ.get(PACKAGE_DIR_ENV, "").strip():
         model_ref = PACKAGE
+
+    @bentoml.on_deployment
+    def check_address() -> None:
+        """Refuse an invalid or taken port with one line, before the model is even read;
+        log the address to be bound (`server_start.check_address`)."""
+        try:
+            server_start.check_address()
+        except PhishguardError as error:
+            raise BentoMLException(f"refusing to start: {error}") from None
 
     @bentoml.on_deployment
     def verify_packaged_model() -> None:
@@ -292,8 +303,10 @@ class Phishguard:
             return _refused(ctx, "/feedback", error)
         try:
             added = self._feedback().add(verdicts, source="api", submitter=_caller(ctx))
-        except PhishguardError as error:  # the store is unreachable ($MONGODB_URI)
-            return _refused(ctx, "/feedback", error, HTTPStatus.SERVICE_UNAVAILABLE)
+        except PhishguardError as error:  # the store's disk is full or failing, or no MongoDB
+            response = http_errors.unavailable("/feedback", error, "the feedback store")
+            ctx.response.status_code = response.status_code
+            return response
         labels = verdicts["Result"].tolist()
         return FeedbackAnswer(
             accepted=added.accepted,
@@ -340,6 +353,11 @@ def _caller(ctx: bentoml.Context) -> str | None:
     return getattr(ctx.request.state, "api_key_name", None)
 
 
+# This `bentoml serve`'s own /metrics directory, before BentoML empties the shared one.
+server_start.own_metrics_directory()
+# The real request path, back in place of the route template BentoML's request metrics are
+# labelled with (issue 27): first, so that every layer below sees what the client sent.
+Phishguard.add_asgi_middleware(route_labels.RealPath)
 # API keys (issue 18), first so a request without a valid key is refused before anything
 # else reads it; see phishguard.serving.auth.
 Phishguard.add_asgi_middleware(auth.ApiKeyAuth)

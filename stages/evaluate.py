@@ -13,6 +13,7 @@ from phishguard.config.params import load_section, section
 from phishguard.config.sections import EvaluateParams, TrainParams
 from phishguard.contract.schema import content_sha256
 from phishguard.entrypoint import run
+from phishguard.io import write_table
 from phishguard.modeling import bundle
 from phishguard.modeling.bundle import package_version
 from phishguard.modeling.evaluate import EvaluationResult, evaluate_model, gate_failures
@@ -32,7 +33,7 @@ def main() -> None:
     write_json(paths.METRICS, result.metrics)
     write_json(paths.OPERATING_POINT, result.operating_point)
     reference_scores = pd.DataFrame({"phishing_probability": result.oof_proba})
-    reference_scores.to_parquet(paths.REFERENCE_SCORES, index=False)
+    write_table(paths.REFERENCE_SCORES, reference_scores)
     write_plots(result.y_test, result.test_proba, result.metrics["threshold"], paths.PLOTS)
 
     _track(trained.manifest, result, train, test)

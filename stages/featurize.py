@@ -8,6 +8,7 @@ from phishguard import paths
 from phishguard.config.params import load_section
 from phishguard.config.sections import SplitParams
 from phishguard.entrypoint import run
+from phishguard.io import write_table
 from phishguard.modeling.split import split_for_training
 from phishguard.provenance import write_json
 
@@ -20,10 +21,9 @@ def main() -> None:
         params.seed,
         params.feedback_holdout_fraction,
     )
-    paths.TRAIN_TABLE.parent.mkdir(parents=True, exist_ok=True)
-    split.train.to_parquet(paths.TRAIN_TABLE, index=False)
-    split.test.to_parquet(paths.TEST_TABLE, index=False)
-    split.holdout.to_parquet(paths.FEEDBACK_HOLDOUT, index=False)
+    write_table(paths.TRAIN_TABLE, split.train)
+    write_table(paths.TEST_TABLE, split.test)
+    write_table(paths.FEEDBACK_HOLDOUT, split.holdout)
     write_json(paths.SPLIT_REPORT, split.report)
 
 

@@ -8,6 +8,7 @@ from phishguard import paths
 from phishguard.config.params import load_section
 from phishguard.config.sections import MonitorParams
 from phishguard.entrypoint import run
+from phishguard.io import write_table
 from phishguard.monitoring.check import monitor, share_tables
 from phishguard.provenance import write_json
 
@@ -17,7 +18,7 @@ def main() -> None:
     report = monitor(paths.PREDICTION_LOG_DIR, paths.TRAIN_TABLE, paths.REFERENCE_SCORES, params)
     write_json(paths.DRIFT_REPORT, report)
     for table, path in zip(share_tables(report), paths.DRIFT_PLOT_FILES, strict=True):
-        table.to_csv(path, index=False)
+        write_table(path, table)
 
 
 if __name__ == "__main__":

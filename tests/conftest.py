@@ -27,6 +27,7 @@ from tests.support import (
 )
 from tests.support.api_keys import TestKeys, make_keys, with_bearer
 from tests.support.dask_cluster import TcpCluster, tcp_cluster
+from tests.support.disk import full_tmpfs
 from tests.support.packaged_model import write_package
 from tests.support.service import (
     LIMITS,
@@ -259,6 +260,14 @@ def live_service(
         yield port
     finally:
         stop(server)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system with no space left (a filled 256 KiB tmpfs, with empty `feedback/`
+    and `predictions/` folders); skips where mounting needs root."""
+    with full_tmpfs(tmp_path / "full_disk") as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session")

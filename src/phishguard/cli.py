@@ -72,7 +72,9 @@ def _params(args: argparse.Namespace) -> None:
                 "params.yaml differs from the Hydra composition of conf/; run `make params`"
             )
         return
-    paths.PARAMS.write_text(text)
+    from phishguard.io import write_atomic  # pandas (~1 s): `phishguard params --check` skips it
+
+    write_atomic(paths.PARAMS, text)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
 from collections.abc import Callable
 
-from phishguard import PhishguardError
+from phishguard import STORAGE_ADVICE, PhishguardError
 
 
 def run(main: Callable[[], None], name: str) -> None:
@@ -21,12 +22,15 @@ def run(main: Callable[[], None], name: str) -> None:
     logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s", stream=sys.stderr)
     try:
         main()
+        sys.stdout.flush()  # redirected to a full disk, stdout fails here, not at exit
     except PhishguardError as error:
         _fail(name, str(error))
     except MemoryError as error:
         detail = f" ({error})" if str(error) else ""
         _fail(name, f"out of memory{detail}; free memory or give it less data at once")
     except OSError as error:
+        if error.filename is None and not _stdout_writable():
+            error = OSError(error.errno, error.strerror, "standard output")
         _fail(name, os_error_line(error))
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
@@ -34,12 +38,25 @@ def run(main: Callable[[], None], name: str) -> None:
 
 
 def os_error_line(error: OSError) -> str:
-    """An operating-system error as one line: the file (if known), the cause and its code."""
+    """An operating-system error as one line: the file (if known), the cause and its code,
+    and for a full or read-only disk what to do (`phishguard.STORAGE_ADVICE`)."""
     where = f"{error.filename}: " if error.filename else ""
     cause = error.strerror or str(error) or type(error).__name__
     code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
-    advice = {errno.ENOSPC: "; free space or write elsewhere", errno.EDQUOT: "; free space"}
-    return f"{where}{cause}{code}{advice.get(error.errno, '')}"
+    advice = f"; {STORAGE_ADVICE[error.errno]}" if error.errno in STORAGE_ADVICE else ""
+    return f"{where}{cause}{code}{advice}"
+
+
+def _stdout_writable() -> bool:
+    """Whether stdout takes what is buffered. When not (redirected to a full disk), its
+    descriptor is pointed at /dev/null: the flush at exit would otherwise fail again and
+    print "Exception ignored" with a traceback."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
+    return True
 
 
 def _fail(name: str, message: str) -> None:

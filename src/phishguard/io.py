@@ -4,7 +4,10 @@ memory at once; `CHUNK_ROWS` is the one chunk size.
 
 Every file goes to a hidden `.part` file beside the target, which is renamed into place only
 when it is complete: a failure half-way (an exception, Ctrl-C, or SIGTERM turned into an exit
-by the command) leaves no partial output behind, and the path keeps whatever it held.
+by the command, a full disk) leaves no partial output behind, and the path keeps whatever it
+held. Every writer of the project goes through here, so a full disk, an exhausted quota or a
+read-only file system is one `phishguard.StorageError` naming the file and what to do
+(`written_error`), and an output path whose parent is a file says so (`ensure_folder`).
 
 CSV files are opened by people in spreadsheets, so a text cell that a spreadsheet would run as
 a formula is written with a leading single quote, as OWASP advises against CSV injection: a
@@ -25,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from phishguard import PhishguardError, storage_error
+
 CHUNK_ROWS = 50_000
 """Rows per chunk wherever a table is read or written in pieces (ingest, validate, load, predict,
 a MongoDB snapshot): memory stays bounded by it, whatever the size of the data."""
@@ -36,26 +41,87 @@ _PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A hidden `.part` path beside `path` to write to: renamed onto `path` when the block ends,
-    removed if it raises."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed at once, renamed below)
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
-    )
+    removed if it raises. An OS error names `path`, and a full disk, an exhausted quota or a
+    read-only file system is a `StorageError` that says what to do."""
+    ensure_folder(path.parent, path)
+    try:
+        part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed at once, renamed below)
+            dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
+        )
+    except OSError as error:
+        raise written_error(error, path) from None
     part.close()
     try:
         yield Path(part.name)
-    except BaseException:
+        Path(part.name).replace(path)
+    except BaseException as error:
         Path(part.name).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            renamed = written_error(error, path, Path(part.name))
+            if renamed is not error:
+                raise renamed from None
         raise
-    Path(part.name).replace(path)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` (text as UTF-8) to `path` through `atomic_path`: whole or not at all."""
+    with atomic_path(path) as part:
+        if isinstance(data, str):
+            part.write_text(data, encoding="utf-8")
+        else:
+            part.write_bytes(data)
+
+
+def write_table(path: Path, table: pd.DataFrame) -> None:
+    """Write a whole table to `path` (Parquet if it ends in `.parquet`, else CSV escaped as
+    `spreadsheet_safe` does) through `atomic_path`: whole or not at all."""
+    with atomic_path(path) as part:
+        if path.suffix == ".parquet":
+            table.to_parquet(part, index=False)
+        else:
+            spreadsheet_safe(table).to_csv(part, index=False)
+
+
+def ensure_folder(folder: Path, target: Path | None = None) -> None:
+    """Create `folder` and its parents for writing `target` (default: the folder itself). A
+    parent that is a file says so (mkdir would say only "File exists"); a full or read-only
+    disk is a `StorageError`."""
+    target = folder if target is None else target
+    for parent in (folder, *folder.parents):
+        if parent.is_dir():
+            break
+        if parent.exists():
+            raise PhishguardError(
+                f"cannot write {target}: {parent} is a file, not a folder; "
+                "choose a path inside a folder"
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise written_error(error, target) from None
+
+
+def written_error(error: OSError, path: Path, part: Path | None = None) -> OSError:
+    """The error of a write meant for `path`: a `StorageError` for a full or read-only disk,
+    else the same error naming `path` instead of the hidden `part` it went to. Given `part`,
+    an error about another file (a source read inside the block) is returned unchanged."""
+    if (storage := storage_error(error, path)) is not None:
+        return storage
+    if part is not None and error.filename != str(part):
+        return error
+    return OSError(error.errno, error.strerror or str(error), str(path))
 
 
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing) for the block: serialises the
     read-modify-write of a file shared by several processes on one machine (flock)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    ensure_folder(path.parent, path)
+    try:
+        handle = path.open("a")
+    except OSError as error:
+        raise written_error(error, path) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -100,7 +166,7 @@ class ChunkWriter:
         try:
             self._write(chunk)
         except OSError as error:  # name the file the user asked for, not the hidden .part
-            raise OSError(error.errno, error.strerror or str(error), str(self.path)) from error
+            raise written_error(error, self.path) from None
         self._started = True
         self.rows += len(chunk)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from phishguard import PhishguardError
+from phishguard.io import write_atomic
 
 TRACKED_LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost-cpu", "pandera", "skops")
 
@@ -58,9 +59,9 @@ def library_versions() -> dict[str, str]:
 
 
 def write_json(path: Path, document: Any) -> None:
-    """Write JSON deterministically (sorted keys, fixed indentation, trailing newline)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    """Write JSON deterministically (sorted keys, fixed indentation, trailing newline), whole
+    or not at all (`phishguard.io.write_atomic`)."""
+    write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from phishguard import PhishguardError
 from phishguard.entrypoint import run
+from phishguard.io import write_atomic
 
 REMOTE = "local-s3"
 BUCKET = "phishguard-local"
@@ -70,7 +71,7 @@ def start(port: int = DEFAULT_PORT, timeout_s: float = 30) -> str:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        PID_FILE.write_text(f"{server.pid}\n")
+        write_atomic(PID_FILE, f"{server.pid}\n")
         deadline = time.monotonic() + timeout_s
         while not _answers(port):
             if server.poll() is not None or time.monotonic() > deadline:

@@ -20,10 +20,13 @@ Rows given to `add` must already be checked (`phishguard.feedback.intake`).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,11 +35,12 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from phishguard import paths
+from phishguard import StorageError, paths
 from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
 from phishguard.data.origin import RECEIVED_AT, SUBMITTER, VERDICT_ID
+from phishguard.io import ensure_folder
 
 FEEDBACK_DIR_ENV = "PHISHGUARD_FEEDBACK_DIR"
 DATABASE_ENV = "PHISHGUARD_MONGODB_DATABASE"
@@ -44,6 +48,8 @@ DEFAULT_DATABASE = "phishguard"
 COLLECTION = "feedback"
 SQLITE_NAME = "verdicts.sqlite3"
 BUSY_TIMEOUT_S = 30.0
+NEARLY_FULL_BYTES = 1024 * 1024
+"""Free space under which an SQLite I/O error is taken for a full disk (it gives no errno)."""
 
 SOURCE = "source"
 NOTE = "note"
@@ -146,22 +152,40 @@ class SqliteFeedbackStore:
     """The embedded store: one SQLite file, safe for several threads and processes."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_folder(path.parent, path)
         self.path = path
         self.where = str(path)
         # One connection per store, shared by the service's worker threads under a lock;
         # other processes open their own, and SQLite's file locks order their writes.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
         features = ", ".join(f'"{name}" INTEGER NOT NULL' for name in COLUMNS)
-        self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS verdicts (verdict_id TEXT PRIMARY KEY, {features}, "
-            "received_at TEXT NOT NULL, source TEXT NOT NULL, note TEXT, submitter TEXT, "
-            "prediction_id TEXT, schema_version INTEGER NOT NULL)"
-        )
+        with self._storage():
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS verdicts (verdict_id TEXT PRIMARY KEY, {features}, "
+                "received_at TEXT NOT NULL, source TEXT NOT NULL, note TEXT, submitter TEXT, "
+                "prediction_id TEXT, schema_version INTEGER NOT NULL)"
+            )
+
+    @contextmanager
+    def _storage(self) -> Iterator[None]:
+        """SQLite's errors of a full or failing disk as one `StorageError` naming the file:
+        SQLite reports no errno, so a full disk is its SQLITE_FULL, or an I/O error while
+        the folder has no space left."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            name = getattr(error, "sqlite_errorname", "")
+            if not name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY")):
+                raise
+            if name.startswith("SQLITE_FULL") or _no_space_left(self.path.parent):
+                code = errno.ENOSPC
+            else:
+                code = errno.EROFS if name.startswith("SQLITE_READONLY") else errno.EIO
+            raise StorageError(self.path, code, f"{os.strerror(code)}: sqlite: {error}") from None
 
     def add(self, verdicts: pd.DataFrame, source: str, submitter: str | None = None) -> AddResult:
         """Store the verdicts not stored yet, in one transaction; see `AddResult`."""
@@ -171,7 +195,7 @@ class SqliteFeedbackStore:
         marks = ", ".join("?" * (len(COLUMNS) + 1 + len(PROVENANCE)))
         statement = f"INSERT OR IGNORE INTO verdicts ({names}) VALUES ({marks})"
         new = []
-        with self._lock:
+        with self._lock, self._storage():
             self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way
             try:
                 for index, (verdict_id, row) in enumerate(zip(ids, values, strict=True)):
@@ -187,7 +211,8 @@ class SqliteFeedbackStore:
                     new.append(cursor.rowcount == 1)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
+                    self._db.execute("ROLLBACK")
                 raise
         return _result(ids, new)
 
@@ -202,6 +227,14 @@ class SqliteFeedbackStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _no_space_left(folder: Path) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < NEARLY_FULL_BYTES
 
 
 class MongoFeedbackStore:

@@ -32,6 +32,7 @@ import pandas as pd
 
 from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES, SCHEMA_VERSION, TARGET, label_mapping
+from phishguard.io import write_atomic
 from phishguard.modeling.features import as_matrix, check_input_columns, model_inputs
 from phishguard.modeling.skops_bytes import canonical_skops
 from phishguard.modeling.zoo import SKOPS_TRUSTED, XGBOOST_NATIVE
@@ -119,7 +120,7 @@ def save(model: Any, directory: Path, manifest: dict[str, Any]) -> dict[str, Any
         import skops.io  # imported here: only scikit-learn models need it
 
         # Same model, same bytes: what lets two clones produce identical model files.
-        path.write_bytes(canonical_skops(skops.io.dumps(model)))
+        write_atomic(path, canonical_skops(skops.io.dumps(model)))
     written = {**manifest, "model_file": path.name, "model_sha256": file_sha256(path)}
     seal(directory, written)
     return written
@@ -150,7 +151,7 @@ def seal(directory: Path, manifest: dict[str, Any]) -> None:
     write_json(directory / MANIFEST_FILE, manifest)
     names = sorted([manifest["model_file"], MANIFEST_FILE])
     lines = [f"{file_sha256(directory / name)}  {name}\n" for name in names]
-    (directory / CHECKSUM_FILE).write_text("".join(lines), encoding="utf-8")
+    write_atomic(directory / CHECKSUM_FILE, "".join(lines))
 
 
 def verify(directory: Path, evaluated: bool = True) -> dict[str, Any]:

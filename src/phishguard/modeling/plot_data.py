@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from phishguard.io import write_atomic, write_table
+
 
 def roc_points(y_true: np.ndarray, proba: np.ndarray) -> list[dict[str, float]]:
     """The ROC curve's corners: false-positive rate, recall and the threshold of each."""
@@ -57,11 +59,10 @@ def _finite(value: float) -> float:
 
 def write_plots(y_true: np.ndarray, proba: np.ndarray, threshold: float, directory: Path) -> None:
     """ROC, precision-recall, calibration (JSON) and confusion rows (CSV) for `dvc plots`."""
-    directory.mkdir(parents=True, exist_ok=True)
     for name, points in (
         ("roc", roc_points(y_true, proba)),
         ("precision_recall", pr_points(y_true, proba)),
         ("calibration", calibration_points(y_true, proba)),
     ):
-        (directory / f"{name}.json").write_text(json.dumps({name: points}, indent=1) + "\n")
-    confusion_rows(y_true, proba, threshold).to_csv(directory / "confusion.csv", index=False)
+        write_atomic(directory / f"{name}.json", json.dumps({name: points}, indent=1) + "\n")
+    write_table(directory / "confusion.csv", confusion_rows(y_true, proba, threshold))

@@ -19,6 +19,7 @@ from typing import Any
 
 from phishguard import PhishguardError, paths
 from phishguard.entrypoint import run
+from phishguard.io import atomic_path, write_atomic
 from phishguard.monitoring.check import format_report
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def _save(figure: Any, path: Path) -> Path:
 
     figure.tight_layout()
     # No timestamp or version in the file: the same data gives the same bytes.
-    figure.savefig(path, format="png", metadata={"Software": None})
+    with atomic_path(path) as part:
+        figure.savefig(part, format="png", metadata={"Software": None})
     plt.close(figure)
     return path
 
@@ -305,7 +307,7 @@ def write_report(out: Path, baseline: str | None) -> Path:
         changes["Drift of the prediction log (monitor stage)"] = drift_section(
             _load_json(paths.DRIFT_REPORT)
         )
-    out.write_text(build_report(metrics, images, diffs, out.parent, changes))
+    write_atomic(out, build_report(metrics, images, diffs, out.parent, changes))
     log.info("wrote %s and %d images", out, len(images))
     return out
 

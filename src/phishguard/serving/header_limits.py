@@ -9,18 +9,21 @@ handing them to the parser, and past `PHISHGUARD_MAX_HEADER_BYTES` (default 64 K
 
 BentoML builds uvicorn's `Config` itself, with the default `http="auto"` and no way to pass a
 protocol; `install()` points uvicorn's "auto" at this class. The service calls it at import,
-which in a `bentoml serve` worker happens before the server starts.
+which in a `bentoml serve` worker happens before the server starts. Being the one layer outside
+BentoML's app, the protocol also hands requests to it through `route_labels.RouteLabelledApp`,
+so that BentoML's request metrics are labelled by route template.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn import config as uvicorn_config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from phishguard.contract.record_checks import positive_int_from_env
 from phishguard.serving.http_errors import error_body
+from phishguard.serving.route_labels import RouteLabelledApp
 
 MAX_HEADER_ENV = "PHISHGUARD_MAX_HEADER_BYTES"
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
@@ -36,9 +39,15 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, refusing a request head over `max_head_bytes` with 431."""
 
     max_head_bytes = DEFAULT_MAX_HEADER_BYTES
+    _labelled: ClassVar[dict[int, RouteLabelledApp]] = {}  # one wrapper per app
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        app = self.app
+        labelled = self._labelled.get(id(app))
+        if labelled is None or labelled.app is not app:
+            labelled = self._labelled[id(app)] = RouteLabelledApp(app)
+        self.app = labelled
         self._head_bytes = 0
         self._in_head = True  # until the blank line that ends the head
         self._tail = b""  # the last bytes seen, for an end of head split between reads

@@ -24,7 +24,7 @@ from http import HTTPStatus
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from phishguard import PhishguardError
+from phishguard import PhishguardError, StorageError
 from phishguard.contract.record_checks import TooManyRecordsError
 
 LOG = logging.getLogger("bentoml.phishguard")
@@ -40,15 +40,31 @@ def error_body(message: str) -> bytes:
 def client_error(
     route: str, error: PhishguardError, status: HTTPStatus | None = None
 ) -> JSONResponse:
-    """The 4xx answer to `error` on `route`: 413 over a row limit, else `status` (default 422)."""
+    """The 4xx answer to `error` on `route`: 413 over a row limit, else `status` (default 422).
+    Also the deliberate 5xx of `unavailable`, in the same one-object body."""
     if status is None:
         too_many = isinstance(error, TooManyRecordsError)
         status = (
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_many else HTTPStatus.UNPROCESSABLE_ENTITY
         )
     text = str(error)
-    LOG.warning("Bad input to %s: HTTP %d: %s", route, status, text[:300])
+    what = "Bad input to" if status < 500 else "Unavailable:"
+    LOG.warning("%s %s: HTTP %d: %s", what, route, status, text[:300])
     return JSONResponse({"error": text}, status_code=status)
+
+
+def unavailable(route: str, error: PhishguardError, store: str) -> JSONResponse:
+    """The answer when `store` (what `route` writes to) fails: 507 Insufficient Storage for a
+    full disk (`StorageError.full`), else 503 (a read-only or failing disk, an unreachable
+    MongoDB); never a 500. A disk's error is logged in full (its path is for the operator)
+    and answered without the path; nothing was stored, and the client may retry later."""
+    if not isinstance(error, StorageError):
+        return client_error(route, error, HTTPStatus.SERVICE_UNAVAILABLE)
+    status = HTTPStatus.INSUFFICIENT_STORAGE if error.full else HTTPStatus.SERVICE_UNAVAILABLE
+    LOG.error("Unavailable: %s: HTTP %d: %s", route, status, error)
+    cause = "its disk is full" if error.full else "its disk cannot be written"
+    message = f"{store} cannot store anything now ({cause}): nothing was stored; retry later"
+    return JSONResponse({"error": message}, status_code=status)
 
 
 class _ValidationErrorInOneLine(logging.Filter):

@@ -10,7 +10,9 @@ parses it (pydantic would otherwise hold the whole body, and every record object
   (distinct keys, which the parser cannot cache) took ~0.4 s to parse, 16 MiB ~0.8 s;
 - a POST whose content type is neither `application/json` nor `multipart/form-data` → 415.
   Browsers send `text/plain` and form-encoded bodies cross-site without a CORS pre-flight; a
-  JSON-only API cannot be driven that way by another web page.
+  JSON-only API cannot be driven that way by another web page;
+- an upload (multipart) with no room for it in the temporary folder, where BentoML writes it
+  before the endpoint runs → 507 (`room_to_spool`), instead of a 500 from the failed write.
 
 A JSON body holding a number longer than 4,300 digits is answered here too, before parsing:
 pydantic's parser would refuse it with a generic 400 ("number out of range"), while
@@ -24,6 +26,8 @@ The rows-per-request limit (`PHISHGUARD_MAX_ROWS`) is checked after parsing, in
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -38,6 +42,7 @@ MAX_BODY_ENV = "PHISHGUARD_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 MALFORMED_MULTIPART = "malformed multipart/form-data body"
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "multipart/form-data"})
+SPOOL_SPARE_BYTES = 1024 * 1024
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,6 +109,11 @@ class RequestLimits:
                 if json_body
                 else _multipart_problem(headers.get(b"content-type", b""), body)
             )
+            if problem is None and not json_body and not room_to_spool(len(body)):
+                problem = (
+                    507,
+                    "the server's disk is full: no room to receive this upload; retry later",
+                )
             if problem is not None:
                 await send_error(send, *problem, close=False)
                 return
@@ -116,6 +126,18 @@ class RequestLimits:
             f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
             f"({MAX_BODY_ENV}); send fewer records per request"
         )
+
+
+def room_to_spool(size: int) -> bool:
+    """Whether the temporary folder has room for an upload of `size` bytes, which BentoML
+    writes there before the endpoint runs (a write that failed there was a 500 with a
+    traceback): twice its size and 1 MiB to spare, since a full disk is refused by the first
+    write that does not fit, and a 507 answered here is one line."""
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+    except OSError:
+        return True  # no answer: let the write itself decide
+    return free >= 2 * size + SPOOL_SPARE_BYTES
 
 
 def _multipart_problem(content_type: bytes, body: bytes) -> tuple[int, str] | None:
