@@ -49,7 +49,7 @@ try:
 except ImportError:  # inside a built bento the package's source is bundled beside service/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from phishguard import PhishguardError, paths
+from phishguard import PhishguardError, StorageError, paths
 from phishguard.contract.csv_reader import CsvHeaderError, read_upload
 from phishguard.contract.record_checks import (
     RecordError,
@@ -87,6 +87,10 @@ PACKAGE = bentoml.models.BentoModel(f"{paths.PACKAGE_NAME}:latest")
 # /predict requests of at most this many records are scored on the event loop (see predict).
 INLINE_RECORDS = 1_000
 PAGE = Path(__file__).with_name("ui.html")
+# Today the prediction log only queues records and never raises, so a full disk costs the log
+# its records (counted in /metrics), not the client its answer. Should the log refuse a record
+# instead (a `StorageError`), the scoring routes answer 507/503 in one line, never a 500.
+LOG_REFUSAL = "the prediction log"
 
 
 def _page(_: Request) -> HTMLResponse:
@@ -223,7 +227,10 @@ class Phishguard:
             matrix = records_matrix(records, self.max_rows)
         except (RecordError, TooManyRecordsError) as error:
             return http_errors.client_error("/predict", error)
-        text = self.scorer.results_json(matrix, "api", uuid.uuid4().hex, caller=caller)
+        try:
+            text = self.scorer.results_json(matrix, "api", uuid.uuid4().hex, caller=caller)
+        except StorageError as error:  # see LOG_REFUSAL
+            return http_errors.unavailable("/predict", error, LOG_REFUSAL)
         return Response(text, media_type="application/json")
 
     @bentoml.api(route="/explain")
@@ -238,7 +245,10 @@ class Phishguard:
             reasons = self.scorer.explain(matrix, top=max(1, min(top, 32)))
         except (RecordError, TooManyRecordsError, ExplanationUnavailableError) as error:
             return _refused(ctx, "/explain", error)
-        results = self.scorer.results(matrix, "api", uuid.uuid4().hex, caller=_caller(ctx))
+        try:
+            results = self.scorer.results(matrix, "api", uuid.uuid4().hex, caller=_caller(ctx))
+        except StorageError as error:  # see LOG_REFUSAL
+            return _answered(ctx, http_errors.unavailable("/explain", error, LOG_REFUSAL))
         for result, why in zip(results, reasons, strict=True):
             result["reasons"] = why
         return ExplainedResults(results=results)
@@ -266,7 +276,10 @@ class Phishguard:
         # Answered in full: every row was scored, so the upload goes to the observers now.
         proba = scores.scored["phishing_probability"].to_numpy()
         request_id = uuid.uuid4().hex
-        self.scorer.observe(scores.matrix, proba, "csv", request_id, caller=_caller(ctx))
+        try:
+            self.scorer.observe(scores.matrix, proba, "csv", request_id, caller=_caller(ctx))
+        except StorageError as error:  # see LOG_REFUSAL
+            return _answered(ctx, http_errors.unavailable("/predict_csv", error, LOG_REFUSAL))
         if output == "csv":
             buffer = io.StringIO()
             scores.scored.to_csv(buffer, index=False)
@@ -304,9 +317,7 @@ class Phishguard:
         try:
             added = self._feedback().add(verdicts, source="api", submitter=_caller(ctx))
         except PhishguardError as error:  # the store's disk is full or failing, or no MongoDB
-            response = http_errors.unavailable("/feedback", error, "the feedback store")
-            ctx.response.status_code = response.status_code
-            return response
+            return _answered(ctx, http_errors.unavailable("/feedback", error, "the feedback store"))
         labels = verdicts["Result"].tolist()
         return FeedbackAnswer(
             accepted=added.accepted,
@@ -341,9 +352,13 @@ class Phishguard:
 def _refused(
     ctx: bentoml.Context, route: str, error: PhishguardError, status: HTTPStatus | None = None
 ) -> Response:
-    """`http_errors.client_error`, its status also set on `ctx`: BentoML gives the answer of
-    a method that takes a context the context's status (200 unless set)."""
-    response = http_errors.client_error(route, error, status)
+    """`http_errors.client_error`, its status also set on `ctx` (`_answered`)."""
+    return _answered(ctx, http_errors.client_error(route, error, status))
+
+
+def _answered(ctx: bentoml.Context, response: Response) -> Response:
+    """`response` with its status also set on `ctx`: BentoML gives the answer of a method
+    that takes a context the context's status (200 unless set)."""
     ctx.response.status_code = response.status_code
     return response
 

@@ -5,6 +5,7 @@ holds up a request (its lost records are counted in /metrics, see docs/operation
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from phishguard import StorageError
 from phishguard.contract.schema import FEATURES
 from phishguard.feedback import store as feedback_store
 from tests.support import synthetic_rows
@@ -114,3 +116,23 @@ def _raising_add(refuse):
             refuse()
 
     return add
+
+
+def test_a_prediction_log_that_refuses_a_record_is_a_507_not_a_500(
+    analyst_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Today the log never raises; should it refuse a record (a `StorageError`, so that an
+    answered prediction is always logged), the scoring routes answer in one line."""
+    from service.service import PredictionLog
+
+    def refuse(self, *args: object, **kwargs: object) -> None:
+        raise StorageError("data/predictions/x.jsonl", errno.ENOSPC)
+
+    monkeypatch.setattr(PredictionLog, "record", refuse)
+    body = {"records": records(2, 10)}
+    for route in ("/predict", "/explain"):
+        error = assert_one_json_line(analyst_client.post(route, json=body), 507)
+        assert error.startswith("the prediction log cannot store anything now")
+    table = synthetic_rows(3, 11).loc[:, list(FEATURES)]
+    upload = {"file": ("rows.csv", table.to_csv(index=False).encode(), "text/csv")}
+    assert_one_json_line(analyst_client.post("/predict_csv", files=upload), 507)
