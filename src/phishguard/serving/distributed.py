@@ -43,6 +43,7 @@ from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import FEATURES
 from phishguard.dask_cluster import LOCAL, SCHEDULER_VARIABLE, connect, local_cluster
 from phishguard.data.validate import REASON, ROW
+from phishguard.io import ensure_folder
 from phishguard.modeling import bundle
 from phishguard.serving.batch import BatchSummary, score_chunks, scores_schema
 from phishguard.serving.partitions import (
@@ -187,8 +188,8 @@ def _output_folders(out: str, rejects: str, options: dict[str, Any]) -> Iterator
             raise PhishguardError(f"{target}: exists and is not a folder of part-*.parquet files")
     staging = [t.with_name(f".{t.name}.{uuid.uuid4().hex[:8]}.part") for t in targets]
     try:
-        for folder in staging:
-            folder.mkdir(parents=True)
+        for folder, target in zip(staging, targets, strict=True):
+            ensure_folder(folder, target)  # a parent that is a file, a full disk: one line
         yield str(staging[0]), str(staging[1])
         for folder, target in zip(staging, targets, strict=True):
             if target.exists():

@@ -63,9 +63,20 @@ class RouteLabelledApp:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.router = _router_of(app)
+        # The routes without parameters (every API route) are their own template: found in a
+        # set (~0.1 µs) instead of by matching each route in turn (~40 µs).
+        routes = [] if self.router is None else self.router.routes
+        self.exact = {
+            route.path
+            for route in routes
+            if not isinstance(route, Mount) and not getattr(route, "param_convertors", True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.router is not None and scope["type"] in _LABELLED:
+            if scope["path"] in self.exact:
+                await self.app(scope, receive, send)
+                return
             template = route_template(self.router.routes, scope)
             if template != scope["path"]:
                 scope = {**scope, "path": template, REAL_PATH: scope["path"]}
