@@ -24,7 +24,10 @@ CHROMIUM_ARGS = [
 def require_chromium() -> None:
     """Skip the test without Chromium; fail instead in CI, where it must be installed."""
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} missing (apt-get install chromium)"
+        message = (
+            f"BROWSER TEST SKIPPED: {CHROMIUM} is missing. Install it (Debian/Ubuntu: sudo "
+            "apt-get install chromium) or run `make test PHISHGUARD_INSTALL_SYSTEM_PACKAGES=1`"
+        )
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
 
 
