@@ -38,7 +38,7 @@ from typing import Literal
 
 import bentoml
 import pandas as pd
-from bentoml.exceptions import BentoMLException
+from bentoml.exceptions import BentoMLException, NotFound
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -63,6 +63,7 @@ from phishguard.feedback.intake import FeedbackError, label_of, verdicts_from_it
 from phishguard.feedback.store import PREDICTION_ID, FeedbackStore, open_store, store_settings
 from phishguard.modeling.bundle import verify
 from phishguard.monitoring.prediction_log import FLUSH_SECONDS, LOG_ENV, PredictionLog
+from phishguard.provenance import git_revision
 from phishguard.serving import auth, header_limits, http_errors, route_labels, server_start
 from phishguard.serving.batch import score_table
 from phishguard.serving.http_models import (
@@ -100,6 +101,20 @@ def _page(_: Request) -> HTMLResponse:
 ui = Starlette(routes=[Route("/", _page)])
 
 
+def _packaged() -> bentoml.models.BentoModel:
+    """PACKAGE, once the package stage has put it in the store. Else BentoML would answer
+    "could not be found locally ... No cloud context": say what makes it instead."""
+    try:
+        bentoml.models.get(PACKAGE.tag)
+    except NotFound:
+        store = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise BentoMLException(
+            f"no packaged model {PACKAGE.tag} in {store}: run `make pipeline` first "
+            "(it trains, evaluates and packages the model)"
+        ) from None
+    return PACKAGE
+
+
 def _package_dir() -> Path:
     configured = os.environ.get(PACKAGE_DIR_ENV, "").strip()
     return Path(configured) if configured else Path(PACKAGE.resolve().path)
@@ -125,7 +140,7 @@ class Phishguard:
     # it in the store before starting. A package folder named by PHISHGUARD_PACKAGE_DIR (the
     # tests, the benchmark) is outside the store, so the model is not declared then.
     if not os.environ.get(PACKAGE_DIR_ENV, "").strip():
-        model_ref = PACKAGE
+        model_ref = _packaged()
 
     @bentoml.on_deployment
     def check_address() -> None:
@@ -162,6 +177,8 @@ class Phishguard:
 
     def __init__(self) -> None:
         scorer = load_scorer(_package_dir(), nthread=1)
+        # The checkout serving now (the package carries no revision: see modeling.train).
+        self.git_revision = git_revision()
         # Every scored record goes to the prediction log ($PHISHGUARD_PREDICTION_LOG) and the
         # live metrics of /metrics; neither can fail or hold up a request.
         self.prediction_log = PredictionLog.from_env()
@@ -346,7 +363,7 @@ class Phishguard:
             "max_explain_rows_per_request": self.max_explain_rows,
         }
         model = {key: self.scorer.metadata.get(key) for key in Metadata.model_fields}
-        return Metadata(**{**model, **limits})
+        return Metadata(**{**model, "git_revision": self.git_revision, **limits})
 
 
 def _refused(

@@ -17,6 +17,7 @@ from phishguard.io import write_table
 from phishguard.modeling import bundle
 from phishguard.modeling.bundle import package_version
 from phishguard.modeling.evaluate import EvaluationResult, evaluate_model, gate_failures
+from phishguard.modeling.headline import UCI, headline_entry
 from phishguard.modeling.plot_data import write_plots
 from phishguard.provenance import write_json
 
@@ -31,6 +32,7 @@ def main() -> None:
 
     result = evaluate_model(trained, train, test, config, train_seed, params, holdout)
     write_json(paths.METRICS, result.metrics)
+    write_json(paths.HEADLINE, {UCI: headline_entry(result.metrics)})
     write_json(paths.OPERATING_POINT, result.operating_point)
     reference_scores = pd.DataFrame({"phishing_probability": result.oof_proba})
     write_table(paths.REFERENCE_SCORES, reference_scores)

@@ -30,6 +30,8 @@ INGEST_REPORT = REPORTS / "ingest.json"
 VALIDATION_REPORT = REPORTS / "validation.json"
 SPLIT_REPORT = REPORTS / "split.json"
 METRICS = REPORTS / "metrics.json"
+# the DVC metrics: the few numbers `dvc exp show` compares (phishguard.modeling.headline)
+HEADLINE = REPORTS / "headline.json"
 PLOTS = REPORTS / "plots"
 PLOT_FILES = tuple(
     PLOTS / name
@@ -58,10 +60,12 @@ KEYS_FILE = ROOT / ".phishguard" / "api_keys.json"
 
 @dataclass(frozen=True)
 class StageIO:
-    """The data a pipeline stage reads and the outputs it writes."""
+    """The data a pipeline stage reads, the outputs it writes (DVC's outs), and what it writes
+    that DVC does not hash (`unhashed`: state no clone could reproduce, see dvc.yaml)."""
 
     reads: tuple[Path, ...]
     writes: tuple[Path, ...]
+    unhashed: tuple[Path, ...] = ()
 
 
 STAGES: dict[str, StageIO] = {
@@ -75,12 +79,13 @@ STAGES: dict[str, StageIO] = {
     "train": StageIO(reads=(TRAIN_TABLE,), writes=(MODEL_DIR,)),
     "evaluate": StageIO(
         reads=(TRAIN_TABLE, TEST_TABLE, FEEDBACK_HOLDOUT, MODEL_DIR),
-        writes=(OPERATING_POINT, REFERENCE_SCORES, *PLOT_FILES, METRICS),
+        writes=(OPERATING_POINT, REFERENCE_SCORES, *PLOT_FILES, METRICS, HEADLINE),
     ),
     # The champion/challenger gate scores the served package on the same splits as evaluate.
     "package": StageIO(
         reads=(MODEL_DIR, OPERATING_POINT, METRICS, TEST_TABLE, FEEDBACK_HOLDOUT),
-        writes=(PACKAGE_STORE, PROMOTION_REPORT),
+        writes=(),
+        unhashed=(PACKAGE_STORE, PROMOTION_REPORT),
     ),
     "monitor": StageIO(
         reads=(PREDICTION_LOG_DIR, TRAIN_TABLE, REFERENCE_SCORES),

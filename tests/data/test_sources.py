@@ -249,3 +249,20 @@ def test_fetch_dispatches_over_the_sources_in_order(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(given))
     assert fetch(data, landing)[1] == f"{given} ({DATA_ENV})"
     assert fetch(data, landing, source=str(configured))[1] == str(configured)
+
+
+def test_a_wrong_path_on_the_command_line_does_not_blame_phishing_data(tmp_path, monkeypatch):
+    """`phishguard fetch <wrong path>` with PHISHING_DATA never set (issue 29)."""
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    missing = str(tmp_path / "typo.csv")
+    with pytest.raises(DataSourceError) as raised:
+        fetch({"url": "https://example.invalid/x.arff"}, tmp_path / "landing", missing)
+    assert DATA_ENV not in str(raised.value)
+    assert str(raised.value).startswith(f"{missing}: no such file; give the path of")
+
+
+def test_a_wrong_phishing_data_is_named_with_what_to_do(tmp_path, monkeypatch):
+    missing = str(tmp_path / "typo.csv")
+    monkeypatch.setenv(DATA_ENV, missing)
+    with pytest.raises(DataSourceError, match=f"{DATA_ENV}={missing}: no such file; point"):
+        fetch({"url": "https://example.invalid/x.arff"}, tmp_path / "landing")

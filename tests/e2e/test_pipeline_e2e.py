@@ -78,7 +78,7 @@ def test_every_stage_wrote_its_outputs(pipeline_clone):
     )
     assert metadata["features"][0] == "having_IP_Address" and len(metadata["features"]) == 30
     assert metadata["label_mapping"]["phishing"] == -1
-    assert len(metadata["git_revision"]) >= 40
+    assert "git_revision" not in metadata  # the folder's hash must not change with each commit
     assert metadata["input_columns"] == [*FEATURES, *SIGNAL_COUNTS]  # the default uses them
     train = pd.read_parquet(pipeline_clone / "data/processed/train.parquet")
     assert list(train.columns) == [*FEATURES, "is_phishing", *SIGNAL_COUNTS]
@@ -93,6 +93,21 @@ def test_second_repro_is_a_fast_noop(pipeline_copy):
     assert ran_stages(result.stdout) == []
     assert "up to date" in run_tool(["dvc", "status"], pipeline_copy).stdout
     assert elapsed < 10  # measured ~1.6 s; generous for a loaded CI machine
+
+
+def test_outputs_hash_the_same_on_another_commit(pipeline_copy):
+    """Train and evaluate re-run on a later commit write the same bytes: dvc.lock, committed
+    after the first run, stays unchanged (issue 29: a git revision in the model folder changed
+    its hash with every commit, so no clone could reproduce the committed dvc.lock)."""
+    run_tool(["git", "add", "dvc.lock"], pipeline_copy)
+    run_tool(["git", "commit", "-q", "--allow-empty", "-m", "the pipeline's lock"], pipeline_copy)
+    run_tool(["git", "commit", "-q", "--allow-empty", "-m", "a later commit"], pipeline_copy)
+    result = run_tool(
+        ["dvc", "repro", "--force", "--single-item", "train", "evaluate", "package"], pipeline_copy
+    )
+    assert {"train", "evaluate", "package"} <= set(ran_stages(result.stdout))
+    status = run_tool(["git", "status", "--porcelain"], pipeline_copy).stdout
+    assert status == "", status
 
 
 def test_dvc_plots_render(pipeline_copy):

@@ -21,6 +21,7 @@ from phishguard.contract.record_checks import RecordError
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling import package as packaging
 from phishguard.modeling import tracking
+from phishguard.provenance import git_revision
 from phishguard.serving.scoring import load_scorer
 from tests.support import tool_env, wait_until_up
 from tests.support.packaged_model import labelled_rows, write_package
@@ -78,8 +79,10 @@ def test_default_store_is_sqlite_at_the_dvc_root(monkeypatch, tmp_path: Path) ->
 
 def test_tags_carry_git_data_and_experiment(monkeypatch) -> None:
     monkeypatch.setenv("DVC_EXP_NAME", "brisk-owl")
-    tags = tracking.run_tags({"git_revision": "abc", "model_name": "xgboost"}, "d" * 64)
-    assert tags["git_revision"] == "abc"
+    # The revision is the evaluating checkout's, never a manifest's (issue 29: the model
+    # folder carries none, or its hash would change with every commit).
+    tags = tracking.run_tags({"git_revision": "stale", "model_name": "xgboost"}, "d" * 64)
+    assert tags["git_revision"] == git_revision() != "stale"
     assert tags["data_sha256"] == "d" * 64
     assert tags["dvc_experiment"] == "brisk-owl"
     monkeypatch.delenv("DVC_EXP_NAME")

@@ -49,11 +49,12 @@ def choose_source(
     return environ.get(DATA_ENV, "").strip() or configured_url
 
 
-def fetch_file(source: str, landing_dir: Path) -> Path:
+def fetch_file(source: str, landing_dir: Path, from_env: bool = False) -> Path:
     """Put `source` into `landing_dir` as the only file there, and return its path.
 
     The file keeps the source's extension, so ingest knows how to read it. Re-fetching the
-    same bytes leaves the landed file as it was.
+    same bytes leaves the landed file as it was. `from_env`: `source` is $PHISHING_DATA's
+    value, which an error then names (and only then).
     """
     suffix = url_suffix(source) if is_url(source) else Path(source).suffix.lower()
     if suffix not in READERS:
@@ -74,7 +75,13 @@ def fetch_file(source: str, landing_dir: Path) -> Path:
     else:
         path = Path(source).expanduser()
         if not path.is_file():
-            raise DataSourceError(f"{DATA_ENV}={source}: no such file")
+            kinds = f"the dataset ({supported_suffixes()})"
+            if from_env:
+                raise DataSourceError(
+                    f"{DATA_ENV}={source}: no such file; point {DATA_ENV} at {kinds}, "
+                    "or unset it to download data.url"
+                )
+            raise DataSourceError(f"{source}: no such file; give the path of {kinds}")
         if not (target.exists() and target.read_bytes() == path.read_bytes()):
             copy_file(path, target)
     _keep_only(target)
@@ -156,8 +163,9 @@ def _fetch_base(
             client.close()
         return landed, f"MongoDB (${mongo.URI_ENV}): {rows} documents"
     chosen = source or choose_source(data["url"])
-    origin = "" if source else f" ({DATA_ENV})" if chosen != data["url"] else " (data.url)"
-    return fetch_file(chosen, landing_dir), f"{chosen}{origin}"
+    from_env = not source and chosen != data["url"]
+    origin = "" if source else f" ({DATA_ENV})" if from_env else " (data.url)"
+    return fetch_file(chosen, landing_dir, from_env), f"{chosen}{origin}"
 
 
 def fetch_snapshot(source: mongo.MongoSource, landing_dir: Path, client: Any) -> tuple[Path, int]:

@@ -116,7 +116,6 @@ def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
         "threshold": manifest["threshold"],
         "model_sha256": manifest["model_sha256"],
         "train_data_sha256": manifest["train_data_sha256"],
-        "git_revision": manifest["git_revision"],
         "test_roc_auc": metrics_value(manifest, "roc_auc"),
         "test_accuracy": metrics_value(manifest, "accuracy"),
     }

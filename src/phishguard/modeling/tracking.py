@@ -39,6 +39,7 @@ from phishguard.contract.schema import FEATURES
 from phishguard.io import exclusive_lock
 from phishguard.modeling import mlflow_pyfunc
 from phishguard.modeling.zoo import XGBOOST_NATIVE
+from phishguard.provenance import git_revision
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,10 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def run_tags(model_metadata: Mapping[str, Any], data_sha256: str) -> dict[str, str]:
-    """Provenance tags: git revision, data content hash, DVC experiment, model identity."""
+    """Provenance tags: git revision (of the checkout evaluating now: the model's manifest
+    carries none), data content hash, DVC experiment, model identity."""
     return {
-        "git_revision": str(model_metadata.get("git_revision", "unknown")),
+        "git_revision": git_revision(),
         "data_sha256": data_sha256,
         "train_data_sha256": str(model_metadata.get("train_data_sha256", "")),
         "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),

@@ -18,7 +18,7 @@ from phishguard.contract.schema import (
 from phishguard.modeling import bundle
 from phishguard.modeling.features import table_inputs, value_shares
 from phishguard.modeling.zoo import build_model, input_columns
-from phishguard.provenance import git_revision, library_versions
+from phishguard.provenance import library_versions
 
 
 def fit_model(config: ModelConfig, seed: int, train: pd.DataFrame) -> Any:
@@ -50,7 +50,9 @@ def train_and_save(
             "train_data_sha256": content_sha256(train),
             # what the service's live drift gauge compares the scored records with
             "reference_shares": value_shares(train),
-            "git_revision": git_revision(),
+            # No git revision: it changes with every commit, so the model folder's hash would
+            # too, and no clone could reproduce dvc.lock. dvc.lock binds this output to its
+            # commit; the MLflow tags, /metadata and `make bento` read the revision at run time.
             "library_versions": library_versions(),
         },
     )
