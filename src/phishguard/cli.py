@@ -104,9 +104,21 @@ def parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_fetch)
 
     params = commands.add_parser(
-        "params", help="write params.yaml from the Hydra configs in conf/ (as `dvc exp run` does)"
+        "params",
+        help="write params.yaml from the Hydra configs in conf/ (as `dvc exp run` does)",
+        description=(
+            "Compose conf/config.yaml with Hydra, exactly as `dvc exp run` does, and write the "
+            "result to params.yaml, which `dvc repro` reads (`make params` runs this). With "
+            "OVERRIDEs, compose as `dvc exp run -S OVERRIDE` would: a key conf/ lacks is named "
+            "with the nearest valid one. --check writes nothing and fails if params.yaml differs."
+        ),
     )
-    params.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=random_forest")
+    params.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra override, as given to `dvc exp run -S`: model=random_forest, model.max_depth=4",
+    )
     params.add_argument(
         "--check", action="store_true", help="only check that params.yaml is current"
     )
@@ -228,12 +240,21 @@ def parser() -> argparse.ArgumentParser:
         "--role", choices=("analyst", "scorer"), default="scorer", help="default: %(default)s"
     )
     add.set_defaults(handler=_keys_add)
-    listing = key_commands.add_parser("list", help="names, roles, creation and last use")
+    listing = key_commands.add_parser(
+        "list",
+        help="names, roles, creation and last use",
+        description="List every API key in the store: name, role, when it was created and last "
+        "used, and whether it is revoked. Keys themselves are never shown (only hashes are kept).",
+    )
     listing.set_defaults(handler=_keys_list)
     revoke = key_commands.add_parser(
-        "revoke", help="revoke a key (the service stops accepting it within about a second)"
+        "revoke",
+        help="revoke a key (the service stops accepting it within about a second)",
+        description="Revoke the API key NAME in the store. A running service re-reads the store "
+        "and refuses the key within about a second, without a restart; the name stays listed "
+        "as revoked.",
     )
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the key's name, as given to `phishguard keys add`")
     revoke.set_defaults(handler=_keys_revoke)
     return top
 

@@ -15,11 +15,21 @@ import sys
 from collections.abc import Callable
 
 from phishguard import STORAGE_ADVICE, PhishguardError
+from phishguard.config.compose import restore_params_after_failed_experiment
 
 
 def run(main: Callable[[], None], name: str) -> None:
-    """Configure logging once, run `main`, and turn expected errors into one line + exit 1."""
+    """Configure logging once, run `main`, and turn expected errors into one line + exit 1.
+    A failure inside `dvc exp run` also puts params.yaml back (`config.compose`)."""
     logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s", stream=sys.stderr)
+    try:
+        _run(main, name)
+    except BaseException:
+        restore_params_after_failed_experiment()
+        raise
+
+
+def _run(main: Callable[[], None], name: str) -> None:
     try:
         main()
         sys.stdout.flush()  # redirected to a full disk, stdout fails here, not at exit

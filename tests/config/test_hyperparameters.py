@@ -121,7 +121,10 @@ def test_a_misspelled_key_in_params_yaml_is_named_by_the_loader(tmp_path: Path) 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ModelConfigError) as refused:
         load_model_config(tmp_path / "params.yaml")
-    assert str(refused.value).startswith("model.max_dept is not a hyperparameter of xgboost (")
+    # The nearest valid key first (issue 29), then every key the model takes.
+    assert str(refused.value).startswith(
+        "model.max_dept is not a hyperparameter of xgboost; did you mean 'model.max_depth'? ("
+    )
 
 
 def test_the_loader_types_the_default_model(tmp_path: Path) -> None:

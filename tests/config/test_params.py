@@ -7,9 +7,12 @@ import pytest
 import yaml
 from dvc.utils.hydra import compose_and_dump
 
+from phishguard import entrypoint
+from phishguard.config import compose
 from phishguard.config.compose import compose_params
 from phishguard.config.models import load_model_config
 from phishguard.config.params import ParamsError, build, load_section
+from phishguard.config.sections import EvaluateParams
 from tests.support import REPO
 
 
@@ -94,3 +97,56 @@ def test_dvc_composes_soft_voting_as_we_do(tmp_path):
     assert out.read_text() == compose_params(overrides, conf_dir=REPO / "conf")
     config = load_model_config(out)
     assert [member.name for member in config.members] == ["xgboost", "extra_trees"]
+
+
+@pytest.mark.parametrize(
+    ("override", "nearest"),
+    [
+        ("model.max_dept=4", "model.max_depth"),
+        ("evaluate.target_fp=0.01", "evaluate.target_fpr"),
+        ("modle.max_depth=4", "model.max_depth"),
+    ],
+)
+def test_an_override_of_a_misspelt_key_names_the_nearest_valid_one(override, nearest):
+    """`-S model.max_dept=4` (no `+`): Hydra's advice is to append the key; for a typo the
+    nearest valid key is the help (issue 29). `phishguard params` composes as DVC does."""
+    with pytest.raises(ParamsError) as refused:
+        compose_params([override])
+    message = str(refused.value)
+    assert f"did you mean '{nearest}'?" in message
+    assert "\n" not in message and "To append" not in message
+
+
+def test_an_override_after_a_group_choice_is_matched_against_that_group():
+    with pytest.raises(ParamsError, match=r"did you mean 'model\.n_estimators'"):
+        compose_params(["model=random_forest", "model.n_estimatros=3"])
+
+
+def test_a_misspelt_key_in_a_section_is_named_with_the_nearest(tmp_path: Path):
+    (tmp_path / "params.yaml").write_text("evaluate:\n  cv_fold: 5\n")
+    with pytest.raises(ParamsError, match=r"unknown key\(s\) cv_fold; did you mean 'cv_folds'"):
+        load_section("evaluate", EvaluateParams, tmp_path / "params.yaml")
+
+
+def test_a_failed_experiment_puts_params_yaml_back(tmp_path: Path, monkeypatch):
+    """A stage failing inside `dvc exp run` (DVC_EXP_NAME set) restores params.yaml to conf/'s
+    composition; outside an experiment, params.yaml is left alone."""
+    committed = compose_params()
+    (tmp_path / "conf").symlink_to(REPO / "conf")
+    monkeypatch.chdir(tmp_path)  # a checkout: conf/ and params.yaml, relative as stages see them
+    params = tmp_path / "params.yaml"
+    broken = committed.replace("  max_depth: 6\n", "  max_depth: 6\n  max_dept: 4\n")
+    assert broken != committed
+    params.write_text(broken)
+
+    def failing_stage() -> None:
+        raise ParamsError("model.max_dept is not a hyperparameter")
+
+    monkeypatch.delenv(compose.EXPERIMENT_ENV, raising=False)
+    with pytest.raises(SystemExit):
+        entrypoint.run(failing_stage, "train")
+    assert params.read_text() == broken  # `dvc repro`: the user's file, untouched
+    monkeypatch.setenv(compose.EXPERIMENT_ENV, "typo-exp")
+    with pytest.raises(SystemExit):
+        entrypoint.run(failing_stage, "train")
+    assert params.read_text() == committed

@@ -16,11 +16,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import scoring_server
 
-from phishguard.contract.record_checks import RecordError
 from phishguard.contract.schema import FEATURES
 from phishguard.modeling import package as packaging
 from phishguard.modeling import tracking
+from phishguard.modeling.mlflow_pyfunc import RejectedRowsError
 from phishguard.provenance import git_revision
 from phishguard.serving.scoring import load_scorer
 from tests.support import tool_env, wait_until_up
@@ -142,8 +144,27 @@ def test_pyfunc_refuses_out_of_domain_rows_naming_them(monkeypatch, tmp_path: Pa
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     bad = example.loc[:, list(FEATURES)].head(3).copy()
     bad.loc[1, "SSLfinal_State"] = 7
-    with pytest.raises(RecordError, match=r"row 2: SSLfinal_State=7 not in \{-1, 0, 1\}"):
+    # MLflow loads the model's code as a module of its own: the class is a copy of
+    # RejectedRowsError, so it is matched by its base and its name.
+    with pytest.raises(
+        MlflowException, match=r"row 2: SSLfinal_State=7 not in \{-1, 0, 1\}"
+    ) as refused:
         model.predict(bad)
+    assert type(refused.value).__name__ == RejectedRowsError.__name__
+    # What `mlflow models serve` answers (its request handler, in-process): HTTP 400 whose
+    # message starts with the row and the field, not with a dump of the input (issue 29).
+    body = json.dumps({"dataframe_split": bad.to_dict(orient="split")})
+    with pytest.raises(MlflowException) as answered:
+        scoring_server.invocations(
+            body, "application/json", model, model.metadata.get_input_schema()
+        )
+    assert answered.value.get_http_status_code() == 400
+    first = answered.value.serialize_as_json()
+    assert (
+        json.loads(first)["message"]
+        .splitlines()[0]
+        .startswith("row 2: SSLfinal_State=7 not in {-1, 0, 1}")
+    )
 
 
 def test_no_registered_version_is_one_warning(monkeypatch, tmp_path: Path, caplog) -> None:

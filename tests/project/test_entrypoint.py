@@ -123,3 +123,28 @@ def test_a_real_write_failure_on_predict_is_one_line(tmp_path: Path, package_dir
     assert result.returncode == 1, result.stderr
     assert result.stderr == f"phishguard: error: {output}: File too large (EFBIG)\n"
     assert not output.exists() and not list(tmp_path.glob(".scores.csv.*"))
+
+
+def _subcommands(parser) -> dict:
+    """The sub-parsers of `parser` by name (argparse keeps them in its subparsers action)."""
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return action.choices
+
+
+@pytest.mark.parametrize("path", [("params",), ("keys", "list"), ("keys", "revoke")])
+def test_every_command_has_a_help_description(path: tuple[str, ...]) -> None:
+    """`phishguard params --help`, `keys list --help`, `keys revoke --help` say what they do,
+    and every argument has help text (issue 29)."""
+    parser = cli.parser()
+    for name in path:
+        parser = _subcommands(parser)[name]
+    assert parser.description and len(parser.description) > 40
+    for action in parser._actions:
+        assert action.help, f"phishguard {' '.join(path)}: {action.dest} has no help"
+
+
+def test_a_misspelt_override_of_phishguard_params_is_one_line_naming_the_nearest_key(
+    capsys,
+) -> None:
+    err = one_line_failure(capsys, lambda: cli.main(["params", "model.max_dept=4", "--check"]))
+    assert "did you mean 'model.max_depth'?" in err

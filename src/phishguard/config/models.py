@@ -30,7 +30,7 @@ from phishguard.config.hyperparameters import (
     integer,
     one_of,
 )
-from phishguard.config.params import section
+from phishguard.config.params import did_you_mean, section
 from phishguard.paths import PARAMS
 
 
@@ -221,8 +221,9 @@ def check_hyperparameters(model: str, params: Mapping[str, Any], where: str = "m
     rules = RULES[model]
     for key, value in params.items():
         if key not in rules:
+            hint = did_you_mean(f"{where}.{key}", [f"{where}.{name}" for name in rules])
             raise ModelConfigError(
-                f"{where}.{key} is not a hyperparameter of {model} "
+                f"{where}.{key} is not a hyperparameter of {model}{hint} "
                 f"(it takes {', '.join(sorted(rules))})"
             )
         if not rules[key].accepts(value):

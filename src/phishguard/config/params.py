@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,16 @@ T = TypeVar("T")
 
 class ParamsError(PhishguardError, ValueError):
     """params.yaml does not match what a stage expects."""
+
+
+def did_you_mean(key: str, choices: Iterable[str]) -> str:
+    """`; did you mean 'x'?` naming the valid key nearest to a misspelt `key`, or ''."""
+    # The schema's spelling rule, imported here: it imports pandas (~0.5 s), which
+    # `phishguard params` and `--help` otherwise never pay; only an error needs it.
+    from phishguard.contract.problems import misspelled
+
+    nearest = misspelled(key, choices)
+    return f"; did you mean '{nearest}'?" if nearest else ""
 
 
 def read_params(path: Path = PARAMS) -> dict[str, Any]:
@@ -58,8 +69,10 @@ def build(cls: type[T], values: dict[str, Any], where: str) -> T:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
+        hint = did_you_mean(unknown[0], fields) if len(unknown) == 1 else ""
         raise ParamsError(
-            f"params '{where}': unknown key(s) {', '.join(unknown)} (expected {', '.join(fields)})"
+            f"params '{where}': unknown key(s) {', '.join(unknown)}{hint} "
+            f"(expected {', '.join(fields)})"
         )
     missing = [n for n, f in fields.items() if n not in values and _required(f)]
     if missing:

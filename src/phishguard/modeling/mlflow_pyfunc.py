@@ -17,12 +17,39 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from phishguard.contract.problems import RecordError
 from phishguard.serving.batch import RESULT_COLUMNS, score_table
 from phishguard.serving.scoring import Scorer, load_scorer
 
 PACKAGE_ARTIFACT = "package"
+
+
+class RejectedRowsError(MlflowException):
+    """Rows the schema refuses (a `RecordError`'s problems): `mlflow models serve` answers
+    HTTP 400 with `row N: field=...` as its message's first line.
+
+    The scoring server rewrites the message of any MlflowException that `predict` raises to
+    "Failed to predict data '<the whole input>'. Error: ...", which buries the row and field
+    under a dump of the input; any other exception becomes a generic BAD_REQUEST with a stack
+    trace. So this error keeps the message it was raised with.
+    """
+
+    def __init__(self, error: RecordError) -> None:
+        super().__init__(str(error), error_code=INVALID_PARAMETER_VALUE)
+        self.problems = error.problems
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_message"):  # set once, by __init__
+            self._message = value
 
 
 class PhishguardModel(PythonModel):
@@ -42,7 +69,7 @@ class PhishguardModel(PythonModel):
     ) -> pd.DataFrame:
         scores = score_table(self.scorer, pd.DataFrame(model_input))
         if rejected := scores.rejects_error():
-            raise rejected
+            raise RejectedRowsError(rejected) from None
         return scores.scored.loc[:, list(RESULT_COLUMNS)].reset_index(drop=True)
 
 
