@@ -102,9 +102,17 @@ dag: install ## print the pipeline graph
 	dvc dag
 
 .PHONY: metrics
-metrics: install ## show metrics and their change against the last commit
+metrics: install ## show the headline metrics (reports/headline.json) and their change against the last commit
 	dvc metrics show
 	dvc metrics diff
+
+# The experiments side by side, readable in a 160-column terminal: the headline metrics (the
+# only DVC metrics) and the params that differ; the deps' hash columns (paths: a `/`) and the
+# creation time dropped. The full table: `dvc exp show`.
+COMPARE := dvc exp show --no-pager --only-changed --drop 'Created|.*/.*'
+.PHONY: compare
+compare: install ## the experiments side by side: headline metrics and the params that differ
+	$(COMPARE)
 
 .PHONY: plots
 plots: install ## render the DVC plots to dvc_plots/index.html
@@ -158,7 +166,7 @@ sweep: install ## queue 6 configurations (3 models, 3 XGBoost depths), run them 
 	dvc queue start -j 2
 	@while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
 	dvc queue status
-	dvc exp show --md --only-changed
+	$(COMPARE)
 
 .PHONY: report
 report: install ## reports/report.md + PNG plots; metrics/params diff against BASELINE (default HEAD)

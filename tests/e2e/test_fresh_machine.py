@@ -1,7 +1,9 @@
 """A newcomer's path on a truly fresh machine, in a fresh clone: no uv anywhere, an empty HOME,
-PATH holding only the system Python's bin and /usr/bin:/bin. The README's set-up command, a
-second make target, then the card's own commands exactly as typed with the venv active:
-`bentoml serve`, `bentoml models list`, `bentoml build` and `dvc exp run -S`."""
+PATH holding only the system Python's bin and /usr/bin:/bin, and that Python externally managed
+(PEP 668) as Debian's and Ubuntu's are: /usr/bin/python3 where it is marked, else a marked copy
+of it. The README's set-up command, a second make target, then the card's own commands exactly
+as typed with the venv active: `bentoml serve`, `bentoml models list`, `bentoml build` and
+`dvc exp run -S`."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,11 +21,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import clone_project, free_port
+from tests.support.python import externally_managed_python, pip_user_install_refused
 from tests.support.service import records, spawn, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
-
-SYSTEM_PYTHON_BIN = Path(sys.base_prefix) / "bin"
 
 
 def uv_cache() -> Path:
@@ -35,12 +35,12 @@ def uv_cache() -> Path:
     return Path(base) / "uv"
 
 
-def fresh_env(home: Path, dataset: Path) -> dict[str, str]:
+def fresh_env(home: Path, dataset: Path, python: Path) -> dict[str, str]:
     """What `env -i HOME=… PYTHONUSERBASE=… PATH=<system python>:/usr/bin:/bin` leaves."""
     return {
         "HOME": str(home),
         "PYTHONUSERBASE": str(home / ".local"),
-        "PATH": f"{SYSTEM_PYTHON_BIN}:/usr/bin:/bin",
+        "PATH": f"{python.parent}:/usr/bin:/bin",
         "UV_CACHE_DIR": str(uv_cache()),
         "PHISHING_DATA": str(dataset),
         "LANG": "C.UTF-8",
@@ -64,24 +64,38 @@ def sh(script: str, cwd: Path, env: dict[str, str], timeout: float = 900) -> str
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path) -> tuple[Path, dict]:
-    """A fresh clone after `make pipeline` on the simulated fresh machine."""
+    """A fresh clone after `make pipeline` on the simulated fresh machine; `git status` right
+    after it is in the env as FRESH_GIT_STATUS."""
     home = tmp_path_factory.mktemp("home")
-    env = fresh_env(home, dataset_path)
+    python = externally_managed_python(tmp_path_factory.mktemp("python"))
+    env = fresh_env(home, dataset_path, python)
+    # The machine is the one Debian and Ubuntu users have: PEP 668 refuses `pip --user`.
+    assert "externally-managed-environment" in pip_user_install_refused(python, home)
     assert subprocess.run(["/bin/bash", "-c", "command -v uv"], env=env).returncode != 0, (
         "uv is on the simulated fresh PATH; this test would not prove its installation"
     )
     clone = clone_project(tmp_path_factory.mktemp("fresh") / "phishguard")
     sh("make pipeline", clone, env)
-    return clone, env
+    status = sh("git status --porcelain", clone, env)
+    return clone, {**env, "FRESH_GIT_STATUS": status}
 
 
 def test_make_pipeline_installs_uv_and_runs_every_stage(fresh) -> None:
     clone, env = fresh
-    assert (Path(env["PYTHONUSERBASE"]) / "bin" / "uv").is_file()
+    # uv in a private venv (PEP 668 allows it), nothing installed for the user
+    assert (Path(env["HOME"]) / ".cache" / "phishguard" / "uv" / "bin" / "uv").is_file()
+    assert not (Path(env["PYTHONUSERBASE"]) / "bin" / "uv").exists()
     assert json.loads((clone / "reports" / "metrics.json").read_text())["test"]["roc_auc"] > 0.98
     assert "Data and pipelines are up to date" in sh(
         ". .venv/bin/activate && dvc status", clone, env
     )
+
+
+def test_make_pipeline_leaves_git_status_clean(fresh) -> None:
+    """The committed dvc.lock is reproduced: no output hash changes with the commit or the
+    machine (issue 29: a git revision in the model folder did)."""
+    _, env = fresh
+    assert env["FRESH_GIT_STATUS"] == "", env["FRESH_GIT_STATUS"]
 
 
 def test_a_second_make_target_works_after_the_set_up(fresh) -> None:

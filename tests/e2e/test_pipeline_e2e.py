@@ -110,6 +110,24 @@ def test_outputs_hash_the_same_on_another_commit(pipeline_copy):
     assert status == "", status
 
 
+def test_a_failed_experiment_leaves_params_yaml_and_the_documented_recovery_works(
+    pipeline_copy,
+):
+    """`dvc exp run -S +model.max_dept=4` (a typo) fails naming the nearest key and puts
+    params.yaml back; the README's recovery, `git checkout . && dvc checkout`, then brings back
+    what DVC removed before the failed stage, and nothing is left changed (issue 29)."""
+    run_tool(["git", "add", "dvc.lock"], pipeline_copy)
+    run_tool(["git", "commit", "-q", "--allow-empty", "-m", "the pipeline's lock"], pipeline_copy)
+    failed = run_tool(["dvc", "exp", "run", "-S", "+model.max_dept=4"], pipeline_copy, check=False)
+    assert failed.returncode != 0
+    assert "did you mean 'model.max_depth'?" in failed.stderr + failed.stdout
+    status = run_tool(["git", "status", "--porcelain"], pipeline_copy).stdout
+    assert status == "", status  # params.yaml (and dvc.lock) as committed
+    run_tool(["bash", "-c", "git checkout . && dvc checkout"], pipeline_copy)
+    assert "up to date" in run_tool(["dvc", "status"], pipeline_copy).stdout
+    assert run_tool(["git", "status", "--porcelain"], pipeline_copy).stdout == ""
+
+
 def test_dvc_plots_render(pipeline_copy):
     run_tool(["dvc", "plots", "show", "-o", "plots_out"], pipeline_copy)
     html = (pipeline_copy / "plots_out" / "index.html").read_text()

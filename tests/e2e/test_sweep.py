@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import clone_project, run_tool, tool_env
+from tests.support import REPO, clone_project, run_tool, tool_env
 
 SWEEPS = [
     # Three zoo models by Hydra group choice...
@@ -18,6 +19,12 @@ SWEEPS = [
     # ...and three XGBoost depths (a sweep needs --queue; small trees keep the test short).
     ["-S", "model=xgboost", "-S", "model.max_depth=4,6,8", "-S", "model.n_estimators=100"],
 ]
+
+
+def compare_command() -> str:
+    """The command `make compare` runs (the Makefile's COMPARE)."""
+    makefile = (REPO / "Makefile").read_text()
+    return re.search(r"^COMPARE := (.+)$", makefile, re.MULTILINE).group(1)
 
 
 def _queue_done(workdir: Path) -> bool:
@@ -68,15 +75,26 @@ def test_queued_sweep_runs_six_configurations(tmp_path: Path, dataset_path: Path
         data = revision["data"]
         names.add(revision["name"])
         params = data["params"]["params.yaml"]["data"]
-        metrics = data["metrics"]["reports/metrics.json"]["data"]
+        # The headline is the only DVC metrics file (issue 29); the detail is a plain output.
+        assert set(data["metrics"]) == {"reports/headline.json"}
+        headline = data["metrics"]["reports/headline.json"]["data"]["uci"]
         models.append(params["model"]["name"])
         if params["model"]["name"] == "xgboost":
             depths.append(params["model"]["max_depth"])
-        assert metrics["cv"]["roc_auc"] > 0.95 and 0 < metrics["threshold"] < 1
+        assert headline["roc_auc"] > 0.95 and 0 < headline["threshold"] < 1
     assert sorted(models) == sorted(
         ["random_forest", "extra_trees", "logistic_regression", *["xgboost"] * 3]
     )
     assert sorted(depths) == [4, 6, 8]
+
+    # `make compare` (the README's comparison) fits a 160-column terminal, headline readable.
+    compare = run_tool(["bash", "-c", compare_command()], workdir, COLUMNS="160").stdout
+    lines = compare.splitlines()
+    assert max(len(line) for line in lines) <= 160, compare
+    header = next(line for line in lines if "Experiment" in line)
+    for column in ("uci.accuracy", "uci.recall_at_fpr", "uci.roc_auc", "uci.threshold"):
+        assert column in header, compare
+    assert sum("[" in line for line in lines) == 6, compare  # one row per experiment
 
     # Every experiment logged one MLflow run into the clone's own store, named after it.
     import mlflow
