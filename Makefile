@@ -145,7 +145,7 @@ serve: install ## serve the packaged model with BentoML on 127.0.0.1:$PORT (defa
 
 .PHONY: bento
 bento: install ## build the bento offline from bentofile.yaml and the packaged model
-	bentoml build
+	bentoml build --label git_revision=$$(git rev-parse HEAD)
 
 .PHONY: bench-serve
 bench-serve: install ## benchmark in-process vs BentoML vs FastAPI serving (benchmarks/results/serve.md)
