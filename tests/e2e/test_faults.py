@@ -8,7 +8,6 @@ MongoDB unreachable or dropping mid-load is tested in tests/test_mongodb.py
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,9 @@ import pytest
 from phishguard.modeling.bundle import CHECKSUM_FILE
 from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
 from phishguard.provenance import file_sha256, read_json, write_json
-from tests.support import REPO, clone_project, free_port, run_tool, tool_env
+from tests.support import clone_project, free_port, run_tool
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
-from tests.support.service import spawn, stop
+from tests.support.service import serve_until_refused
 
 
 def tampered_copy(package_dir: Path, destination: Path, name: str = "model.ubj") -> Path:
@@ -54,17 +53,7 @@ def test_bentoml_serve_exits_on_an_altered_package(package_dir: Path, tmp_path: 
     copy = tampered_copy(package_dir, tmp_path / "package", name)
     altered = copy / name
     packaged = recorded_sha256(copy, name)
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
-    env.update(BENTOML_HOME=str(tmp_path / "home"), PHISHGUARD_PACKAGE_DIR=str(copy))
-    command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
-    server = spawn([*command, "--port", str(free_port())], REPO, env, log)
-    try:
-        status = server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        stop(server)
-        pytest.fail(f"bentoml serve still running after 60 s:\n{log.read_text()[-3000:]}")
-    text = log.read_text()
+    status, text = serve_until_refused(tmp_path, timeout=60, PHISHGUARD_PACKAGE_DIR=str(copy))
     named = [line for line in text.splitlines() if "does not match the packaged" in line]
     assert status != 0, text
     assert len(named) == 1, text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from phishguard.serving import auth
 from phishguard.serving.auth import ApiKeyAuth
 from phishguard.serving.key_stores import FileKeyStore, open_key_store
 from phishguard.serving.keys import KeyStoreError
-from tests.support import REPO, free_port, synthetic_rows, tool_env
+from tests.support import synthetic_rows
 from tests.support.api_keys import TestKeys, bearer, make_keys
-from tests.support.service import asgi_app_without_metrics, records, spawn, stop
+from tests.support.service import asgi_app_without_metrics, records, serve_until_refused
 
 MODES = ("off", "writes", "all")
 CALLERS = ("no key", "malformed", "wrong key", "unknown id", "revoked key", "scorer", "analyst")
@@ -385,21 +384,11 @@ def test_the_deployment_hook_refuses_a_corrupt_store(service_client, tmp_path, m
 
 
 def test_bentoml_serve_refuses_to_start_on_a_corrupt_store(package_dir, tmp_path) -> None:
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
-    env.update(
-        BENTOML_HOME=str(tmp_path / "home"),
+    status, text = serve_until_refused(
+        tmp_path,
         PHISHGUARD_PACKAGE_DIR=str(package_dir),
         PHISHGUARD_KEYS=str(corrupt_store(tmp_path)),
     )
-    command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
-    server = spawn([*command, "--port", str(free_port())], REPO, env, log)
-    try:
-        status = server.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        stop(server)
-        pytest.fail(f"bentoml serve still running after 90 s:\n{log.read_text()[-3000:]}")
-    text = log.read_text()
     named = [line for line in text.splitlines() if "corrupt API key store" in line]
     assert status != 0 and len(named) == 1, text
     assert "refusing to start" in named[0] and "Traceback" not in text, text

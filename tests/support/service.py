@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from phishguard.contract.schema import FEATURES
-from tests.support import REPO, synthetic_rows, tool_env, wait_until_up
+from tests.support import REPO, free_port, synthetic_rows, tool_env, wait_until_up
 
 
 def records(n: int, seed: int) -> list[dict[str, int]]:
@@ -118,3 +118,20 @@ def asgi_app_without_metrics(service: object) -> object:
 
     service.inject_config()
     return ServiceAppFactory(service, is_main=True, enable_metrics=False)()
+
+
+def serve_until_refused(tmp_path: Path, timeout: float = 90, **env: str) -> tuple[int, str]:
+    """`bentoml serve service.service:Phishguard` on loopback from the repository, with no
+    PHISHGUARD_* setting but `env` (BENTOML_HOME in `tmp_path` unless given), expected to exit
+    at start-up: (exit status, log). Fails if it is still running after `timeout` seconds."""
+    log = tmp_path / "serve.log"
+    settings = {k: v for k, v in tool_env().items() if not k.startswith("PHISHGUARD_")}
+    settings.update({"BENTOML_HOME": str(tmp_path / "home"), **env})
+    command = ["bentoml", "serve", "service.service:Phishguard", "--host", "127.0.0.1"]
+    server = spawn([*command, "--port", str(free_port())], REPO, settings, log)
+    try:
+        status = server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(server)
+        pytest.fail(f"bentoml serve still running after {timeout} s:\n{log.read_text()[-3000:]}")
+    return status, log.read_text()
