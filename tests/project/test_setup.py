@@ -128,3 +128,16 @@ def test_ci_opts_in_to_system_packages_and_names_test_files_that_exist() -> None
 def test_the_makefile_declares_the_opt_in_once_with_its_default() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert makefile.count("PHISHGUARD_INSTALL_SYSTEM_PACKAGES ?= 0") == 1
+
+
+def test_without_chromium_the_browser_test_is_skipped_saying_how_to_get_it(monkeypatch) -> None:
+    from tests.support import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        browser.require_chromium()
+    message = str(skipped.value)
+    assert message.startswith("BROWSER TEST SKIPPED")
+    assert "apt-get install chromium" in message
+    assert "PHISHGUARD_INSTALL_SYSTEM_PACKAGES=1" in message
