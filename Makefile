@@ -120,7 +120,7 @@ plots: install ## render the DVC plots to dvc_plots/index.html
 
 .PHONY: clean
 clean: ## remove pipeline outputs (DVC cache and .venv are kept)
-	rm -rf data/raw data/validated data/quarantine data/processed models/model models/operating_point.json dvc_plots
+	rm -rf data/raw data/validated data/quarantine data/processed models/model models/operating_point.json models/candidate.json dvc_plots
 
 # --- data sources (issue 3) ---
 S3_LOCAL_PORT ?= 5555

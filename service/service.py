@@ -110,7 +110,8 @@ def _packaged() -> bentoml.models.BentoModel:
         store = os.environ.get("BENTOML_HOME", "~/bentoml")
         raise BentoMLException(
             f"no packaged model {PACKAGE.tag} in {store}: run `make pipeline` first "
-            "(it trains, evaluates and packages the model)"
+            "(it trains, evaluates and packages the model); if it has run, "
+            "`dvc repro --force --single-item package` rebuilds the store"
         ) from None
     return PACKAGE
 

@@ -22,7 +22,9 @@ log = logging.getLogger("package")
 def main() -> None:
     params = load_section("promotion", PromotionParams)
     test, holdout = pd.read_parquet(paths.TEST_TABLE), pd.read_parquet(paths.FEEDBACK_HOLDOUT)
-    report = promotion.judge(candidate_manifest(), paths.PACKAGE_STORE, test, holdout, params)
+    candidate = candidate_manifest()
+    write_json(paths.PACKAGE_CANDIDATE, candidate)
+    report = promotion.judge(candidate, paths.PACKAGE_STORE, test, holdout, params)
     write_json(paths.PROMOTION_REPORT, report)
     if report["decision"] == promotion.KEPT:
         banner = "=" * 78

@@ -42,6 +42,10 @@ PLOT_FILES = tuple(
 BENTOML_HOME = ROOT / "models" / "bentoml"
 PACKAGE_NAME = "phishguard"
 PACKAGE_STORE = BENTOML_HOME / "models" / PACKAGE_NAME
+# The manifest of the package the pipeline offers the gate (the package stage's DVC output):
+# content-derived, so every clone hashes it the same, and a clone without it re-runs the stage,
+# which builds the BentoML store above.
+PACKAGE_CANDIDATE = ROOT / "models" / "candidate.json"
 
 # Monitoring (issue 12): the prediction log's default directory ($PHISHGUARD_PREDICTION_LOG).
 PREDICTION_LOG_DIR = ROOT / "data" / "predictions"
@@ -84,7 +88,7 @@ STAGES: dict[str, StageIO] = {
     # The champion/challenger gate scores the served package on the same splits as evaluate.
     "package": StageIO(
         reads=(MODEL_DIR, OPERATING_POINT, METRICS, TEST_TABLE, FEEDBACK_HOLDOUT),
-        writes=(),
+        writes=(PACKAGE_CANDIDATE,),
         unhashed=(PACKAGE_STORE, PROMOTION_REPORT),
     ),
     "monitor": StageIO(
