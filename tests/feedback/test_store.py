@@ -120,7 +120,7 @@ def test_resending_changes_neither_rows_nor_the_sqlite_files(tmp_path: Path) -> 
     store.close()  # checkpoints the log into the database file
     closed = data_files()
     reopened = open_store({FEEDBACK_DIR_ENV: str(tmp_path)})
-    assert reopened.add(rows.iloc[::-1], "cli", "x").accepted == 0
+    assert reopened.add(rows.iloc[::-1], "cli").accepted == 0
     assert len(reopened.verdicts()) == 50
     reopened.close()
     assert data_files() == closed
