@@ -17,7 +17,15 @@ from phishguard.data import mongo
 from phishguard.data.ingest import ingest_file
 from phishguard.data.landing import fetch
 from phishguard.data.load import load_files
-from phishguard.data.origin import BASE, FEEDBACK, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID
+from phishguard.data.origin import (
+    BASE,
+    FEEDBACK,
+    FEEDBACK_COLUMNS,
+    ORIGIN,
+    RECEIVED_AT,
+    SUBMITTER,
+    VERDICT_ID,
+)
 from phishguard.data.quarantine_file import quarantine_file
 from phishguard.data.snapshot import NO_SUBMITTER, base_source_of, parts_report, snapshot_table
 from phishguard.feedback.store import FEEDBACK_DIR_ENV, open_store
@@ -39,7 +47,7 @@ def test_snapshot_is_base_rows_in_order_then_verdicts_by_time(tmp_path, dataset_
 
     assert landed.name == "phishing_websites.parquet"
     assert base_source_of(landed) == "phishing_websites.csv"
-    assert list(table.columns) == [*COLUMNS, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID]
+    assert list(table.columns) == [*COLUMNS, ORIGIN, *FEEDBACK_COLUMNS]
     assert (table[ORIGIN] == BASE).sum() == len(base) and (table[ORIGIN] == FEEDBACK).sum() == 40
     head = table.iloc[: len(base)]
     assert np.array_equal(head[list(COLUMNS)].to_numpy(), base[list(COLUMNS)].to_numpy())
