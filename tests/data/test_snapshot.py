@@ -154,7 +154,8 @@ def test_a_missing_base_column_stays_a_schema_error(tmp_path):
 def test_resending_to_the_store_leaves_the_snapshot_bytes_unchanged(
     tmp_path, dataset_path, monkeypatch
 ):
-    """`fetch`'s default verdicts are the feedback store's (here its SQLite file)."""
+    """`fetch`'s default verdicts are the feedback store's (here its SQLite file); the same
+    submitter re-sending its verdicts changes nothing (another's would confirm them)."""
     monkeypatch.delenv("MONGODB_URI", raising=False)
     monkeypatch.setenv(FEEDBACK_DIR_ENV, str(tmp_path / "feedback"))
     data = {"name": "uci", "url": str(dataset_path), "feedback": True}
@@ -165,7 +166,7 @@ def test_resending_to_the_store_leaves_the_snapshot_bytes_unchanged(
         landed, origin = fetch(data, tmp_path / "landing")
         first = landed.read_bytes()
         stored = store.verdicts()
-        again = store.add(rows.iloc[::-1], source="other", submitter="bob")
+        again = store.add(rows.iloc[::-1], source="other", submitter="alice")
         assert (again.accepted, again.already_present) == (0, 30)
         pd.testing.assert_frame_equal(store.verdicts(), stored)
     finally:
