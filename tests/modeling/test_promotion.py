@@ -24,7 +24,12 @@ from phishguard.modeling.promotion import KEPT, PROMOTED, Contender, decide
 from tests.support.retraining import evaluated, real_split
 
 PARAMS = PromotionParams(
-    max_roc_auc_drop=0.002, max_recall_drop=0.01, min_holdout_rows=100, min_holdout_gain=0.0
+    max_roc_auc_drop=0.002,
+    max_recall_drop=0.01,
+    min_holdout_rows=100,
+    min_holdout_gain=0.0,
+    max_flip_ratio=3.0,
+    max_flip_excess=0.01,
 )
 
 

@@ -48,8 +48,7 @@ class TrustParams:
             )
         if not 0 <= self.max_submitter_share <= 1:
             raise ParamsError(
-                f"split.trust.max_submitter_share must be in [0, 1], got "
-                f"{self.max_submitter_share}"
+                f"split.trust.max_submitter_share must be in [0, 1], got {self.max_submitter_share}"
             )
 
 
@@ -147,6 +146,11 @@ class PromotionParams:
     """The feedback-holdout rule applies only from this many holdout rows."""
     min_holdout_gain: float
     """Smallest required gain of accuracy on the feedback holdout (0: at least as good)."""
+    max_flip_ratio: float
+    """Behavioural check: on perturbed base test copies, the challenger may disagree with the
+    champion at most this many times as often as with its own retrained twin (the noise)..."""
+    max_flip_excess: float
+    """... plus this share of the copies."""
 
     def __post_init__(self) -> None:
         for name in ("max_roc_auc_drop", "max_recall_drop"):

@@ -94,7 +94,7 @@ class FeedbackStore(Protocol):
 
     def assertions(self) -> pd.DataFrame: ...
 
-    def review(self, verdict_ids: list[str], reviewer: str, decision: str) -> list[str]: ...
+    def review(self, decisions: Mapping[str, str], reviewer: str) -> list[str]: ...
 
     def close(self) -> None: ...
 
@@ -310,9 +310,10 @@ class SqliteFeedbackStore:
             rows = self._db.execute(query).fetchall()
         return assertion_frame([dict(zip(ASSERTION_COLUMNS, row, strict=True)) for row in rows])
 
-    def review(self, verdict_ids: list[str], reviewer: str, decision: str) -> list[str]:
-        """Record `reviewer`'s decision (approve | reject; the latest stands) on the stored
-        verdicts among `verdict_ids`; return the ids not in the store (nothing recorded then)."""
+    def review(self, decisions: Mapping[str, str], reviewer: str) -> list[str]:
+        """Record `reviewer`'s decisions (verdict id → approve | reject; the latest decision on
+        a verdict stands); return the ids not in the store (then nothing is recorded)."""
+        verdict_ids = list(decisions)
         reviewed = iso_text(received_now())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -324,7 +325,7 @@ class SqliteFeedbackStore:
                 if not unknown:
                     self._db.executemany(
                         "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
-                        [(i, reviewer, DECISIONS[decision], reviewed) for i in verdict_ids],
+                        [(i, reviewer, DECISIONS[d], reviewed) for i, d in decisions.items()],
                     )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -384,7 +385,13 @@ class MongoFeedbackStore:
             found = self._assertions.find_one(key)
             if found is None:
                 self._assertions.insert_one(
-                    {**key, VERDICT_ID: verdict_id, SUBMITTER: who, "record": record, "at": received}
+                    {
+                        **key,
+                        VERDICT_ID: verdict_id,
+                        SUBMITTER: who,
+                        "record": record,
+                        "at": received,
+                    }
                 )
                 continue
             # As in SQLite: moved forward only past a newer, other verdict on the same record.
@@ -436,12 +443,13 @@ class MongoFeedbackStore:
                 )
         return assertion_frame(records)
 
-    def review(self, verdict_ids: list[str], reviewer: str, decision: str) -> list[str]:
+    def review(self, decisions: Mapping[str, str], reviewer: str) -> list[str]:
         """As `SqliteFeedbackStore.review`."""
+        verdict_ids = list(decisions)
         known = {d["_id"] for d in self.collection.find({"_id": {"$in": verdict_ids}}, {"_id": 1})}
         unknown = [i for i in verdict_ids if i not in known]
         if not unknown:
-            for verdict_id in verdict_ids:
+            for verdict_id, decision in decisions.items():
                 self._reviews.replace_one(
                     {"_id": verdict_id},
                     {"reviewer": reviewer, "decision": DECISIONS[decision], "at": received_now()},

@@ -80,7 +80,7 @@ def assess(feedback: pd.DataFrame, base_train_rows: int, params: TrustParams) ->
     reason = np.full(rows, "single_key", dtype=object)
     trusted = np.zeros(rows, dtype=bool)
 
-    keys = pd.Series(vectors, dtype=object) + "\x00" + who.reset_index(drop=True)
+    keys = pd.Series(vectors).astype(str) + "\x00" + who.reset_index(drop=True).astype(str)
     older = keys.duplicated(keep="last").to_numpy()
     status[older], reason[older] = SUPERSEDED, "newer_verdict_same_submitter"
     rejected = ~older & (review == REJECTED)

@@ -33,8 +33,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from phishguard import PhishguardError
-from phishguard.contract.schema import FEATURES, LABEL, TARGET, feature_vector_ids, to_target
 from phishguard.config.sections import TrustParams
+from phishguard.contract.schema import FEATURES, LABEL, TARGET, feature_vector_ids, to_target
 from phishguard.data.origin import FEEDBACK, FEEDBACK_COLUMNS, ORIGIN, RECEIVED_AT, VERDICT_ID
 from phishguard.feedback.trust import TRUSTED, all_trusted, assess
 from phishguard.modeling.features import featurize
