@@ -147,8 +147,9 @@ class PromotionParams:
     min_holdout_gain: float
     """Smallest required gain of accuracy on the feedback holdout (0: at least as good)."""
     max_flip_ratio: float
-    """Behavioural check: on perturbed base test copies, the challenger may disagree with the
-    champion at most this many times as often as with its own retrained twin (the noise)..."""
+    """Behavioural check: on perturbed base test copies, the challenger may flip the champion's
+    decisions at most this many times as often as a twin retrained (another seed) without the
+    single-key verdicts does..."""
     max_flip_excess: float
     """... plus this share of the copies."""
 

@@ -39,6 +39,9 @@ STATUSES = (USED, HELD, REFUSED, SUPERSEDED)
 APPROVED, REJECTED = "approved", "rejected"
 NO_SUBMITTER = "(none)"
 TRUSTED = "trusted"
+# In the trust report: the positions in the training table of the rows that rest on one key's
+# word (the behavioural check retrains a twin without them).
+SINGLE_KEY_ROWS = "single_key_train_rows"
 MAX_LISTED = 100  # held verdict ids listed in the report, for reviewers
 
 
@@ -73,7 +76,7 @@ def assess(feedback: pd.DataFrame, base_train_rows: int, params: TrustParams) ->
     rows = len(table)
     vectors = feature_vector_ids(table) if rows else np.array([], dtype=object)
     who = _column(table, SUBMITTER).astype(object).where(lambda s: s.notna(), NO_SUBMITTER)
-    review = _column(table, REVIEW).astype(object).to_numpy()
+    review = _column(table, REVIEW).astype("string").fillna("").to_numpy(dtype=object)
     scores = pd.to_numeric(_column(table, CHAMPION_PHISHING), errors="coerce").to_numpy()
     targets = table[TARGET].to_numpy() if rows else np.array([], dtype=int)
     status = np.full(rows, USED, dtype=object)

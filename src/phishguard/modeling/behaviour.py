@@ -1,13 +1,15 @@
-"""The promotion gate's behavioural check (issue 27): does the challenger change what the model
-says about records nobody labelled much more than retraining alone would?
+"""The promotion gate's behavioural check (issue 27): do the verdicts that rest on one key's
+word change what the model says about records nobody labelled?
 
 Perturbed copies of the base test rows (each copy: 1 to `MAX_CHANGED` random features set to
 another value of their domain; seeded, so the same tables give the same copies) are scored by
-the champion, the challenger, and a twin of the challenger: its recipe retrained on the same
-training rows with another seed. The twin's disagreement with the challenger is the retraining
-noise; the challenger's disagreement with the champion must stay within
-`max_flip_ratio` × noise + `max_flip_excess`. A backdoor or a broad poisoning moves the
-challenger away from the champion on unlabelled records; a seed does not.
+the champion, the challenger and a twin: the challenger's recipe retrained with another seed on
+its training rows without the single-key verdicts (those neither confirmed by a second
+submitter nor approved by a reviewer; featurize lists them). The twin's flips of the champion's
+decisions are what retraining does anyway (a seed, the base data, trusted corrections); the
+challenger may flip the champion's decisions at most `max_flip_ratio` × that baseline +
+`max_flip_excess`. A backdoor planted by one key moves the challenger away from the champion on
+unlabelled records; the twin, which never saw it, does not.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def twin(challenger: Bundle, train: pd.DataFrame, folder: Path) -> Bundle:
     """The challenger's recipe (model and hyperparameters from its manifest) retrained on
     `train` with another seed, at the challenger's threshold."""
     manifest = challenger.manifest
-    config = model_config({"name": manifest["model_name"], **manifest["hyperparameters"]})
+    # A null hyperparameter is the library's default, which the params leave out.
+    given = {k: v for k, v in manifest["hyperparameters"].items() if v is not None}
+    config = model_config({"name": manifest["model_name"], **given})
     train_and_save(config, int(manifest["seed"]) + TWIN_SEED_OFFSET, train, folder)
     return bundle.load(folder, evaluated=False)
 
@@ -57,19 +61,21 @@ def flip_rates(
     champion: Bundle,
     challenger: Bundle,
     threshold: float,
-    train: pd.DataFrame,
+    trusted_train: pd.DataFrame,
     test: pd.DataFrame,
 ) -> dict[str, Any]:
-    """The share of perturbed test copies on which the challenger's decision (at `threshold`)
-    differs from the champion's (`change`) and from its twin's (`noise`)."""
+    """The share of perturbed test copies whose champion decision the challenger (at
+    `threshold`) flips (`change`), and the share its twin, retrained on `trusted_train`,
+    flips (`baseline`)."""
     copies = perturbed_copies(test)
     with tempfile.TemporaryDirectory(prefix="phishguard-twin-") as scratch:
-        retrained = twin(challenger, train, Path(scratch) / "model")
+        retrained = twin(challenger, trusted_train, Path(scratch) / "model")
         twin_says = retrained.predict_proba(copies) >= threshold
     new = challenger.predict_proba(copies) >= threshold
     old = champion.predict_proba(copies) >= float(champion.manifest["threshold"])
     return {
         "rows": len(copies),
+        "twin_train_rows": len(trusted_train),
         "change": round(float(np.mean(new != old)), 6),
-        "noise": round(float(np.mean(new != twin_says)), 6),
+        "baseline": round(float(np.mean(twin_says != old)), 6),
     }

@@ -15,8 +15,8 @@ split and feedback holdout with evaluate's `operating_metrics`, then `decide` ap
   trusted verdicts (confirmed by a second submitter or approved by a reviewer,
   `phishguard.feedback.trust`): no single key controls the evidence the gate judges on;
 - behaviour (`phishguard.modeling.behaviour`): on perturbed copies of the base test rows, the
-  challenger flips the champion's decision at most `max_flip_ratio` × the retraining noise +
-  `max_flip_excess`.
+  challenger flips the champion's decision at most `max_flip_ratio` × the flips of a twin
+  retrained without the single-key verdicts + `max_flip_excess`.
 
 The report also carries, per submitter, how many verdicts were used, held and refused in
 this retrain (featurize's `trust` block of reports/split.json).
@@ -39,6 +39,7 @@ import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.config.sections import PromotionParams
+from phishguard.feedback.trust import SINGLE_KEY_ROWS
 from phishguard.modeling import bundle
 from phishguard.modeling.behaviour import flip_rates
 from phishguard.modeling.bundle import Bundle, package_version
@@ -143,23 +144,24 @@ def _rule(
 
 
 def behaviour_rule(flips: dict[str, Any] | None, params: PromotionParams) -> dict[str, Any]:
-    """The behavioural check as a rule: `change` (challenger vs champion flips on perturbed
-    base test copies) against the allowance from `noise` (challenger vs its retrained twin)."""
+    """The behavioural check as a rule: `change` (the champion's decisions the challenger flips
+    on perturbed base test copies) against the allowance from `baseline` (those its twin,
+    retrained without the single-key verdicts, flips)."""
     rule: dict[str, Any] = {
         "rule": "behaviour_flips",
-        "description": "decisions flipped on perturbed copies of base test rows, against the "
-        "flips of retraining the challenger's recipe with another seed",
+        "description": "champion decisions flipped on perturbed copies of base test rows, "
+        "against a twin retrained with another seed without the single-key verdicts",
         "challenger": None if flips is None else flips["change"],
         "champion": None,
         "change": None if flips is None else flips["change"],
-        "noise": None if flips is None else flips["noise"],
+        "baseline": None if flips is None else flips["baseline"],
         "max_change": None,
         "verdict": NOT_APPLIED,
     }
     if flips is None:
         rule["note"] = "no training rows given to retrain the twin"
         return rule
-    allowed = round(params.max_flip_ratio * flips["noise"] + params.max_flip_excess, 6)
+    allowed = round(params.max_flip_ratio * flips["baseline"] + params.max_flip_excess, 6)
     rule["max_change"] = allowed
     rule["rows"] = flips["rows"]
     rule["verdict"] = PASS if flips["change"] <= allowed + 1e-12 else FAIL
@@ -227,7 +229,11 @@ def decide(
         "margins": asdict(params),
         "rules": rules(new, old, params, flips) if old else [],
         "feedback_by_submitter": (feedback_trust or {}).get("by_submitter", {}),
-        "feedback_trust": {k: v for k, v in (feedback_trust or {}).items() if k != "by_submitter"},
+        "feedback_trust": {
+            k: v
+            for k, v in (feedback_trust or {}).items()
+            if k not in ("by_submitter", SINGLE_KEY_ROWS)
+        },
     }
     failed = [rule for rule in report["rules"] if rule["verdict"] == FAIL]
     if old is None:
@@ -277,15 +283,17 @@ def judge(
     flips = None
     if served is not None and old is not None and train is not None and not same_model(new, old):
         trained = bundle.load(model_dir, evaluated=False)
-        flips = flip_rates(served, trained, new.threshold, train, test)
+        lone = (feedback_trust or {}).get(SINGLE_KEY_ROWS, [])
+        trusted_train = train.drop(index=train.index[lone])
+        flips = flip_rates(served, trained, new.threshold, trusted_train, test)
     return decide(new, old, params, no_champion, flips, feedback_trust)
 
 
 def _failure(rule: dict[str, Any]) -> str:
     if rule["rule"] == "behaviour_flips":
         return (
-            f"{rule['description']}: {rule['change']:.4f} of the copies flipped, noise "
-            f"{rule['noise']:.4f}, allowed ≤ {rule['max_change']:.4f}"
+            f"{rule['description']}: {rule['change']:.4f} of the copies flipped, the twin "
+            f"{rule['baseline']:.4f}, allowed ≤ {rule['max_change']:.4f}"
         )
     return (
         f"{rule['description']}: challenger {rule['challenger']:.4f} vs champion "
@@ -313,7 +321,7 @@ def format_decision(report: dict[str, Any]) -> str:
             f"challenger {rule['challenger']} champion {rule['champion']} change {rule['change']}"
         )
         if rule["rule"] == "behaviour_flips":
-            values = f"flips {rule['change']} noise {rule['noise']} allowed {rule['max_change']}"
+            values = f"flips {rule['change']} twin {rule['baseline']} allowed {rule['max_change']}"
         note = f" ({rule['note']})" if "note" in rule else ""
         lines.append(f"  [{rule['verdict']}] {rule['rule']}: {values}{note}")
     for name, counts in report.get("feedback_by_submitter", {}).items():

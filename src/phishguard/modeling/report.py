@@ -263,7 +263,8 @@ def promotion_section(report: dict[str, Any]) -> list[str]:
                 allowed = f"≥ {rule['min_change']:+.4f}"
             else:  # the behavioural check: flips against the retraining noise
                 limit = rule.get("max_change")
-                allowed = "–" if limit is None else f"≤ {limit:.4f} (noise {rule['noise']:.4f})"
+                twin = rule["baseline"]
+                allowed = "–" if limit is None else f"≤ {limit:.4f} (twin {twin:.4f})"
             lines.append(f"| {rule['description']} | {' | '.join(shown)} | {allowed} | {verdict} |")
     return [*lines, *submitter_lines(report.get("feedback_by_submitter", {}))]
 

@@ -36,7 +36,7 @@ from phishguard import PhishguardError
 from phishguard.config.sections import TrustParams
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, feature_vector_ids, to_target
 from phishguard.data.origin import FEEDBACK, FEEDBACK_COLUMNS, ORIGIN, RECEIVED_AT, VERDICT_ID
-from phishguard.feedback.trust import TRUSTED, all_trusted, assess
+from phishguard.feedback.trust import SINGLE_KEY_ROWS, TRUSTED, all_trusted, assess
 from phishguard.modeling.features import featurize
 
 
@@ -166,6 +166,7 @@ def feedback_split(
     new = new.loc[~new.index.isin(holdout.index)]
     joining = pd.concat([newest.loc[in_train], new])
     joining = joining.sort_values([RECEIVED_AT, VERDICT_ID], kind="stable")
+    lone = np.flatnonzero(~joining[TRUSTED].to_numpy(dtype=bool)) + len(relabelled)
     if len(joining):
         relabelled = pd.concat([relabelled, joining[columns]], ignore_index=True)
     received = ordered[RECEIVED_AT]
@@ -173,7 +174,7 @@ def feedback_split(
         "rows_in": len(feedback),
         "groups": len(newest),
         "superseded": len(feedback) - len(newest),
-        "trust": weighed.report,
+        "trust": {**weighed.report, SINGLE_KEY_ROWS: lone.tolist()},
         "in_base_test": int(in_test.sum()),
         "conflicts_overridden": overridden,
         "base_rows_relabelled": rows_relabelled,
