@@ -417,7 +417,7 @@ def scenario_lines(scenario: str, result: dict[str, Any]) -> list[str]:
             f"Served model within 1 point of the champion on trigger rows: "
             f"**{summary['served_within_1_point']}/{seeds}** seeds.",
         ]
-    first = runs[0]["by_submitter"]
+    first = runs[0].get("by_submitter")
     if first:
         lines += ["", "Verdicts per submitter (seed 0):", ""]
         lines += [
@@ -430,16 +430,20 @@ def scenario_lines(scenario: str, result: dict[str, Any]) -> list[str]:
             )
             for name, c in first.items()
         ]
-    lines += [
-        "",
-        "Behavioural check (share of perturbed test copies whose champion decision flips): "
-        + "; ".join(
-            f"seed {run['seed']}: challenger {run['behaviour']['change']}, twin "
-            f"{run['behaviour']['baseline']}, allowed {run['behaviour']['max_change']}"
-            for run in runs
-        )
-        + ".",
-    ]
+    lines += (
+        []
+        if "behaviour" not in runs[0]
+        else [
+            "",
+            "Behavioural check (share of perturbed test copies whose champion decision flips): "
+            + "; ".join(
+                f"seed {run['seed']}: challenger {run['behaviour']['change']}, twin "
+                f"{run['behaviour']['baseline']}, allowed {run['behaviour']['max_change']}"
+                for run in runs
+            )
+            + ".",
+        ]
+    )
     if any("split" in run for run in runs):
         split = runs[0]["split"]
         lines += [
