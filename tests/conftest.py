@@ -187,6 +187,19 @@ def keyed_limited_client(
 
 
 @pytest.fixture(scope="session")
+def verdict_limited_client(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
+) -> Iterator[object]:
+    """As `analyst_client`, with a verdict rate of 5 an hour per key (issue 27)."""
+    settings = api_keys.environ("writes", PHISHGUARD_VERDICT_RATE="5/hour")
+    with _in_process_client(
+        package_dir, tmp_path_factory, asgi_app_without_metrics, **settings
+    ) as client:
+        client.headers["Authorization"] = f"Bearer {api_keys.analyst}"
+        yield client
+
+
+@pytest.fixture(scope="session")
 def analyst_client(
     package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
 ) -> Iterator[object]:
