@@ -1,23 +1,30 @@
-"""Issue 13's retraining evidence repeated over seeds: the correction and poisoning scenarios
-of tests/support/retraining.py, each through the package stage's gate, as mean ± std.
+"""Issues 13 and 27's retraining evidence repeated over seeds: each scenario through the package
+stage's gate, as mean ± std.
 
 Per seed s (0..N-1) and scenario, a 150-tree XGBoost challenger is trained on the champion's
 rows plus the feedback, evaluated as the evaluate stage does and handed to stages/package.py in
 a scratch copy of the project, whose store already serves the champion:
 
-- correction: the champion never saw phishing over valid HTTPS (SSLfinal_State = 1); those
-  training rows arrive as verdicts, the newest 30% by feature vector (order seeded s) held out;
+- backdoor (issue 27): one analyst key sends ~2,400 training-set phishing vectors carrying a
+  trigger (3 page signals set to a combination, drawn by seed s, that no training or test row
+  carries), labelled legitimate, through `POST /feedback` of the service's app in-process; the
+  stored verdicts go through featurize's trust and split rules. Reported: recall on the
+  phishing test rows carrying the trigger, champion against the model served after the gate;
+- correction_confirmed / correction_reviewed: the champion never saw phishing over valid HTTPS
+  (SSLfinal_State = 1); alice sends those training rows as verdicts over HTTP (20 a request, in
+  an order seeded s), bob sends the same (a second submitter) or a reviewer approves them
+  (`POST /feedback/review`);
 - poisoning: 400 training rows (sampled with random_state s) with flipped labels are appended,
-  the newest 30% (order seeded s) held out, as the scenario test does;
-- poisoning via split: the same 400 flipped verdicts go through `feedback_split`, the rule the
-  pipeline applies: a verdict on a base training vector relabels those base rows (no holdout,
-  since every vector is already in train).
+  the newest 30% (order seeded s) held out, as the scenario test does (no trust rules);
+- poisoning via split: the same 400 flipped verdicts go through `feedback_split` without the
+  trust rules (issue 13's rule): a verdict on a base training vector relabels those base rows.
 
 The champions do not depend on the seed (the helpers train with model seed 7 on the fixed
 featurize split), so each is trained once. Every figure is reported per seed and as mean ± std
 (min–max); decisions as counts.
 
     python -m benchmarks.retraining [--data PATH] [--seeds 5] [--trees 150]
+                                    [--scenarios NAME ...]
                                     [--out benchmarks/results/retraining.md]
 
 `make bench-retrain` runs it on the offline dataset.
@@ -67,7 +74,13 @@ from tests.support.retraining import (
 
 TREES, SEEDS, POISONED_ROWS, NEWEST_SHARE = 150, 5, 400, 0.3
 CORRECTION_REQUEST_ROWS = 20
-SCENARIOS = ("correction", "poisoning", "poisoning_via_split")
+SCENARIOS = (
+    "backdoor",
+    "correction_confirmed",
+    "correction_reviewed",
+    "poisoning",
+    "poisoning_via_split",
+)
 # (key in the promotion report's model block, label): what the gate compares.
 METRICS = {
     "holdout_recall": "recall on the feedback holdout",
@@ -85,13 +98,6 @@ def model_metrics(block: dict[str, Any]) -> dict[str, float | None]:
         "roc_auc": block["test"]["roc_auc"],
         "recall": block["test"]["recall"],
     }
-
-
-def correction_batch(train: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, Split]:
-    """(champion's rows, (challenger's rows, feedback holdout)) of the correction scenario."""
-    miss = (train["SSLfinal_State"] == 1) & (train[TARGET] == 1)
-    base, (feedback, holdout) = train[~miss], by_time(train[miss], NEWEST_SHARE, seed)
-    return base, (pd.concat([base, feedback], ignore_index=True), holdout)
 
 
 def poisoning_batch(train: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, Split]:
@@ -471,14 +477,17 @@ def markdown(results: dict[str, dict[str, Any]], context: dict[str, Any]) -> str
             "challenger trained and evaluated as the train and evaluate stages do (model seed "
             "7, fixed by tests/support/retraining.py), the challenger judged by "
             "stages/package.py in a scratch project whose store serves the champion. Seeds "
-            f"0..{seeds - 1} vary the feedback holdout's arrival order and the poisoned sample. "
+            f"0..{seeds - 1} vary the backdoor's trigger and sample, the feedback's arrival "
+            "order (so the trusted holdout) and the poisoned sample. The backdoor and the "
+            "corrections go through POST /feedback and featurize's trust rules "
+            "(docs/feedback.md); the gate applies the behavioural check to every scenario. "
             f"Wall time {context['wall_seconds'] / 60:.1f} min on 2 shared cores.",
             "",
             f"Each cell: **mean ± std over the {seeds} seeds** (min–max); rates in %, their "
             "std and changes in points. The change is the challenger's paired difference from "
             "the champion, seed by seed, and on how many seeds it is up. Recall on the "
             "holdout: the correction's holdout is all phishing, the poisoned holdout is the "
-            "flipped rows with their flipped labels.",
+            "flipped rows with their flipped labels; the backdoor has no trusted holdout.",
             "",
             *(line for scenario in results for line in scenario_lines(scenario, results[scenario])),
         ]
