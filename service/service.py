@@ -17,7 +17,8 @@ PHISHGUARD_MAX_EXPLAIN_ROWS (default 1,000 per /explain request), PHISHGUARD_MAX
 feedback store's folder, default data/feedback; MONGODB_URI selects MongoDB instead),
 PHISHGUARD_AUTH (writes|all|off, default writes), PHISHGUARD_KEYS (the key store, default
 .phishguard/api_keys.json), PHISHGUARD_WRITE_RATE (default 60/minute per key) and
-PHISHGUARD_WRITE_BURST: see phishguard.serving.auth.
+PHISHGUARD_WRITE_BURST: see phishguard.serving.auth; PHISHGUARD_VERDICT_RATE (default 5000/hour
+per key, counted by verdict) and PHISHGUARD_VERDICT_BURST: see phishguard.serving.write_rate.
 """
 
 from __future__ import annotations
