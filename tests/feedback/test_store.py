@@ -20,13 +20,13 @@ from phishguard.contract.schema import COLUMNS, FEATURES, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
 from phishguard.feedback import store as store_module
+from phishguard.feedback.mongo_store import MongoFeedbackStore
 from phishguard.feedback.store import (
     COLLECTION,
     FEEDBACK_DIR_ENV,
     SQLITE_NAME,
     VERDICT_COLUMNS,
     FeedbackStore,
-    MongoFeedbackStore,
     SqliteFeedbackStore,
     open_store,
 )

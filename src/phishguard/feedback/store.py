@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from phishguard import StorageError, paths
-from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION, feature_vector_ids
+from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
 from phishguard.data.origin import CHAMPION_PHISHING, RECEIVED_AT, REVIEW, SUBMITTER, VERDICT_ID
@@ -108,6 +108,9 @@ def store_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 def open_store(environ: Mapping[str, str] = os.environ) -> FeedbackStore:
     """The store this environment names: MongoDB with `$MONGODB_URI`, else the SQLite file."""
     if environ.get(mongo.URI_ENV, "").strip():
+        # Imported here: the MongoDB backend builds on this module's row helpers.
+        from phishguard.feedback.mongo_store import MongoFeedbackStore
+
         client = mongo.connect(mongo.uri_from_env(None, environ))
         database = environ.get(DATABASE_ENV, "").strip() or DEFAULT_DATABASE
         return MongoFeedbackStore(client[database][COLLECTION], client)
@@ -128,7 +131,7 @@ def iso_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _rows(verdicts: pd.DataFrame) -> tuple[list[str], list[list[int]], dict[str, list[Any]]]:
+def row_values(verdicts: pd.DataFrame) -> tuple[list[str], list[list[int]], dict[str, list[Any]]]:
     """(ids, the 31 values of each row as ints, the optional per-row fields or Nones)."""
     ids = content_ids(verdicts)
     values = verdicts.loc[:, list(COLUMNS)].to_numpy(dtype=np.int64).tolist()
@@ -144,7 +147,7 @@ def _rows(verdicts: pd.DataFrame) -> tuple[list[str], list[list[int]], dict[str,
     return ids, values, optional
 
 
-def _champion_scores(verdicts: pd.DataFrame) -> list[float | None]:
+def champion_scores(verdicts: pd.DataFrame) -> list[float | None]:
     """Each row's `champion_phishing` (None when the table has none, or a row's is NaN)."""
     if CHAMPION_PHISHING not in verdicts.columns:
         return [None] * len(verdicts)
@@ -163,7 +166,8 @@ def assertion_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return table.sort_values(order, kind="stable", ignore_index=True)
 
 
-def _result(ids: list[str], new: list[bool]) -> AddResult:
+def add_result(ids: list[str], new: list[bool]) -> AddResult:
+    """The `AddResult` of a call that stored the verdicts `ids` (`new`: each one was absent)."""
     accepted = sum(new)
     return AddResult(accepted, len(ids) - accepted, ids, new)
 
@@ -245,7 +249,7 @@ class SqliteFeedbackStore:
 
     def add(self, verdicts: pd.DataFrame, source: str, submitter: str | None = None) -> AddResult:
         """Store the verdicts not stored yet, in one transaction; see `AddResult`."""
-        ids, values, optional = _rows(verdicts)
+        ids, values, optional = row_values(verdicts)
         received = iso_text(received_now())
         names = ", ".join(f'"{name}"' for name in (VERDICT_ID, *COLUMNS, *PROVENANCE))
         marks = ", ".join("?" * (len(COLUMNS) + 1 + len(PROVENANCE)))
@@ -263,7 +267,7 @@ class SqliteFeedbackStore:
             "o.submitter = excluded.submitter AND o.verdict_id != excluded.verdict_id AND "
             f"o.asserted_at > assertions.asserted_at AND {same_record})"
         )
-        scores = _champion_scores(verdicts)
+        scores = champion_scores(verdicts)
         new = []
         with self._lock, self._storage():
             self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way
@@ -288,7 +292,7 @@ class SqliteFeedbackStore:
                 with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
                     self._db.execute("ROLLBACK")
                 raise
-        return _result(ids, new)
+        return add_result(ids, new)
 
     def verdicts(self) -> pd.DataFrame:
         """Every stored verdict; see `VERDICT_COLUMNS`."""
@@ -315,7 +319,7 @@ class SqliteFeedbackStore:
         a verdict stands); return the ids not in the store (then nothing is recorded)."""
         verdict_ids = list(decisions)
         reviewed = iso_text(received_now())
-        with self._lock:
+        with self._lock, self._storage():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 marks = ", ".join("?" * len(verdict_ids))
@@ -329,7 +333,8 @@ class SqliteFeedbackStore:
                     )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
+                    self._db.execute("ROLLBACK")
                 raise
         return unknown
 
@@ -344,119 +349,3 @@ def _no_space_left(folder: Path) -> bool:
     except OSError:
         return False
     return stat.f_bavail * stat.f_frsize < NEARLY_FULL_BYTES
-
-
-class MongoFeedbackStore:
-    """The store as a MongoDB collection (a `pymongo` collection, or `mongomock_ng`'s)."""
-
-    def __init__(self, collection: Any, client: Any | None = None) -> None:
-        self.collection = collection
-        self.where = f"{collection.database.name}.{collection.name}"
-        self._client = client
-        self._assertions = collection.database[f"{collection.name}_assertions"]
-        self._reviews = collection.database[f"{collection.name}_reviews"]
-
-    def add(self, verdicts: pd.DataFrame, source: str, submitter: str | None = None) -> AddResult:
-        """Insert the verdicts whose `_id` is absent (`mongo.inserted_flags`)."""
-        ids, values, optional = _rows(verdicts)
-        received = received_now()
-        scores = _champion_scores(verdicts)
-        documents = [
-            {
-                "_id": verdict_id,
-                **dict(zip(COLUMNS, row, strict=True)),
-                "provenance": {
-                    SOURCE: optional[SOURCE][index] or source,
-                    RECEIVED_AT: received,
-                    "schema_version": SCHEMA_VERSION,
-                    "submitter": submitter,
-                    NOTE: optional[NOTE][index],
-                    PREDICTION_ID: optional[PREDICTION_ID][index],
-                    CHAMPION_PHISHING: scores[index],
-                },
-            }
-            for index, (verdict_id, row) in enumerate(zip(ids, values, strict=True))
-        ]
-        flags = mongo.inserted_flags(self.collection, documents)
-        who = submitter or NO_SUBMITTER
-        for verdict_id, vector in zip(ids, feature_vector_ids(verdicts), strict=True):
-            record = str(vector)
-            key = {"_id": f"{verdict_id} {who}"}
-            found = self._assertions.find_one(key)
-            if found is None:
-                self._assertions.insert_one(
-                    {
-                        **key,
-                        VERDICT_ID: verdict_id,
-                        SUBMITTER: who,
-                        "record": record,
-                        "at": received,
-                    }
-                )
-                continue
-            # As in SQLite: moved forward only past a newer, other verdict on the same record.
-            newer = {"_id": {"$ne": key["_id"]}, SUBMITTER: who, "record": record}
-            if self._assertions.find_one({**newer, "at": {"$gt": found["at"]}}) is not None:
-                self._assertions.update_one(key, {"$set": {"at": received}})
-        return _result(ids, flags)
-
-    def verdicts(self) -> pd.DataFrame:
-        """Every stored verdict; see `VERDICT_COLUMNS`."""
-        records = []
-        for document in self.collection.find({}):
-            provenance = document.get("provenance", {})
-            records.append(
-                {
-                    **{name: document[name] for name in COLUMNS},
-                    VERDICT_ID: document["_id"],
-                    RECEIVED_AT: iso_text(provenance[RECEIVED_AT]),
-                    "source": provenance.get("source"),
-                    NOTE: provenance.get(NOTE),
-                    "submitter": provenance.get("submitter"),
-                    PREDICTION_ID: provenance.get(PREDICTION_ID),
-                    "schema_version": provenance.get("schema_version", SCHEMA_VERSION),
-                }
-            )
-        return verdict_frame(records)
-
-    def assertions(self) -> pd.DataFrame:
-        """Every verdict once per submitter who sent it; see `ASSERTION_COLUMNS` (a verdict
-        from before issue 27, with no assertion, counts once for its first submitter)."""
-        reviews = {r["_id"]: r["decision"] for r in self._reviews.find({})}
-        asserted: dict[str, list[tuple[str, Any]]] = {}
-        for found in self._assertions.find({}):
-            asserted.setdefault(found[VERDICT_ID], []).append((found[SUBMITTER], found["at"]))
-        records = []
-        for document in self.collection.find({}):
-            provenance = document.get("provenance", {})
-            first = (provenance.get("submitter") or NO_SUBMITTER, provenance[RECEIVED_AT])
-            for who, at in asserted.get(document["_id"], [first]):
-                records.append(
-                    {
-                        **{name: document[name] for name in COLUMNS},
-                        VERDICT_ID: document["_id"],
-                        RECEIVED_AT: iso_text(at),
-                        SUBMITTER: who,
-                        CHAMPION_PHISHING: provenance.get(CHAMPION_PHISHING),
-                        REVIEW: reviews.get(document["_id"]),
-                    }
-                )
-        return assertion_frame(records)
-
-    def review(self, decisions: Mapping[str, str], reviewer: str) -> list[str]:
-        """As `SqliteFeedbackStore.review`."""
-        verdict_ids = list(decisions)
-        known = {d["_id"] for d in self.collection.find({"_id": {"$in": verdict_ids}}, {"_id": 1})}
-        unknown = [i for i in verdict_ids if i not in known]
-        if not unknown:
-            for verdict_id, decision in decisions.items():
-                self._reviews.replace_one(
-                    {"_id": verdict_id},
-                    {"reviewer": reviewer, "decision": DECISIONS[decision], "at": received_now()},
-                    upsert=True,
-                )
-        return unknown
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
