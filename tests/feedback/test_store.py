@@ -19,6 +19,7 @@ import pytest
 from phishguard.contract.schema import COLUMNS, FEATURES, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
+from phishguard.feedback import mongo_store
 from phishguard.feedback import store as store_module
 from phishguard.feedback.mongo_store import MongoFeedbackStore
 from phishguard.feedback.store import (
@@ -198,7 +199,8 @@ def test_assertions_and_reviews_in_either_backend(store: FeedbackStore, monkeypa
     submitter's newer other verdict on the record moves a re-sent one forward, and reviews
     are kept (latest stands; an unknown id records nothing)."""
     clock = iter(datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=s) for s in range(10))
-    monkeypatch.setattr(store_module, "received_now", lambda: next(clock))
+    for module in (store_module, mongo_store):
+        monkeypatch.setattr(module, "received_now", lambda: next(clock))
     row = synthetic_rows(1, seed=41)
     flipped = row.assign(Result=-row["Result"])
     store.add(row.assign(champion_phishing=[0.25]), "api", "alice")  # 0 s
