@@ -17,7 +17,8 @@ PHISHGUARD_MAX_EXPLAIN_ROWS (default 1,000 per /explain request), PHISHGUARD_MAX
 feedback store's folder, default data/feedback; MONGODB_URI selects MongoDB instead),
 PHISHGUARD_AUTH (writes|all|off, default writes), PHISHGUARD_KEYS (the key store, default
 .phishguard/api_keys.json), PHISHGUARD_WRITE_RATE (default 60/minute per key) and
-PHISHGUARD_WRITE_BURST: see phishguard.serving.auth.
+PHISHGUARD_WRITE_BURST: see phishguard.serving.auth; PHISHGUARD_VERDICT_RATE (default 5000/hour
+per key, counted by verdict) and PHISHGUARD_VERDICT_BURST: see phishguard.serving.write_rate.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import asyncio
 import gc
 import io
 import logging
+import math
 import os
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 import bentoml
+import numpy as np
 import pandas as pd
 from bentoml.exceptions import BentoMLException, NotFound
 from starlette.applications import Starlette
@@ -58,9 +62,22 @@ from phishguard.contract.record_checks import (
     max_rows_from_env,
     records_matrix,
 )
+from phishguard.contract.schema import FEATURES
+from phishguard.data.origin import CHAMPION_PHISHING
 from phishguard.data.sources import DataSourceError
-from phishguard.feedback.intake import FeedbackError, label_of, verdicts_from_items
-from phishguard.feedback.store import PREDICTION_ID, FeedbackStore, open_store, store_settings
+from phishguard.feedback.intake import (
+    FeedbackError,
+    label_of,
+    reviews_from_items,
+    verdicts_from_items,
+)
+from phishguard.feedback.store import (
+    NO_SUBMITTER,
+    PREDICTION_ID,
+    FeedbackStore,
+    open_store,
+    store_settings,
+)
 from phishguard.modeling.bundle import verify
 from phishguard.monitoring.prediction_log import FLUSH_SECONDS, LOG_ENV, PredictionLog
 from phishguard.provenance import git_revision
@@ -73,6 +90,8 @@ from phishguard.serving.http_models import (
     Metadata,
     Records,
     Results,
+    ReviewAnswer,
+    ReviewItems,
 )
 from phishguard.serving.live_metrics import LiveMetrics
 from phishguard.serving.request_limits import RequestLimits
@@ -82,6 +101,7 @@ from phishguard.serving.scoring import (
     load_scorer,
     prediction_id,
 )
+from phishguard.serving.write_rate import TokenBuckets, WriteRate
 
 PACKAGE_DIR_ENV = "PHISHGUARD_PACKAGE_DIR"
 PACKAGE = bentoml.models.BentoModel(f"{paths.PACKAGE_NAME}:latest")
@@ -195,6 +215,8 @@ class Phishguard:
         self._feedback_store: FeedbackStore | None = None
         self._feedback_settings = store_settings()
         self._feedback_lock = threading.Lock()
+        # Verdicts per key, counted one by one (issue 27): the auth middleware counts requests.
+        self.verdict_buckets = TokenBuckets(WriteRate.verdicts_from_env(), time.monotonic)
         self.max_rows = max_rows_from_env()
         self.max_explain_rows = min(max_explain_rows_from_env(), self.max_rows)
         # One thread, like BentoML's own pool: scoring stays single-threaded per worker.
@@ -332,8 +354,15 @@ class Phishguard:
             )
         except (FeedbackError, TooManyRecordsError) as error:
             return _refused(ctx, "/feedback", error)
+        submitter = _caller(ctx)
+        if wait := self.verdict_buckets.take(submitter or NO_SUBMITTER, len(verdicts)):
+            return self._too_many_verdicts(ctx, submitter, len(verdicts), wait)
+        # The served model's view of each record, kept with the verdict: one key's label
+        # against a confident champion is held as disputed (phishguard.feedback.trust).
+        matrix = verdicts.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
+        verdicts[CHAMPION_PHISHING] = self.scorer.probability(matrix)
         try:
-            added = self._feedback().add(verdicts, source="api", submitter=_caller(ctx))
+            added = self._feedback().add(verdicts, source="api", submitter=submitter)
         except PhishguardError as error:  # the store's disk is full or failing, or no MongoDB
             return _answered(ctx, http_errors.unavailable("/feedback", error, "the feedback store"))
         labels = verdicts["Result"].tolist()
@@ -349,6 +378,44 @@ class Phishguard:
                 for verdict_id, result, new in zip(added.ids, labels, added.new, strict=True)
             ],
         )
+
+    def _too_many_verdicts(
+        self, ctx: bentoml.Context, submitter: str | None, count: int, wait: float
+    ) -> Response:
+        rate = self.verdict_buckets.rate
+        who = f"the API key {submitter!r}" if submitter else "this service (no API keys)"
+        if math.isinf(wait):
+            why = f"{count} verdicts in one request are more than {who} may send at once"
+        else:
+            why = f"too many verdicts from {who}: {count} more would pass the limit"
+        error = PhishguardError(f"{why}: {rate.limits}; nothing was stored; retry later")
+        response = _refused(ctx, "/feedback", error, HTTPStatus.TOO_MANY_REQUESTS)
+        if not math.isinf(wait):
+            response.headers["retry-after"] = str(max(1, math.ceil(round(wait, 6))))
+        return response
+
+    @bentoml.api(route="/feedback/review")
+    def review(self, reviews: ReviewItems, ctx: bentoml.Context) -> ReviewAnswer:
+        """A reviewer's decisions on stored verdicts (a `reviewer` key): `approve` lets a
+        disputed verdict train the model, `reject` keeps it out; the latest decision stands.
+        All or nothing: an unknown verdict id refuses the request (422), nothing recorded."""
+        try:
+            decided = reviews_from_items(reviews, self.max_rows)
+        except (FeedbackError, TooManyRecordsError) as error:
+            return _refused(ctx, "/feedback/review", error)
+        try:
+            unknown = self._feedback().review(decided, _caller(ctx) or NO_SUBMITTER)
+        except PhishguardError as error:  # the store's disk is full or failing, or no MongoDB
+            unavailable = http_errors.unavailable("/feedback/review", error, "the feedback store")
+            return _answered(ctx, unavailable)
+        if unknown:
+            named = ", ".join(repr(i) for i in unknown[:10])
+            missing = PhishguardError(
+                f"unknown verdict ids (not in the feedback store): {named}; nothing was recorded"
+            )
+            return _refused(ctx, "/feedback/review", missing)
+        approved = sum(decision == "approve" for decision in decided.values())
+        return ReviewAnswer(approved=approved, rejected=len(decided) - approved)
 
     def _feedback(self) -> FeedbackStore:
         with self._feedback_lock:

@@ -20,6 +20,7 @@ def main() -> None:
         params.test_size,
         params.seed,
         params.feedback_holdout_fraction,
+        params.trust,
     )
     write_table(paths.TRAIN_TABLE, split.train)
     write_table(paths.TEST_TABLE, split.test)

@@ -14,7 +14,7 @@ from phishguard.entrypoint import run
 from phishguard.modeling import promotion
 from phishguard.modeling.package import candidate_manifest, package_model
 from phishguard.modeling.tracking import set_champion
-from phishguard.provenance import write_json
+from phishguard.provenance import read_json, write_json
 
 log = logging.getLogger("package")
 
@@ -22,9 +22,12 @@ log = logging.getLogger("package")
 def main() -> None:
     params = load_section("promotion", PromotionParams)
     test, holdout = pd.read_parquet(paths.TEST_TABLE), pd.read_parquet(paths.FEEDBACK_HOLDOUT)
+    # The behavioural check retrains the challenger's recipe on its rows (the noise baseline).
+    train = pd.read_parquet(paths.TRAIN_TABLE) if paths.TRAIN_TABLE.exists() else None
+    trust = read_json(paths.SPLIT_REPORT).get("feedback", {}).get("trust")
     candidate = candidate_manifest()
     write_json(paths.PACKAGE_CANDIDATE, candidate)
-    report = promotion.judge(candidate, paths.PACKAGE_STORE, test, holdout, params)
+    report = promotion.judge(candidate, paths.PACKAGE_STORE, test, holdout, params, train, trust)
     write_json(paths.PROMOTION_REPORT, report)
     if report["decision"] == promotion.KEPT:
         banner = "=" * 78

@@ -187,16 +187,35 @@ def keyed_limited_client(
 
 
 @pytest.fixture(scope="session")
+def verdict_limited_client(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
+) -> Iterator[object]:
+    """As `analyst_client`, with a verdict rate of 5 an hour per key (issue 27)."""
+    with _analyst(package_dir, tmp_path_factory, api_keys, PHISHGUARD_VERDICT_RATE="5/hour") as c:
+        yield c
+
+
+@contextmanager
+def _analyst(
+    package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys, **extra: str
+) -> Iterator[object]:
+    """The in-process service in auth mode `writes` with `extra` settings, sending the analyst
+    `alice`'s key with every request."""
+    settings = api_keys.environ("writes", **extra)
+    with _in_process_client(
+        package_dir, tmp_path_factory, asgi_app_without_metrics, **settings
+    ) as client:
+        client.headers["Authorization"] = f"Bearer {api_keys.analyst}"
+        yield client
+
+
+@pytest.fixture(scope="session")
 def analyst_client(
     package_dir: Path, tmp_path_factory: pytest.TempPathFactory, api_keys: TestKeys
 ) -> Iterator[object]:
     """The service in-process in the default auth mode (`writes`: /feedback needs an analyst
     key) with a 500-row limit, sending the analyst `alice`'s key with every request."""
-    settings = api_keys.environ("writes", PHISHGUARD_MAX_ROWS="500")
-    with _in_process_client(
-        package_dir, tmp_path_factory, asgi_app_without_metrics, **settings
-    ) as client:
-        client.headers["Authorization"] = f"Bearer {api_keys.analyst}"
+    with _analyst(package_dir, tmp_path_factory, api_keys, PHISHGUARD_MAX_ROWS="500") as client:
         yield client
 
 

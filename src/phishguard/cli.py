@@ -12,6 +12,7 @@ from phishguard import __version__, paths
 from phishguard.config.compose import compose_params
 from phishguard.config.params import section
 from phishguard.entrypoint import run
+from phishguard.serving.keys import ROLES
 
 log = logging.getLogger("phishguard")
 
@@ -230,15 +231,14 @@ def parser() -> argparse.ArgumentParser:
             "API keys for the service (Authorization: Bearer <key>). Only a salted hash of each "
             "key is stored: in $PHISHGUARD_KEYS if set, else the MongoDB collection api_keys if "
             f"$MONGODB_URI is set, else {paths.KEYS_FILE}. Roles: analyst (may send verdicts to "
-            "/feedback, and score) and scorer (may score, when PHISHGUARD_AUTH=all)."
+            "/feedback, and score), scorer (may score, when PHISHGUARD_AUTH=all) and reviewer "
+            "(may approve or reject disputed verdicts: /feedback/review, docs/feedback.md)."
         ),
     )
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     add = key_commands.add_parser("add", help="create a key and print it (shown only once)")
     add.add_argument("name", help="the key's name, recorded with every verdict it sends")
-    add.add_argument(
-        "--role", choices=("analyst", "scorer"), default="scorer", help="default: %(default)s"
-    )
+    add.add_argument("--role", choices=ROLES, default="scorer", help="default: %(default)s")
     add.set_defaults(handler=_keys_add)
     listing = key_commands.add_parser(
         "list",

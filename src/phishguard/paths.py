@@ -87,7 +87,15 @@ STAGES: dict[str, StageIO] = {
     ),
     # The champion/challenger gate scores the served package on the same splits as evaluate.
     "package": StageIO(
-        reads=(MODEL_DIR, OPERATING_POINT, METRICS, TEST_TABLE, FEEDBACK_HOLDOUT),
+        reads=(
+            MODEL_DIR,
+            OPERATING_POINT,
+            METRICS,
+            TRAIN_TABLE,
+            TEST_TABLE,
+            FEEDBACK_HOLDOUT,
+            SPLIT_REPORT,
+        ),
         writes=(PACKAGE_CANDIDATE,),
         unhashed=(PACKAGE_STORE, PROMOTION_REPORT),
     ),

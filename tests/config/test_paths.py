@@ -84,14 +84,15 @@ def test_each_stage_script_uses_only_its_declared_paths(stage: str) -> None:
 
 def test_the_package_stage_reads_and_writes_its_declared_paths() -> None:
     """stages/package.py takes `package_model`'s defaults: they are its declared paths, beside
-    the splits the champion/challenger gate scores the served package on."""
+    the splits the champion/challenger gate scores the served package on, the training rows
+    its behavioural check retrains a twin on and the split report (the trust counts)."""
     defaults = {
         p.default
         for p in inspect.signature(package_model).parameters.values()
         if isinstance(p.default, Path)
     }
     io = paths.STAGES["package"]
-    gate_reads = {paths.TEST_TABLE, paths.FEEDBACK_HOLDOUT}
+    gate_reads = {paths.TEST_TABLE, paths.FEEDBACK_HOLDOUT, paths.TRAIN_TABLE, paths.SPLIT_REPORT}
     assert defaults | gate_reads == {*io.reads, paths.BENTOML_HOME}
     assert io.unhashed == (
         paths.BENTOML_HOME / "models" / paths.PACKAGE_NAME,

@@ -17,7 +17,15 @@ from phishguard.data import mongo
 from phishguard.data.ingest import ingest_file
 from phishguard.data.landing import fetch
 from phishguard.data.load import load_files
-from phishguard.data.origin import BASE, FEEDBACK, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID
+from phishguard.data.origin import (
+    BASE,
+    FEEDBACK,
+    FEEDBACK_COLUMNS,
+    ORIGIN,
+    RECEIVED_AT,
+    SUBMITTER,
+    VERDICT_ID,
+)
 from phishguard.data.quarantine_file import quarantine_file
 from phishguard.data.snapshot import NO_SUBMITTER, base_source_of, parts_report, snapshot_table
 from phishguard.feedback.store import FEEDBACK_DIR_ENV, open_store
@@ -39,7 +47,7 @@ def test_snapshot_is_base_rows_in_order_then_verdicts_by_time(tmp_path, dataset_
 
     assert landed.name == "phishing_websites.parquet"
     assert base_source_of(landed) == "phishing_websites.csv"
-    assert list(table.columns) == [*COLUMNS, ORIGIN, RECEIVED_AT, SUBMITTER, VERDICT_ID]
+    assert list(table.columns) == [*COLUMNS, ORIGIN, *FEEDBACK_COLUMNS]
     assert (table[ORIGIN] == BASE).sum() == len(base) and (table[ORIGIN] == FEEDBACK).sum() == 40
     head = table.iloc[: len(base)]
     assert np.array_equal(head[list(COLUMNS)].to_numpy(), base[list(COLUMNS)].to_numpy())
@@ -146,7 +154,8 @@ def test_a_missing_base_column_stays_a_schema_error(tmp_path):
 def test_resending_to_the_store_leaves_the_snapshot_bytes_unchanged(
     tmp_path, dataset_path, monkeypatch
 ):
-    """`fetch`'s default verdicts are the feedback store's (here its SQLite file)."""
+    """`fetch`'s default verdicts are the feedback store's (here its SQLite file); the same
+    submitter re-sending its verdicts changes nothing (another's would confirm them)."""
     monkeypatch.delenv("MONGODB_URI", raising=False)
     monkeypatch.setenv(FEEDBACK_DIR_ENV, str(tmp_path / "feedback"))
     data = {"name": "uci", "url": str(dataset_path), "feedback": True}
@@ -157,7 +166,7 @@ def test_resending_to_the_store_leaves_the_snapshot_bytes_unchanged(
         landed, origin = fetch(data, tmp_path / "landing")
         first = landed.read_bytes()
         stored = store.verdicts()
-        again = store.add(rows.iloc[::-1], source="other", submitter="bob")
+        again = store.add(rows.iloc[::-1], source="other", submitter="alice")
         assert (again.accepted, again.already_present) == (0, 30)
         pd.testing.assert_frame_equal(store.verdicts(), stored)
     finally:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ import pytest
 from phishguard.contract.schema import COLUMNS, FEATURES, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
+from phishguard.feedback import mongo_store
+from phishguard.feedback import store as store_module
+from phishguard.feedback.mongo_store import MongoFeedbackStore
 from phishguard.feedback.store import (
     COLLECTION,
     FEEDBACK_DIR_ENV,
     SQLITE_NAME,
     VERDICT_COLUMNS,
     FeedbackStore,
-    MongoFeedbackStore,
     SqliteFeedbackStore,
     open_store,
 )
@@ -120,7 +123,7 @@ def test_resending_changes_neither_rows_nor_the_sqlite_files(tmp_path: Path) -> 
     store.close()  # checkpoints the log into the database file
     closed = data_files()
     reopened = open_store({FEEDBACK_DIR_ENV: str(tmp_path)})
-    assert reopened.add(rows.iloc[::-1], "cli", "x").accepted == 0
+    assert reopened.add(rows.iloc[::-1], "cli").accepted == 0
     assert len(reopened.verdicts()) == 50
     reopened.close()
     assert data_files() == closed
@@ -189,3 +192,32 @@ def test_two_processes_writing_at_once_lose_and_duplicate_nothing(tmp_path: Path
     assert set(stored["submitter"]) <= {"one", "two"}
     assert stored[list(FEATURES)].notna().all().all()
     store.close()
+
+
+def test_assertions_and_reviews_in_either_backend(store: FeedbackStore, monkeypatch) -> None:
+    """Issue 27: a second submitter's same verdict is recorded as an assertion of its own, a
+    submitter's newer other verdict on the record moves a re-sent one forward, and reviews
+    are kept (latest stands; an unknown id records nothing)."""
+    clock = iter(datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=s) for s in range(10))
+    for module in (store_module, mongo_store):
+        monkeypatch.setattr(module, "received_now", lambda: next(clock))
+    row = synthetic_rows(1, seed=41)
+    flipped = row.assign(Result=-row["Result"])
+    store.add(row.assign(champion_phishing=[0.25]), "api", "alice")  # 0 s
+    store.add(row, "api", "bob")  # 1 s: a confirmation, not swallowed
+    store.add(flipped, "api", "alice")  # 2 s
+    store.add(row, "api", "alice")  # 3 s: alice's newest again
+    store.add(row, "api", "bob")  # 4 s: bob re-sends: nothing newer of his, nothing moves
+    table = store.assertions().set_index(["verdict_id", "submitter"])
+    first, other = content_ids(row)[0], content_ids(flipped)[0]
+    assert table.loc[(first, "alice"), "received_at"] == "2026-12-01T00:00:03.000Z"
+    assert table.loc[(first, "bob"), "received_at"] == "2026-12-01T00:00:01.000Z"
+    assert table.loc[(other, "alice"), "received_at"] == "2026-12-01T00:00:02.000Z"
+    assert table.loc[(first, "bob"), "champion_phishing"] == 0.25  # the first arrival's
+    assert store.review({first: "approve", "nope": "reject"}, "rita") == ["nope"]
+    assert store.assertions()["review"].isna().all()
+    assert store.review({first: "reject"}, "rita") == []
+    assert store.review({first: "approve"}, "rita") == []
+    reviews = store.assertions().set_index(["verdict_id", "submitter"])["review"]
+    assert reviews[(first, "alice")] == reviews[(first, "bob")] == "approved"
+    assert reviews.isna().sum() == 1  # the flipped verdict

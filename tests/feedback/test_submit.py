@@ -183,3 +183,11 @@ def test_empty_and_too_many_items_are_refused() -> None:
         verdicts_from_items([], 10, None)
     with pytest.raises(Exception, match="11 verdicts in one request; the limit is 10"):
         verdicts_from_items(_items(11, seed=29), 10, None)
+
+
+def test_a_file_that_labels_one_record_both_ways_is_refused_naming_its_rows() -> None:
+    """Issue 27: P and L for one record in one submission contradicts itself."""
+    rows = synthetic_rows(4, seed=19)
+    twin = rows.iloc[[1]].assign(**{LABEL: -rows.iloc[1][LABEL]})
+    with pytest.raises(FeedbackError, match=r"row 2, row 5: the same record labelled both"):
+        verdicts_from_table(pd.concat([rows, twin], ignore_index=True))

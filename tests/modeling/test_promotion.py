@@ -24,7 +24,12 @@ from phishguard.modeling.promotion import KEPT, PROMOTED, Contender, decide
 from tests.support.retraining import evaluated, real_split
 
 PARAMS = PromotionParams(
-    max_roc_auc_drop=0.002, max_recall_drop=0.01, min_holdout_rows=100, min_holdout_gain=0.0
+    max_roc_auc_drop=0.002,
+    max_recall_drop=0.01,
+    min_holdout_rows=100,
+    min_holdout_gain=0.0,
+    max_flip_ratio=1.5,
+    max_flip_excess=0.005,
 )
 
 
@@ -55,6 +60,59 @@ def test_the_first_run_promotes() -> None:
     assert report["decision"] == PROMOTED and report["champion"] is None
     assert report["reasons"] == ["no champion yet: empty store (first run)"]
     assert report["summary"].startswith("PROMOTED challenger new")
+
+
+@pytest.mark.parametrize(
+    ("change", "baseline", "decision"),
+    [(0.0215, 0.0, KEPT), (0.0049, 0.0, PROMOTED), (0.079, 0.079, PROMOTED), (0.13, 0.079, KEPT)],
+)
+def test_the_behavioural_check_weighs_flips_against_the_twin(
+    change: float, baseline: float, decision: str
+) -> None:
+    """Issue 27: a challenger that flips the champion's decisions on perturbed base test copies
+    much more often than a twin retrained without the single-key verdicts is kept out, however
+    good its test metrics (allowed: 1.5 × twin + 0.005)."""
+    flips = {"rows": 6636, "change": change, "baseline": baseline, "twin_train_rows": 8843}
+    report = decide(contender("new", roc_auc=0.996), contender(), PARAMS, flips=flips)
+    assert report["decision"] == decision
+    rule = next(r for r in report["rules"] if r["rule"] == "behaviour_flips")
+    assert rule["max_change"] == pytest.approx(1.5 * baseline + 0.005)
+    assert rule["verdict"] == ("fail" if decision == KEPT else "pass")
+    if decision == KEPT:
+        assert "perturbed copies of base test rows" in report["reasons"][0]
+
+
+def test_without_training_rows_the_behavioural_check_is_not_applied() -> None:
+    report = decide(contender("new"), contender(), PARAMS)
+    assert verdicts(report)["behaviour_flips"] == "not applied"
+
+
+def test_the_report_counts_verdicts_per_submitter() -> None:
+    """promotion.json says, per submitter, how many verdicts were used, held and refused."""
+    counts = {
+        "mallory": {
+            "used": 44,
+            "held": 1634,
+            "refused": 0,
+            "superseded": 0,
+            "trusted": 0,
+            "reasons": {"contradicts_champion": 1444, "share_cap": 190},
+        },
+        "alice": {
+            "used": 355,
+            "held": 0,
+            "refused": 2,
+            "superseded": 1,
+            "trusted": 355,
+            "reasons": {"rejected_by_reviewer": 2, "newer_verdict_same_submitter": 1},
+        },
+    }
+    trust = {"rows_in": 2036, "used": 399, "by_submitter": counts, "single_key_train_rows": [1, 2]}
+    report = decide(contender("new"), contender(), PARAMS, feedback_trust=trust)
+    assert report["feedback_by_submitter"] == counts
+    assert report["feedback_trust"] == {"rows_in": 2036, "used": 399}
+    text = promotion.format_decision(report)
+    assert "verdicts of mallory: 44 used, 1634 held, 0 refused, 0 superseded" in text
 
 
 @pytest.mark.parametrize(

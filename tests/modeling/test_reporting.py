@@ -187,7 +187,7 @@ def _contender(version: str, roc_auc: float) -> Contender:
 )
 def test_the_report_says_whether_the_challenger_was_promoted(evaluated, new_auc, headline):
     """A refused promotion is loud in the CML report: the first line of its section."""
-    params = PromotionParams(0.002, 0.01, 100, 0.0)
+    params = PromotionParams(0.002, 0.01, 100, 0.0, 3.0, 0.01)
     decision = decide(_contender("new", new_auc), _contender("old", 0.995), params)
     report.paths.PROMOTION_REPORT.write_text(json.dumps(decision))
     text = report.write_report(Path("reports/report.md"), baseline=None).read_text()

@@ -223,8 +223,8 @@ def test_the_stage_split_refuses_a_straddling_vector(real_table, monkeypatch):
     valid = quarantine(real_table).valid
     joined = split_module.feedback_split
 
-    def leaky(train, test, feedback, fraction):
-        result = joined(train, test, feedback, fraction)
+    def leaky(train, test, feedback, fraction, trust):
+        result = joined(train, test, feedback, fraction, trust)
         leaked = pd.concat([result.train, test.iloc[:1]], ignore_index=True)
         return split_module.FeedbackSplit(leaked, result.holdout, result.report)
 

@@ -5,6 +5,7 @@ models for minutes; it is the benchmark's job, not the suite's)."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from benchmarks import retraining
 from phishguard.contract.schema import TARGET, feature_vector_ids
@@ -80,3 +81,22 @@ def test_summary_and_page_give_mean_std_range_and_decision_counts() -> None:
     assert "88.67% ± 7.57 (80.0%–94.0%)" in line and "(up 2/3)" in line
     assert "| recall on the feedback holdout | – | – | not measured (no holdout) |" in text
     assert sum(ln.startswith(("| 0 |", "| 1 |", "| 2 |")) for ln in text.splitlines()) == 3
+
+
+def test_the_backdoor_summary_gives_trigger_recall_and_the_served_model_s_count() -> None:
+    """Issue 27: recall on trigger rows, champion against the model served after the gate."""
+    runs = []
+    for seed, served in enumerate((0.86, 0.865, 0.70)):
+        run = _run(seed, KEPT if served > 0.8 else PROMOTED, (0.9, 0.9), holdout=False)
+        run["trigger_recall"] = {"champion": 0.86, "challenger": 0.72, "served": served}
+        counts = dict.fromkeys(("refused", "superseded", "trusted"), 0)
+        run["by_submitter"] = {"mallory": {**counts, "used": 44, "held": 1634, "reasons": {}}}
+        run["behaviour"] = {"change": 0.0215, "baseline": 0.0, "max_change": 0.005}
+        runs.append(run)
+    summary = retraining.summarise(runs)
+    assert summary["served_within_1_point"] == 2
+    assert summary["trigger_recall"]["challenger"]["mean"] == pytest.approx(0.72)
+    text = "\n".join(retraining.scenario_lines("backdoor", {"runs": runs, "summary": summary}))
+    assert "within 1 point of the champion on trigger rows: **2/3** seeds" in text
+    assert "mallory: 44 used (0 trusted), 1634 held" in text
+    assert "seed 0: challenger 0.0215, twin 0.0, allowed 0.005" in text

@@ -180,3 +180,84 @@ def test_the_key_name_is_the_submitter_and_the_caller(keyed_client) -> None:
     logged = read_log(log_dir)
     ours = logged["prediction_id"].isin([result["prediction_id"] for result in scored])
     assert ours.sum() == 2 and set(logged.loc[ours, "caller"]) == {"alice"}
+
+
+# --- issue 27: trust (self-contradiction, champion's view, reviewer role, verdict rate) ---
+
+
+def assertions() -> pd.DataFrame:
+    """The store's verdicts once per submitter, with the champion's score and any review."""
+    store = open_store()
+    try:
+        return store.assertions()
+    finally:
+        store.close()
+
+
+def test_a_request_that_contradicts_itself_is_a_422_naming_the_items(
+    analyst_client, unchanged
+) -> None:
+    body = items(3, seed=131)
+    body.append(
+        {**body[0], "label": "legitimate" if body[0]["label"] == "phishing" else "phishing"}
+    )
+    answer = analyst_client.post("/feedback", json={"feedback": body})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert "feedback[0], feedback[3]" in error and "both phishing and legitimate" in error
+    assert "feedback[1]" not in error and "nothing was stored" in error
+
+
+def test_each_verdict_keeps_the_served_model_s_view(analyst_client, scorer) -> None:
+    body = {"feedback": items(4, seed=132)}
+    answer = analyst_client.post("/feedback", json=body).json()
+    ids = [v["verdict_id"] for v in answer["verdicts"]]
+    kept = assertions().set_index("verdict_id").loc[ids, "champion_phishing"].to_numpy()
+    matrix = synthetic_rows(4, 132).loc[:, list(FEATURES)].to_numpy(dtype="float32")
+    assert kept == pytest.approx(scorer.probability(matrix).astype(float), abs=1e-6)
+
+
+def test_an_analyst_key_cannot_review(analyst_client) -> None:
+    answer = analyst_client.post(
+        "/feedback/review", json={"reviews": [{"verdict_id": "x", "decision": "approve"}]}
+    )
+    assert answer.status_code == 403, answer.text
+    assert "'reviewer'" in answer.json()["error"] or "needs reviewer" in answer.json()["error"]
+
+
+def test_a_reviewer_approves_and_rejects_stored_verdicts(analyst_client, api_keys) -> None:
+    ids = [
+        v["verdict_id"]
+        for v in analyst_client.post("/feedback", json={"feedback": items(2, seed=133)}).json()[
+            "verdicts"
+        ]
+    ]
+    reviewer = {"Authorization": f"Bearer {api_keys.reviewer}"}
+    decisions = [
+        {"verdict_id": ids[0], "decision": "approve"},
+        {"verdict_id": ids[1], "decision": "reject"},
+    ]
+    answer = analyst_client.post("/feedback/review", json={"reviews": decisions}, headers=reviewer)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"approved": 1, "rejected": 1}
+    reviews = assertions().drop_duplicates("verdict_id").set_index("verdict_id")["review"]
+    assert (reviews[ids[0]], reviews[ids[1]]) == ("approved", "rejected")
+    unknown = [{"verdict_id": "no-such-verdict", "decision": "approve"}, decisions[0]]
+    refused = analyst_client.post("/feedback/review", json={"reviews": unknown}, headers=reviewer)
+    assert refused.status_code == 422 and "'no-such-verdict'" in refused.json()["error"]
+    bad = [{"verdict_id": ids[0], "decision": "maybe"}]
+    refused = analyst_client.post("/feedback/review", json={"reviews": bad}, headers=reviewer)
+    assert refused.status_code == 422 and "reviews[0].decision" in refused.json()["error"]
+
+
+def test_verdicts_not_only_requests_are_rate_limited_per_key(verdict_limited_client) -> None:
+    first = verdict_limited_client.post("/feedback", json={"feedback": items(3, seed=134)})
+    assert first.status_code == 200, first.text
+    again = verdict_limited_client.post("/feedback", json={"feedback": items(3, seed=135)})
+    assert again.status_code == 429, again.text
+    error = again.json()["error"]
+    assert "too many verdicts from the API key 'alice'" in error
+    assert "PHISHGUARD_VERDICT_RATE" in error and "nothing was stored" in error
+    assert int(again.headers["retry-after"]) >= 1
+    at_once = verdict_limited_client.post("/feedback", json={"feedback": items(6, seed=136)})
+    assert at_once.status_code == 429 and "may send at once" in at_once.json()["error"]

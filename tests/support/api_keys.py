@@ -13,7 +13,7 @@ from phishguard.serving.keys import parse_key
 
 @dataclass(frozen=True)
 class TestKeys:
-    """A store with an analyst, a scorer and a revoked analyst key, and two wrong keys of the
+    """A store with an analyst, a scorer, a reviewer and a revoked analyst key, and two wrong keys of the
     right shape: the analyst's id with another secret, and an id the store does not hold."""
 
     __test__ = False  # not a test class
@@ -21,6 +21,7 @@ class TestKeys:
     store: Path
     analyst: str
     scorer: str
+    reviewer: str
     revoked: str
     wrong: str
     unknown: str
@@ -34,6 +35,7 @@ def make_keys(folder: Path) -> TestKeys:
     store = FileKeyStore(folder / "api_keys.json")
     analyst = store.add("alice", "analyst")
     scorer = store.add("sam", "scorer")
+    reviewer = store.add("rita", "reviewer")
     revoked = store.add("rex", "analyst")
     store.revoke("rex")
     key_id, _ = parse_key(analyst)
@@ -41,6 +43,7 @@ def make_keys(folder: Path) -> TestKeys:
         store=store.path,
         analyst=analyst,
         scorer=scorer,
+        reviewer=reviewer,
         revoked=revoked,
         wrong=f"pg_{key_id}_{secrets.token_urlsafe(32)}",
         unknown=f"pg_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}",

@@ -97,9 +97,14 @@ def run_package_stage(
     challenger: dict[str, Path],
     test: pd.DataFrame,
     holdout: pd.DataFrame,
+    train: pd.DataFrame | None = None,
+    split_report: dict | None = None,
 ) -> subprocess.CompletedProcess:
     """Run stages/package.py in `workdir` (a scratch copy of the project's code and params)
-    on the evaluated `challenger` and the splits; the store is `workdir`'s own."""
+    on the evaluated `challenger` and the splits (`train`: the challenger's rows, which the
+    behavioural check retrains a twin on; None: its gate skips that check, as an empty one
+    would not); `split_report`: featurize's report (its feedback trust counts); the store is
+    `workdir`'s own."""
     for name in ("stages", "src"):
         if not (workdir / name).exists():
             shutil.copytree(
@@ -114,6 +119,9 @@ def run_package_stage(
     (workdir / paths.TEST_TABLE).parent.mkdir(parents=True, exist_ok=True)
     test.to_parquet(workdir / paths.TEST_TABLE, index=False)
     holdout.to_parquet(workdir / paths.FEEDBACK_HOLDOUT, index=False)
+    if train is not None:
+        train.to_parquet(workdir / paths.TRAIN_TABLE, index=False)
+    write_json(workdir / paths.SPLIT_REPORT, split_report or {})
     return subprocess.run(
         ["python", "stages/package.py"],
         cwd=workdir,

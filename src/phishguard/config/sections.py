@@ -31,13 +31,36 @@ class ValidateParams:
 
 
 @dataclass(frozen=True)
+class TrustParams:
+    """`split.trust`: when one key's verdicts are held for confirmation, and its share cap."""
+
+    dispute_probability: float
+    """A lone verdict is held when the champion gave the other label at least this P."""
+    max_submitter_share: float
+    """A submitter's unconfirmed verdicts used in one retrain: at most this fraction of the
+    base training rows."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.dispute_probability <= 1:
+            raise ParamsError(
+                f"split.trust.dispute_probability must be in [0.5, 1], got "
+                f"{self.dispute_probability}"
+            )
+        if not 0 <= self.max_submitter_share <= 1:
+            raise ParamsError(
+                f"split.trust.max_submitter_share must be in [0, 1], got {self.max_submitter_share}"
+            )
+
+
+@dataclass(frozen=True)
 class SplitParams:
-    """`split`: the held-out test fraction, the split's seed, and the newest fraction of
-    feedback feature vectors held out of training."""
+    """`split`: the held-out test fraction, the split's seed, the newest fraction of trusted
+    feedback feature vectors held out of training, and the feedback trust rules."""
 
     test_size: float
     seed: int
     feedback_holdout_fraction: float
+    trust: TrustParams
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,12 @@ class PromotionParams:
     """The feedback-holdout rule applies only from this many holdout rows."""
     min_holdout_gain: float
     """Smallest required gain of accuracy on the feedback holdout (0: at least as good)."""
+    max_flip_ratio: float
+    """Behavioural check: on perturbed base test copies, the challenger may flip the champion's
+    decisions at most this many times as often as a twin retrained (another seed) without the
+    single-key verdicts does..."""
+    max_flip_excess: float
+    """... plus this share of the copies."""
 
     def __post_init__(self) -> None:
         for name in ("max_roc_auc_drop", "max_recall_drop"):

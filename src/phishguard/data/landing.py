@@ -139,10 +139,11 @@ def wants_feedback(data: Mapping[str, Any]) -> bool:
 
 
 def stored_verdicts() -> pd.DataFrame:
-    """Every verdict in the feedback store (`phishguard.feedback.store`)."""
+    """Every verdict in the feedback store once per submitter who sent it
+    (`phishguard.feedback.store`'s `assertions()`: what the trust rules weigh)."""
     store = open_store()
     try:
-        return store.verdicts()
+        return store.assertions()
     finally:
         store.close()
 

@@ -11,6 +11,11 @@ FEEDBACK = "feedback"
 RECEIVED_AT = "received_at"
 SUBMITTER = "submitter"
 VERDICT_ID = "verdict_id"
-# Null on base rows.
-FEEDBACK_COLUMNS = (RECEIVED_AT, SUBMITTER, VERDICT_ID)
+# The served model's P(phishing) of the verdict's record when it arrived (null: none served).
+CHAMPION_PHISHING = "champion_phishing"
+# A reviewer's decision on the verdict: "approved", "rejected", or null (not reviewed).
+REVIEW = "review"
+# Null on base rows. A feedback row is one submitter's verdict: `received_at` is the last time
+# that submitter sent it (phishguard.feedback.trust weighs them).
+FEEDBACK_COLUMNS = (RECEIVED_AT, SUBMITTER, VERDICT_ID, CHAMPION_PHISHING, REVIEW)
 PROVENANCE_COLUMNS = (ORIGIN, *FEEDBACK_COLUMNS)

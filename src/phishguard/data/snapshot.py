@@ -1,11 +1,12 @@
 """The training data as one deterministic snapshot: the base rows, then the analysts' verdicts.
 
 With `data.feedback: true`, `phishguard fetch` lands this table as the one file `ingest`
-reads. Its rows: every base row in the source's order, then every accepted feedback verdict
-sorted by (received_at, verdict_id). Its columns: the base table's columns (the 30 features and
-`Result`, canonical: int8, or text where a value is odd, for validate to quarantine with its
-reason), `origin` ("base" | "feedback"), and `received_at`, `submitter`, `verdict_id` (null on
-base rows).
+reads. Its rows: every base row in the source's order, then every feedback verdict once per
+submitter who sent it (`FeedbackStore.assertions()`) sorted by (received_at, verdict_id). Its
+columns: the base table's columns (the 30 features and `Result`, canonical: int8, or text where
+a value is odd, for validate to quarantine with its reason), `origin` ("base" | "feedback"),
+and `received_at`, `submitter`, `verdict_id`, `champion_phishing`, `review` (null on base rows;
+`phishguard.feedback.trust` weighs them in featurize).
 
 The bytes depend only on those rows: the Parquet write options are pinned here and no
 timestamp or pandas metadata is written, so fetching again, or re-sending verdicts the store
@@ -86,10 +87,11 @@ def snapshot_table(base: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
             parts[name] = parts[name].astype("string")
     parts[ORIGIN] = pd.array([BASE] * len(base) + [FEEDBACK] * len(feedback), dtype="string")
     for name in FEEDBACK_COLUMNS:
+        given = feedback[name] if name in feedback.columns else pd.Series(pd.NA, feedback.index)
         parts[name] = pd.concat(
             [
                 pd.Series(pd.NA, index=base.index, dtype="string"),
-                feedback[name].astype("string"),
+                given.astype("string"),
             ],
             ignore_index=True,
         )

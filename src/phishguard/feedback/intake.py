@@ -8,7 +8,8 @@ logged prediction (`prediction_id`, as /predict answers it) instead of giving th
 record is then read back from the prediction log.
 
 All or nothing: when any row or item is wrong, the error names every problem (the first
-`MAX_REPORTED_PROBLEMS`) and nothing is stored. The result is the table `FeedbackStore.add`
+`MAX_REPORTED_PROBLEMS`) and nothing is stored. A request or file that gives one record both
+labels contradicts itself, and is refused naming the items (rows). The result is the table `FeedbackStore.add`
 takes: the 30 features and `Result` (int8), and `note`, `source` and `prediction_id` per row.
 """
 
@@ -42,6 +43,7 @@ from phishguard.contract.schema import (
     RESULT_LEGITIMATE,
     RESULT_PHISHING,
     clipped,
+    feature_vector_ids,
 )
 from phishguard.data.validate import REASON, ROW, quarantine
 from phishguard.feedback.store import NOTE, OPTIONAL_FIELDS, PREDICTION_ID, SOURCE
@@ -158,9 +160,60 @@ def verdicts_from_items(
     ]
     table = pd.DataFrame(np.array(rows, dtype=np.int8), columns=list(FEATURES))
     table[LABEL] = np.array([RESULTS[item[LABEL_FIELD]] for item in items], dtype=np.int8)
+    if contradictions := _contradictions(table, "feedback[{}]", 0):
+        raise _refused(contradictions[:MAX_REPORTED_PROBLEMS])
     for name in OPTIONAL_FIELDS:
         table[name] = pd.Series([item.get(name) for item in items], dtype=object)
     return table
+
+
+def _contradictions(table: pd.DataFrame, name: str, first: int) -> list[str]:
+    """One problem per record given both labels in `table`, naming its items (`name` formats
+    an item's position counted from `first`)."""
+    vectors = feature_vector_ids(table)
+    labels = pd.DataFrame({"vector": vectors, LABEL: table[LABEL].to_numpy()})
+    both = labels.groupby("vector")[LABEL].nunique()
+    problems = []
+    for vector in both.index[both > 1]:
+        where = ", ".join(name.format(i + first) for i in np.flatnonzero(vectors == vector))
+        problems.append(
+            f"{where}: the same record labelled both phishing and legitimate in one request; "
+            "send one label per record"
+        )
+    return sorted(problems, key=_item_index)
+
+
+DECISION_FIELDS = ("verdict_id", "decision")
+
+
+def reviews_from_items(items: Sequence[Any], max_rows: int) -> dict[str, str]:
+    """The decisions of a `POST /feedback/review` body's `reviews` list (verdict id → approve
+    or reject), checked: `FeedbackError` names each bad item as `reviews[i].field`."""
+    if len(items) > max_rows:
+        raise TooManyRecordsError(
+            f"{len(items)} reviews in one request; the limit is {max_rows}; {NOTHING_STORED}"
+        )
+    if not items:
+        raise _refused(["no reviews: send at least one in `reviews`"])
+    problems: list[str] = []
+    decided: dict[str, list[str]] = {"approve": [], "reject": []}
+    for index, item in enumerate(items):
+        where = f"reviews[{index}]"
+        if not isinstance(item, Mapping) or sorted(item) != sorted(DECISION_FIELDS):
+            problems.append(f"{where}: expected an object of `verdict_id` and `decision` only")
+        elif not isinstance(item["verdict_id"], str):
+            problems.append(f"{where}.verdict_id: must be a string")
+        elif item["decision"] not in decided:
+            value = clipped(repr(item["decision"]))
+            problems.append(f"{where}.decision={value} is not 'approve' or 'reject'")
+        else:
+            decided[item["decision"]].append(item["verdict_id"])
+    both = set(decided["approve"]) & set(decided["reject"])
+    problems += [f"verdict {clipped(v)} is both approved and rejected" for v in sorted(both)]
+    if problems:
+        more = max(0, len(problems) - MAX_REPORTED_PROBLEMS)
+        raise _refused(problems[:MAX_REPORTED_PROBLEMS], more)
+    return {i: decision for decision, ids in decided.items() for i in ids}
 
 
 def _item_index(problem: str) -> float:
@@ -238,6 +291,8 @@ def verdicts_from_table(table: pd.DataFrame) -> pd.DataFrame:
         error = rows_error((row + 1, "; ".join(why)) for row, why in shown)
         raise FeedbackError(f"{error}; {NOTHING_STORED}")
     verdicts = checked.valid
+    if contradictions := _contradictions(verdicts, "row {}", 1):
+        raise FeedbackError(f"{'; '.join(contradictions)}; {NOTHING_STORED}")
     for name in OPTIONAL_FIELDS:
         values = table[name].tolist() if name in table.columns else [None] * len(table)
         verdicts[name] = pd.Series([None if pd.isna(v) else v for v in values], dtype=object)

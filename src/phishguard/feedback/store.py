@@ -2,8 +2,11 @@
 
 A verdict is the 30 features and a `Result` (UCI coding: -1 phishing, 1 legitimate). Its id is
 the content hash `phishguard load` gives a row (`phishguard.data.load.content_ids`), so the same
-verdict sent twice is stored once, and the first arrival (its time, source, submitter) is kept.
-Nothing is ever updated or deleted: there is no API for it.
+verdict sent twice is stored once, and the first arrival (its time, source, submitter, and the
+served model's `champion_phishing` then) is kept. Besides, the store keeps who asserted each
+verdict and when last (`assertions()`: one row per verdict and submitter, so a second
+submitter's confirmation and a submitter's re-sent verdict count), and reviewers' decisions
+(`review`). Verdicts are never updated or deleted; `phishguard.feedback.trust` weighs them.
 
 Two backends, one interface (`FeedbackStore`), chosen by `open_store`:
 
@@ -39,7 +42,7 @@ from phishguard import StorageError, paths
 from phishguard.contract.schema import COLUMNS, SCHEMA_VERSION
 from phishguard.data import mongo
 from phishguard.data.load import content_ids
-from phishguard.data.origin import RECEIVED_AT, SUBMITTER, VERDICT_ID
+from phishguard.data.origin import CHAMPION_PHISHING, RECEIVED_AT, REVIEW, SUBMITTER, VERDICT_ID
 from phishguard.io import ensure_folder
 
 FEEDBACK_DIR_ENV = "PHISHGUARD_FEEDBACK_DIR"
@@ -60,6 +63,11 @@ OPTIONAL_FIELDS = (NOTE, SOURCE, PREDICTION_ID)
 PROVENANCE = (RECEIVED_AT, SOURCE, NOTE, SUBMITTER, PREDICTION_ID, "schema_version")
 VERDICT_COLUMNS = (*COLUMNS, VERDICT_ID, *PROVENANCE)
 """The columns of `FeedbackStore.verdicts()`, in order."""
+ASSERTION_COLUMNS = (*COLUMNS, VERDICT_ID, RECEIVED_AT, SUBMITTER, CHAMPION_PHISHING, REVIEW)
+"""The columns of `FeedbackStore.assertions()`: `received_at` is the submitter's latest."""
+NO_SUBMITTER = "(none)"
+APPROVED, REJECTED = "approved", "rejected"
+DECISIONS = {"approve": APPROVED, "reject": REJECTED}
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,10 @@ class FeedbackStore(Protocol):
 
     def verdicts(self) -> pd.DataFrame: ...
 
+    def assertions(self) -> pd.DataFrame: ...
+
+    def review(self, decisions: Mapping[str, str], reviewer: str) -> list[str]: ...
+
     def close(self) -> None: ...
 
 
@@ -96,6 +108,9 @@ def store_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 def open_store(environ: Mapping[str, str] = os.environ) -> FeedbackStore:
     """The store this environment names: MongoDB with `$MONGODB_URI`, else the SQLite file."""
     if environ.get(mongo.URI_ENV, "").strip():
+        # Imported here: the MongoDB backend builds on this module's row helpers.
+        from phishguard.feedback.mongo_store import MongoFeedbackStore
+
         client = mongo.connect(mongo.uri_from_env(None, environ))
         database = environ.get(DATABASE_ENV, "").strip() or DEFAULT_DATABASE
         return MongoFeedbackStore(client[database][COLLECTION], client)
@@ -116,7 +131,7 @@ def iso_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _rows(verdicts: pd.DataFrame) -> tuple[list[str], list[list[int]], dict[str, list[Any]]]:
+def row_values(verdicts: pd.DataFrame) -> tuple[list[str], list[list[int]], dict[str, list[Any]]]:
     """(ids, the 31 values of each row as ints, the optional per-row fields or Nones)."""
     ids = content_ids(verdicts)
     values = verdicts.loc[:, list(COLUMNS)].to_numpy(dtype=np.int64).tolist()
@@ -132,7 +147,27 @@ def _rows(verdicts: pd.DataFrame) -> tuple[list[str], list[list[int]], dict[str,
     return ids, values, optional
 
 
-def _result(ids: list[str], new: list[bool]) -> AddResult:
+def champion_scores(verdicts: pd.DataFrame) -> list[float | None]:
+    """Each row's `champion_phishing` (None when the table has none, or a row's is NaN)."""
+    if CHAMPION_PHISHING not in verdicts.columns:
+        return [None] * len(verdicts)
+    return [None if pd.isna(v) else float(v) for v in verdicts[CHAMPION_PHISHING].tolist()]
+
+
+def assertion_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """`assertions()`'s table, ordered by the submitter's latest time, then id, then submitter."""
+    table = pd.DataFrame.from_records(records, columns=list(ASSERTION_COLUMNS))
+    for name in COLUMNS:
+        table[name] = table[name].astype(np.int8)
+    table[CHAMPION_PHISHING] = pd.to_numeric(table[CHAMPION_PHISHING]).astype(float)
+    for name in (VERDICT_ID, RECEIVED_AT, SUBMITTER, REVIEW):
+        table[name] = table[name].astype(object).where(table[name].notna(), None)
+    order = [RECEIVED_AT, VERDICT_ID, SUBMITTER]
+    return table.sort_values(order, kind="stable", ignore_index=True)
+
+
+def add_result(ids: list[str], new: list[bool]) -> AddResult:
+    """The `AddResult` of a call that stored the verdicts `ids` (`new`: each one was absent)."""
     accepted = sum(new)
     return AddResult(accepted, len(ids) - accepted, ids, new)
 
@@ -169,6 +204,7 @@ class SqliteFeedbackStore:
                 "received_at TEXT NOT NULL, source TEXT NOT NULL, note TEXT, submitter TEXT, "
                 "prediction_id TEXT, schema_version INTEGER NOT NULL)"
             )
+            self._upgrade()
 
     @contextmanager
     def _storage(self) -> Iterator[None]:
@@ -187,13 +223,51 @@ class SqliteFeedbackStore:
                 code = errno.EROFS if name.startswith("SQLITE_READONLY") else errno.EIO
             raise StorageError(self.path, code, f"{os.strerror(code)}: sqlite: {error}") from None
 
+    def _upgrade(self) -> None:
+        """Add what a store from before issue 27 lacks: the champion's score per verdict, the
+        assertions (filled from each verdict's first arrival, once) and the reviews."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(verdicts)")}
+        if CHAMPION_PHISHING not in columns:
+            self._db.execute(f"ALTER TABLE verdicts ADD COLUMN {CHAMPION_PHISHING} REAL")
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        if "assertions" not in tables:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS assertions (verdict_id TEXT NOT NULL, submitter "
+                "TEXT NOT NULL, asserted_at TEXT NOT NULL, PRIMARY KEY (verdict_id, submitter))"
+            )
+            self._db.execute(
+                "INSERT OR IGNORE INTO assertions SELECT verdict_id, COALESCE(submitter, ?), "
+                "received_at FROM verdicts",
+                (NO_SUBMITTER,),
+            )
+            self._db.execute("COMMIT")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS reviews (verdict_id TEXT PRIMARY KEY, reviewer TEXT "
+            "NOT NULL, decision TEXT NOT NULL, reviewed_at TEXT NOT NULL)"
+        )
+
     def add(self, verdicts: pd.DataFrame, source: str, submitter: str | None = None) -> AddResult:
         """Store the verdicts not stored yet, in one transaction; see `AddResult`."""
-        ids, values, optional = _rows(verdicts)
+        ids, values, optional = row_values(verdicts)
         received = iso_text(received_now())
         names = ", ".join(f'"{name}"' for name in (VERDICT_ID, *COLUMNS, *PROVENANCE))
         marks = ", ".join("?" * (len(COLUMNS) + 1 + len(PROVENANCE)))
-        statement = f"INSERT OR IGNORE INTO verdicts ({names}) VALUES ({marks})"
+        statement = (
+            f"INSERT OR IGNORE INTO verdicts ({names}, {CHAMPION_PHISHING}) VALUES ({marks}, ?)"
+        )
+        # A verdict sent again moves its time forward only when the same submitter has sent a
+        # newer, other verdict on the same record since ("newest wins": L, P, L again leaves L
+        # in force); a plain re-send changes nothing, so the snapshot's bytes stay as they were.
+        same_record = " AND ".join(f'w."{name}" = ?' for name in COLUMNS[:-1])
+        asserted = (
+            "INSERT INTO assertions VALUES (?, ?, ?) ON CONFLICT (verdict_id, submitter) "
+            "DO UPDATE SET asserted_at = excluded.asserted_at WHERE EXISTS (SELECT 1 FROM "
+            "assertions o JOIN verdicts w ON w.verdict_id = o.verdict_id WHERE "
+            "o.submitter = excluded.submitter AND o.verdict_id != excluded.verdict_id AND "
+            f"o.asserted_at > assertions.asserted_at AND {same_record})"
+        )
+        scores = champion_scores(verdicts)
         new = []
         with self._lock, self._storage():
             self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way
@@ -207,14 +281,18 @@ class SqliteFeedbackStore:
                         optional[PREDICTION_ID][index],
                         SCHEMA_VERSION,
                     )
-                    cursor = self._db.execute(statement, (verdict_id, *row, *provenance))
+                    cursor = self._db.execute(
+                        statement, (verdict_id, *row, *provenance, scores[index])
+                    )
                     new.append(cursor.rowcount == 1)
+                    who = submitter or NO_SUBMITTER
+                    self._db.execute(asserted, (verdict_id, who, received, *row[:-1]))
                 self._db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
                     self._db.execute("ROLLBACK")
                 raise
-        return _result(ids, new)
+        return add_result(ids, new)
 
     def verdicts(self) -> pd.DataFrame:
         """Every stored verdict; see `VERDICT_COLUMNS`."""
@@ -223,6 +301,42 @@ class SqliteFeedbackStore:
             cursor = self._db.execute(f"SELECT {names} FROM verdicts")
             records = [dict(zip(VERDICT_COLUMNS, row, strict=True)) for row in cursor]
         return verdict_frame(records)
+
+    def assertions(self) -> pd.DataFrame:
+        """Every verdict once per submitter who sent it; see `ASSERTION_COLUMNS`."""
+        values = ", ".join(f'v."{name}"' for name in COLUMNS)
+        query = (
+            f"SELECT {values}, v.verdict_id, a.asserted_at, a.submitter, v.{CHAMPION_PHISHING}, "
+            "r.decision FROM assertions a JOIN verdicts v USING (verdict_id) "
+            "LEFT JOIN reviews r USING (verdict_id)"
+        )
+        with self._lock:
+            rows = self._db.execute(query).fetchall()
+        return assertion_frame([dict(zip(ASSERTION_COLUMNS, row, strict=True)) for row in rows])
+
+    def review(self, decisions: Mapping[str, str], reviewer: str) -> list[str]:
+        """Record `reviewer`'s decisions (verdict id → approve | reject; the latest decision on
+        a verdict stands); return the ids not in the store (then nothing is recorded)."""
+        verdict_ids = list(decisions)
+        reviewed = iso_text(received_now())
+        with self._lock, self._storage():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                marks = ", ".join("?" * len(verdict_ids))
+                query = f"SELECT verdict_id FROM verdicts WHERE verdict_id IN ({marks})"
+                known = {row[0] for row in self._db.execute(query, verdict_ids)}
+                unknown = [i for i in verdict_ids if i not in known]
+                if not unknown:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
+                        [(i, reviewer, DECISIONS[d], reviewed) for i, d in decisions.items()],
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
+                    self._db.execute("ROLLBACK")
+                raise
+        return unknown
 
     def close(self) -> None:
         with self._lock:
@@ -235,56 +349,3 @@ def _no_space_left(folder: Path) -> bool:
     except OSError:
         return False
     return stat.f_bavail * stat.f_frsize < NEARLY_FULL_BYTES
-
-
-class MongoFeedbackStore:
-    """The store as a MongoDB collection (a `pymongo` collection, or `mongomock_ng`'s)."""
-
-    def __init__(self, collection: Any, client: Any | None = None) -> None:
-        self.collection = collection
-        self.where = f"{collection.database.name}.{collection.name}"
-        self._client = client
-
-    def add(self, verdicts: pd.DataFrame, source: str, submitter: str | None = None) -> AddResult:
-        """Insert the verdicts whose `_id` is absent (`mongo.inserted_flags`)."""
-        ids, values, optional = _rows(verdicts)
-        received = received_now()
-        documents = [
-            {
-                "_id": verdict_id,
-                **dict(zip(COLUMNS, row, strict=True)),
-                "provenance": {
-                    SOURCE: optional[SOURCE][index] or source,
-                    RECEIVED_AT: received,
-                    "schema_version": SCHEMA_VERSION,
-                    "submitter": submitter,
-                    NOTE: optional[NOTE][index],
-                    PREDICTION_ID: optional[PREDICTION_ID][index],
-                },
-            }
-            for index, (verdict_id, row) in enumerate(zip(ids, values, strict=True))
-        ]
-        return _result(ids, mongo.inserted_flags(self.collection, documents))
-
-    def verdicts(self) -> pd.DataFrame:
-        """Every stored verdict; see `VERDICT_COLUMNS`."""
-        records = []
-        for document in self.collection.find({}):
-            provenance = document.get("provenance", {})
-            records.append(
-                {
-                    **{name: document[name] for name in COLUMNS},
-                    VERDICT_ID: document["_id"],
-                    RECEIVED_AT: iso_text(provenance[RECEIVED_AT]),
-                    "source": provenance.get("source"),
-                    NOTE: provenance.get(NOTE),
-                    "submitter": provenance.get("submitter"),
-                    PREDICTION_ID: provenance.get(PREDICTION_ID),
-                    "schema_version": provenance.get("schema_version", SCHEMA_VERSION),
-                }
-            )
-        return verdict_frame(records)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()

@@ -3,7 +3,9 @@
 The file (CSV, JSONL or Parquet, read by the pipeline's own readers) holds the 30 features and
 either `label` (phishing or legitimate) or `Result` (UCI coding: -1 phishing, 1 legitimate), and
 optionally `note` and `source` per row. Every row is checked first (`intake.verdicts_from_table`);
-one bad row stops the command with one line naming each bad row, and nothing is stored.
+one bad row stops the command with one line naming each bad row, and nothing is stored. Each
+verdict is kept with the served package's P(phishing) of its record (none when no package is
+served), as the service does, for the trust rules (`phishguard.feedback.trust`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from phishguard import PhishguardError
 from phishguard.contract.problems import SchemaError
+from phishguard.contract.schema import FEATURES
+from phishguard.data.origin import CHAMPION_PHISHING
 from phishguard.data.sources import read_table
 from phishguard.feedback.intake import MAX_SOURCE_CHARS, verdicts_from_table
 from phishguard.feedback.store import AddResult, open_store
+from phishguard.modeling.promotion import load_champion
 
 DEFAULT_SOURCE = "cli"
 
@@ -44,6 +51,10 @@ def command(
         verdicts = verdicts_from_table(read_table(file))
     except SchemaError as error:
         raise SchemaError(f"{Path(file)}: {error}") from None
+    served, _ = load_champion()
+    if served is not None:
+        matrix = verdicts.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
+        verdicts[CHAMPION_PHISHING] = served.probability(matrix)
     store = open_store(environ)
     try:
         added = store.add(verdicts, source or DEFAULT_SOURCE, submitter)

@@ -11,7 +11,15 @@ split and feedback holdout with evaluate's `operating_metrics`, then `decide` ap
   training split's out-of-fold predictions for `evaluate.target_fpr`), challenger − champion
   ≥ −max_recall_drop; this is the recall each model would really deliver if served;
 - feedback-holdout accuracy at the operating threshold, once the holdout has
-  `min_holdout_rows` rows: challenger − champion ≥ min_holdout_gain.
+  `min_holdout_rows` rows: challenger − champion ≥ min_holdout_gain. The holdout holds only
+  trusted verdicts (confirmed by a second submitter or approved by a reviewer,
+  `phishguard.feedback.trust`): no single key controls the evidence the gate judges on;
+- behaviour (`phishguard.modeling.behaviour`): on perturbed copies of the base test rows, the
+  challenger flips the champion's decision at most `max_flip_ratio` × the flips of a twin
+  retrained without the single-key verdicts + `max_flip_excess`.
+
+The report also carries, per submitter, how many verdicts were used, held and refused in
+this retrain (featurize's `trust` block of reports/split.json).
 
 No champion yet (first run) promotes; so does the same model built again (the same package
 version, or the same model file at the same threshold: the same predictions).
@@ -31,7 +39,9 @@ import pandas as pd
 
 from phishguard import PhishguardError, paths
 from phishguard.config.sections import PromotionParams
+from phishguard.feedback.trust import SINGLE_KEY_ROWS
 from phishguard.modeling import bundle
+from phishguard.modeling.behaviour import flip_rates
 from phishguard.modeling.bundle import Bundle, package_version
 from phishguard.modeling.evaluate import holdout_metrics
 from phishguard.provenance import read_json
@@ -133,7 +143,37 @@ def _rule(
     }
 
 
-def rules(new: Contender, old: Contender, params: PromotionParams) -> list[dict[str, Any]]:
+def behaviour_rule(flips: dict[str, Any] | None, params: PromotionParams) -> dict[str, Any]:
+    """The behavioural check as a rule: `change` (the champion's decisions the challenger flips
+    on perturbed base test copies) against the allowance from `baseline` (those its twin,
+    retrained without the single-key verdicts, flips)."""
+    rule: dict[str, Any] = {
+        "rule": "behaviour_flips",
+        "description": "champion decisions flipped on perturbed copies of base test rows, "
+        "against a twin retrained with another seed without the single-key verdicts",
+        "challenger": None if flips is None else flips["change"],
+        "champion": None,
+        "change": None if flips is None else flips["change"],
+        "baseline": None if flips is None else flips["baseline"],
+        "max_change": None,
+        "verdict": NOT_APPLIED,
+    }
+    if flips is None:
+        rule["note"] = "no training rows given to retrain the twin"
+        return rule
+    allowed = round(params.max_flip_ratio * flips["baseline"] + params.max_flip_excess, 6)
+    rule["max_change"] = allowed
+    rule["rows"] = flips["rows"]
+    rule["verdict"] = PASS if flips["change"] <= allowed + 1e-12 else FAIL
+    return rule
+
+
+def rules(
+    new: Contender,
+    old: Contender,
+    params: PromotionParams,
+    flips: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Each rule of the gate with both values, the change and its verdict."""
     checked = [
         _rule(
@@ -155,7 +195,7 @@ def rules(new: Contender, old: Contender, params: PromotionParams) -> list[dict[
     rows = new.feedback_holdout["rows"]
     holdout = _rule(
         "feedback_holdout_accuracy",
-        f"accuracy on the feedback holdout at the operating threshold (from "
+        f"accuracy on the trusted feedback holdout at the operating threshold (from "
         f"{params.min_holdout_rows} rows)",
         new.feedback_holdout["accuracy"],
         old.feedback_holdout["accuracy"],
@@ -165,21 +205,35 @@ def rules(new: Contender, old: Contender, params: PromotionParams) -> list[dict[
         holdout["verdict"] = NOT_APPLIED
         holdout["note"] = f"the holdout has {rows} rows, fewer than {params.min_holdout_rows}"
     checked.append(holdout)
+    checked.append(behaviour_rule(flips, params))
     return checked
 
 
 def decide(
-    new: Contender, old: Contender | None, params: PromotionParams, no_champion: str | None = None
+    new: Contender,
+    old: Contender | None,
+    params: PromotionParams,
+    no_champion: str | None = None,
+    flips: dict[str, Any] | None = None,
+    feedback_trust: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The gate's decision and everything behind it: reports/promotion.json's content.
 
-    `old` None means there is no usable champion (`no_champion` says why): promote.
+    `old` None means there is no usable champion (`no_champion` says why): promote. `flips`:
+    `behaviour.flip_rates` (None: the check is not applied); `feedback_trust`: featurize's
+    trust block (verdicts used, held, refused per submitter), reported as it is.
     """
     report: dict[str, Any] = {
         "challenger": asdict(new),
         "champion": asdict(old) if old else None,
         "margins": asdict(params),
-        "rules": rules(new, old, params) if old else [],
+        "rules": rules(new, old, params, flips) if old else [],
+        "feedback_by_submitter": (feedback_trust or {}).get("by_submitter", {}),
+        "feedback_trust": {
+            k: v
+            for k, v in (feedback_trust or {}).items()
+            if k not in ("by_submitter", SINGLE_KEY_ROWS)
+        },
     }
     failed = [rule for rule in report["rules"] if rule["verdict"] == FAIL]
     if old is None:
@@ -216,15 +270,31 @@ def judge(
     test: pd.DataFrame,
     feedback_holdout: pd.DataFrame,
     params: PromotionParams,
+    train: pd.DataFrame | None = None,
+    feedback_trust: dict[str, Any] | None = None,
+    model_dir: Path = paths.MODEL_DIR,
 ) -> dict[str, Any]:
-    """`decide` between the evaluated `manifest` (the challenger) and the package served from
-    `store` (the champion, scored here on `test` and `feedback_holdout`)."""
+    """`decide` between the evaluated `manifest` (the challenger, its model in `model_dir`)
+    and the package served from `store` (the champion, scored here on `test` and
+    `feedback_holdout`); with the challenger's `train` rows, the behavioural check too."""
     served, no_champion = load_champion(store)
     old = champion(served, test, feedback_holdout) if served is not None else None
-    return decide(challenger(manifest), old, params, no_champion)
+    new = challenger(manifest)
+    flips = None
+    if served is not None and old is not None and train is not None and not same_model(new, old):
+        trained = bundle.load(model_dir, evaluated=False)
+        lone = (feedback_trust or {}).get(SINGLE_KEY_ROWS, [])
+        trusted_train = train.drop(index=train.index[lone])
+        flips = flip_rates(served, trained, new.threshold, trusted_train, test)
+    return decide(new, old, params, no_champion, flips, feedback_trust)
 
 
 def _failure(rule: dict[str, Any]) -> str:
+    if rule["rule"] == "behaviour_flips":
+        return (
+            f"{rule['description']}: {rule['change']:.4f} of the copies flipped, the twin "
+            f"{rule['baseline']:.4f}, allowed ≤ {rule['max_change']:.4f}"
+        )
     return (
         f"{rule['description']}: challenger {rule['challenger']:.4f} vs champion "
         f"{rule['champion']:.4f} (change {rule['change']:+.4f}, allowed ≥ {rule['min_change']:+.4f})"
@@ -250,8 +320,13 @@ def format_decision(report: dict[str, Any]) -> str:
         values = (
             f"challenger {rule['challenger']} champion {rule['champion']} change {rule['change']}"
         )
+        if rule["rule"] == "behaviour_flips":
+            values = f"flips {rule['change']} twin {rule['baseline']} allowed {rule['max_change']}"
         note = f" ({rule['note']})" if "note" in rule else ""
         lines.append(f"  [{rule['verdict']}] {rule['rule']}: {values}{note}")
+    for name, counts in report.get("feedback_by_submitter", {}).items():
+        shown = ", ".join(f"{counts[k]} {k}" for k in ("used", "held", "refused", "superseded"))
+        lines.append(f"  verdicts of {name}: {shown}")
     return "\n".join(lines)
 
 

@@ -259,10 +259,34 @@ def promotion_section(report: dict[str, Any]) -> list[str]:
             cells = [rule["challenger"], rule["champion"], rule["change"]]
             shown = ["–" if value is None else f"{value:.4f}" for value in cells]
             verdict = rule["verdict"] + (f" ({rule['note']})" if "note" in rule else "")
-            lines.append(
-                f"| {rule['description']} | {' | '.join(shown)} | ≥ {rule['min_change']:+.4f} "
-                f"| {verdict} |"
-            )
+            if "min_change" in rule:
+                allowed = f"≥ {rule['min_change']:+.4f}"
+            else:  # the behavioural check: flips against the retraining noise
+                limit = rule.get("max_change")
+                twin = rule["baseline"]
+                allowed = "–" if limit is None else f"≤ {limit:.4f} (twin {twin:.4f})"
+            lines.append(f"| {rule['description']} | {' | '.join(shown)} | {allowed} | {verdict} |")
+    return [*lines, *submitter_lines(report.get("feedback_by_submitter", {}))]
+
+
+def submitter_lines(by_submitter: dict[str, Any]) -> list[str]:
+    """The feedback verdicts of this retrain per submitter: used (trusted among them), held
+    (disputed, or over the share cap), refused and superseded."""
+    if not by_submitter:
+        return []
+    lines = [
+        "",
+        "Feedback verdicts per submitter (phishguard.feedback.trust):",
+        "",
+        "| submitter | used | of which trusted | held | refused | superseded | why not used |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, counts in by_submitter.items():
+        why = ", ".join(f"{k} {v}" for k, v in counts["reasons"].items()) or "–"
+        lines.append(
+            f"| {name} | {counts['used']} | {counts['trusted']} | {counts['held']} | "
+            f"{counts['refused']} | {counts['superseded']} | {why} |"
+        )
     return lines
 
 

@@ -5,16 +5,20 @@ test rows stay in test whatever feedback arrives, so metrics stay comparable acr
 
 Feedback rows (`origin == "feedback"`) follow `feedback_split`, whose rule for conflicts is:
 
-(a) Among feedback rows with the same feature vector, the newest verdict wins (latest
-    `received_at`, ties broken by `verdict_id`); the older ones are counted as `superseded`.
+(a) The trust rules (`phishguard.feedback.trust`) decide which verdicts are used: newest wins
+    within a submitter; a conflict between submitters, or one key's word against a confident
+    champion, is held as disputed until confirmed; each key's unconfirmed share is capped.
+    One used verdict per feature vector goes on (the newest).
 (b) A feedback vector equal to a base TEST vector is never trained on (it would straddle train
     and test): counted as `in_base_test`, kept out of train and holdout.
 (c) A feedback vector equal to base TRAIN vectors: the feedback verdict joins train and, where
     its label differs, replaces those base rows' label in training (the analysts' fresher truth;
     the champion/challenger gate guards against poisoning): counted as `conflicts_overridden`
     (vectors) and `base_rows_relabelled` (rows); with the same label, as `confirmations`.
-(d) The other feedback vectors are new: the newest `feedback_holdout_fraction` of them (by their
-    verdict's `received_at`, rounded half up) form the feedback holdout, the rest join train.
+(d) The other feedback vectors are new: the newest `feedback_holdout_fraction` of the trusted
+    ones (confirmed by two submitters or approved by a reviewer; by their verdict's
+    `received_at`, rounded half up) form the feedback holdout, the rest join train. No single
+    key's verdicts are ever in the holdout the promotion gate judges on.
 
 So a feature vector never straddles train and test, nor train and the feedback holdout.
 """
@@ -29,8 +33,10 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from phishguard import PhishguardError
+from phishguard.config.sections import TrustParams
 from phishguard.contract.schema import FEATURES, LABEL, TARGET, feature_vector_ids, to_target
-from phishguard.data.origin import FEEDBACK, ORIGIN, RECEIVED_AT, VERDICT_ID
+from phishguard.data.origin import FEEDBACK, FEEDBACK_COLUMNS, ORIGIN, RECEIVED_AT, VERDICT_ID
+from phishguard.feedback.trust import SINGLE_KEY_ROWS, TRUSTED, all_trusted, assess
 from phishguard.modeling.features import featurize
 
 
@@ -95,10 +101,12 @@ def base_and_feedback(valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def feedback_table(feedback: pd.DataFrame) -> pd.DataFrame:
-    """The feedback rows as model columns and target, plus `received_at` and `verdict_id`."""
+    """The feedback rows as model columns and target, plus the origin columns (`received_at`,
+    `verdict_id`, `submitter`, `champion_phishing`, `review`; absent ones null)."""
     table = featurize(with_target(feedback))
-    for name in (RECEIVED_AT, VERDICT_ID):
-        table[name] = feedback[name].astype("string").to_numpy()
+    for name in FEEDBACK_COLUMNS:
+        values = feedback[name] if name in feedback.columns else pd.Series(pd.NA, feedback.index)
+        table[name] = values.astype("string").to_numpy()
     return table
 
 
@@ -117,20 +125,23 @@ def feedback_split(
     test: pd.DataFrame,
     feedback: pd.DataFrame,
     holdout_fraction: float,
+    trust: TrustParams | None = None,
 ) -> FeedbackSplit:
     """Apply the module's conflict rule to `feedback` against the base `train`/`test` split.
 
     `train` and `test` have the model's columns and `TARGET`; `feedback` has the same columns
-    plus `received_at` and `verdict_id`. The result's `train` is `train` unchanged when
-    `feedback` is empty, and its tables keep `train`'s columns.
+    plus the origin columns (`feedback_table`). The result's `train` is `train` unchanged when
+    `feedback` is empty, and its tables keep `train`'s columns. `trust` None weighs nothing:
+    every verdict is used and trusted, the newest per vector winning (callers that test the
+    other rules; the featurize stage always passes `split.trust`).
     """
     if not 0 <= holdout_fraction < 1:
         raise ValueError(f"feedback_holdout_fraction must be in [0, 1), got {holdout_fraction}")
     columns = list(train.columns)
     ordered = feedback.sort_values([RECEIVED_AT, VERDICT_ID], kind="stable")
-    ids = feature_vector_ids(ordered)
-    newest = ordered.loc[~pd.Series(ids).duplicated(keep="last").to_numpy()]  # rule (a)
-    newest_ids = feature_vector_ids(newest)
+    weighed = all_trusted(ordered) if trust is None else assess(ordered, len(train), trust)
+    newest = weighed.used  # rule (a)
+    newest_ids = feature_vector_ids(newest) if len(newest) else np.array([], dtype=object)
     train_ids, test_ids = feature_vector_ids(train), set(feature_vector_ids(test))
     in_test = np.isin(newest_ids, list(test_ids))  # rule (b)
     in_train = np.isin(newest_ids, train_ids) & ~in_test
@@ -149,10 +160,13 @@ def feedback_split(
             confirmations += 1
 
     new = newest.loc[~in_test & ~in_train]  # rule (d): already oldest first
-    holding = math.floor(len(new) * holdout_fraction + 0.5)
-    holdout = new.iloc[len(new) - holding :]
-    joining = pd.concat([newest.loc[in_train], new.iloc[: len(new) - holding]])
+    trusted_new = new.loc[new[TRUSTED].to_numpy(dtype=bool)]
+    holding = math.floor(len(trusted_new) * holdout_fraction + 0.5)
+    holdout = trusted_new.iloc[len(trusted_new) - holding :]
+    new = new.loc[~new.index.isin(holdout.index)]
+    joining = pd.concat([newest.loc[in_train], new])
     joining = joining.sort_values([RECEIVED_AT, VERDICT_ID], kind="stable")
+    lone = np.flatnonzero(~joining[TRUSTED].to_numpy(dtype=bool)) + len(relabelled)
     if len(joining):
         relabelled = pd.concat([relabelled, joining[columns]], ignore_index=True)
     received = ordered[RECEIVED_AT]
@@ -160,6 +174,7 @@ def feedback_split(
         "rows_in": len(feedback),
         "groups": len(newest),
         "superseded": len(feedback) - len(newest),
+        "trust": {**weighed.report, SINGLE_KEY_ROWS: lone.tolist()},
         "in_base_test": int(in_test.sum()),
         "conflicts_overridden": overridden,
         "base_rows_relabelled": rows_relabelled,
@@ -195,7 +210,11 @@ class PipelineSplit:
 
 
 def split_for_training(
-    valid: pd.DataFrame, test_size: float, seed: int, holdout_fraction: float
+    valid: pd.DataFrame,
+    test_size: float,
+    seed: int,
+    holdout_fraction: float,
+    trust: TrustParams | None = None,
 ) -> PipelineSplit:
     """The validated table (base and feedback rows) as the model's train, test and feedback
     holdout: base rows split by feature-vector group, feedback joined by `feedback_split`'s
@@ -203,7 +222,7 @@ def split_for_training(
     which the rules exclude: a failure here is a bug, never a result to train on."""
     base, feedback = base_and_feedback(valid)
     train, test = group_aware_split(featurize(with_target(base)), test_size, seed)
-    joined = feedback_split(train, test, feedback_table(feedback), holdout_fraction)
+    joined = feedback_split(train, test, feedback_table(feedback), holdout_fraction, trust)
     report = split_report(joined.train, test)
     overlaps = holdout_overlaps(joined.train, test, joined.holdout)
     report["feedback"] = {**joined.report, "holdout_overlap": overlaps}

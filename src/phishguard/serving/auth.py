@@ -2,7 +2,7 @@
 
 `PHISHGUARD_AUTH` chooses what is protected:
 - `writes` (the default): the write routes (`WRITE_ROUTES`, today /feedback), for the
-  `analyst` role. Scoring stays open, and costs one set lookup per request;
+  `analyst` role, and /feedback/review (`REVIEW_ROUTES`) for the `reviewer` role. Scoring stays open, and costs one set lookup per request;
 - `all`: every route but the open ones (`OPEN_ROUTES`: health, readiness, metrics, the API
   docs and the /ui page) needs a key; scoring takes a `scorer` or an `analyst` key. A route
   added later is protected until it is declared open;
@@ -55,12 +55,14 @@ USE_RECORD_SECONDS = 60.0
 CACHE_LIMIT = 1024
 
 WRITE_ROUTES = frozenset({"/feedback"})
+REVIEW_ROUTES = frozenset({"/feedback/review"})  # the disputed queue's decisions (issue 27)
 SCORING_ROUTES = frozenset({"/predict", "/explain", "/predict_csv", "/metadata"})
 OPEN_ROUTES = frozenset(
     {"/", "/healthz", "/livez", "/readyz", "/metrics", "/docs", "/docs.json", "/schema.json"}
 )
 OPEN_PREFIXES = ("/ui", "/static_content/")  # the web page; the docs page's files
 ANALYST = ("analyst",)
+REVIEWER = ("reviewer",)
 ANY_ROLE = ("scorer", "analyst")
 
 
@@ -199,6 +201,8 @@ class ApiKeyAuth:
         route = path.rstrip("/") or "/"
         if route in WRITE_ROUTES:
             return ANALYST
+        if route in REVIEW_ROUTES:
+            return REVIEWER
         if self.mode == "writes" or route in OPEN_ROUTES or route.startswith(OPEN_PREFIXES):
             return None
         return ANY_ROLE
@@ -245,7 +249,7 @@ class ApiKeyAuth:
                 f"the API key {entry.name!r} has the role {entry.role!r}; "
                 f"{path} needs {' or '.join(roles)}",
             )
-        if roles is ANALYST and (wait := self.buckets.take(entry.name)):
+        if roles in (ANALYST, REVIEWER) and (wait := self.buckets.take(entry.name)):
             rate = self.buckets.rate
             return _answer(
                 path,
@@ -281,5 +285,6 @@ def check_at_start(environ: Mapping[str, str] = os.environ) -> None:
     corrupt store raises a one-line PhishguardError."""
     mode = auth_mode(environ)
     WriteRate.from_env(environ)
+    WriteRate.verdicts_from_env(environ)
     if mode != "off":
         open_key_store(environ).load()

@@ -107,6 +107,37 @@ class VerdictStatus(BaseModel):
     status: Literal["accepted", "already_present"]
 
 
+ReviewItems = Annotated[
+    list[Any],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "title": "ReviewItem",
+                "description": "A reviewer's decision on a stored (typically disputed) verdict.",
+                "properties": {
+                    "verdict_id": {"type": "string"},
+                    "decision": {"enum": ["approve", "reject"]},
+                },
+                "required": ["verdict_id", "decision"],
+                "additionalProperties": False,
+            },
+            "minItems": 1,
+            "description": "Decisions (at most PHISHGUARD_MAX_ROWS); all recorded, or none.",
+        }
+    ),
+]
+"""The decisions of a `POST /feedback/review` (checked by `phishguard.feedback.intake`)."""
+
+
+class ReviewAnswer(BaseModel):
+    """How many verdicts were approved and rejected."""
+
+    approved: int
+    rejected: int
+
+
 class FeedbackAnswer(BaseModel):
     """`accepted` new verdicts, `already_present` ones; one `verdicts` entry per item, in order."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from phishguard import PhishguardError
 
-ROLES = ("analyst", "scorer")
+ROLES = ("analyst", "scorer", "reviewer")
 PREFIX = "pg_"
 ID_HEX_DIGITS = 12
 SECRET_BYTES = 32
