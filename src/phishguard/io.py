@@ -18,6 +18,9 @@ plain number (`-1` stays `-1`, so files of numbers read back unchanged). Parquet
 from __future__ import annotations
 
 import fcntl
+import glob
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,25 +45,31 @@ _PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 def atomic_path(path: Path) -> Iterator[Path]:
     """A hidden `.part` path beside `path` to write to: renamed onto `path` when the block ends,
     removed if it raises. An OS error names `path`, and a full disk, an exhausted quota or a
-    read-only file system is a `StorageError` that says what to do."""
+    read-only file system is a `StorageError` that says what to do. The part is locked while
+    it is written, so that the run that completes `path` removes the parts of earlier runs
+    killed half-way (`remove_stale_parts`) and never those of a run still writing."""
     ensure_folder(path.parent, path)
     try:
-        part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed at once, renamed below)
+        part = tempfile.NamedTemporaryFile(  # noqa: SIM115 (held open for its lock, renamed below)
             dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
         )
     except OSError as error:
         raise written_error(error, path) from None
-    part.close()
     try:
-        yield Path(part.name)
-        Path(part.name).replace(path)
-    except BaseException as error:
-        Path(part.name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            renamed = written_error(error, path, Path(part.name))
-            if renamed is not error:
-                raise renamed from None
-        raise
+        fcntl.flock(part, fcntl.LOCK_EX)
+        try:
+            yield Path(part.name)
+            Path(part.name).replace(path)
+        except BaseException as error:
+            Path(part.name).unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                renamed = written_error(error, path, Path(part.name))
+                if renamed is not error:
+                    raise renamed from None
+            raise
+    finally:
+        part.close()
+    remove_stale_parts(path.parent, f".{glob.escape(path.name)}.*.part")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -110,6 +119,41 @@ def written_error(error: OSError, path: Path, part: Path | None = None) -> OSErr
     if part is not None and error.filename != str(part):
         return error
     return OSError(error.errno, error.strerror or str(error), str(path))
+
+
+def remove_stale_parts(directory: Path, pattern: str) -> list[Path]:
+    """Remove the `.part` files or folders matching `pattern` in `directory` that no live
+    writer holds locked (those of a run that was killed); the removed ones."""
+    removed = []
+    for part in directory.glob(pattern):
+        try:
+            handle = os.open(part, os.O_RDONLY)
+        except OSError:
+            continue  # removed meanwhile
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # still being written
+        else:
+            if part.is_dir():
+                shutil.rmtree(part, ignore_errors=True)
+            else:
+                part.unlink(missing_ok=True)
+            removed.append(part)
+        finally:
+            os.close(handle)
+    return removed
+
+
+@contextmanager
+def locked_folder(path: Path) -> Iterator[None]:
+    """Hold `path` (a folder) locked for the block, as `remove_stale_parts` checks."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_records_round_trip(tmp_path: Path, make_rows):
     assert record(log, rows, "r1") and record(log, rows, "b1", source="batch")
     log.close()
     assert log.written == 8 and log.dropped == {}
-    files = list((tmp_path / "log").iterdir())
+    files = [f for f in (tmp_path / "log").iterdir() if not f.name.startswith(".")]  # no index
     assert len(files) == 1 and files[0].name.startswith("predictions-")
     table = read_log(tmp_path / "log")
     assert list(table.columns) == [
@@ -104,7 +105,7 @@ def test_an_unwritable_directory_warns_once_and_never_raises(tmp_path: Path, mak
 
 
 def test_a_full_queue_drops_the_batch_warns_once_and_counts(tmp_path: Path, make_rows, caplog):
-    log = PredictionLog(tmp_path, max_pending_rows=10)
+    log = PredictionLog(tmp_path, max_pending_rows=10, sync=False)  # a background writer
     release = threading.Event()
     write = log._write
 
@@ -172,7 +173,7 @@ def test_reading_skips_a_cut_off_last_line(tmp_path: Path, make_rows, caplog):
     log = PredictionLog(tmp_path)
     record(log, make_rows(2), "r")
     log.close()
-    path = next(tmp_path.iterdir())
+    path = next(tmp_path.glob("predictions-*"))
     path.write_text(path.read_text() + '{"time": "2026-')
     with caplog.at_level(logging.WARNING):
         assert len(read_log(tmp_path)) == 2
@@ -200,7 +201,7 @@ def test_the_parquet_log_holds_what_the_jsonl_log_holds(tmp_path: Path, make_row
         log.record(rows.iloc[:2], np.array([0.25, 0.75], np.float32), 0.5, source="api",
                    request_id='q"1', caller="alice", **MODEL)  # fmt: skip
         log.close()
-        assert [p.suffix for p in (tmp_path / kind).iterdir()] == [f".{kind}"]
+        assert [p.suffix for p in (tmp_path / kind).glob("predictions-*")] == [f".{kind}"]
         tables[kind] = read_log(tmp_path / kind)
     jsonl, parquet = tables["jsonl"], tables["parquet"]
     assert list(parquet.columns) == list(jsonl.columns)
@@ -231,7 +232,7 @@ def test_a_parquet_log_appears_only_when_closed(tmp_path: Path, make_rows):
     log.close()
     record(later, make_rows(2), "a")
     later.close()
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".jsonl", ".parquet"]
+    assert sorted(p.suffix for p in tmp_path.glob("[!.]*")) == [".jsonl", ".parquet"]
     assert read_log(tmp_path)["request_id"].tolist() == ["b"] * 3 + ["a"] * 2
     with pytest.raises(ValueError, match="format must be one of jsonl, parquet"):
         PredictionLog(tmp_path, format="csv")  # type: ignore[arg-type]
@@ -261,7 +262,7 @@ def test_looking_up_predictions_reads_only_what_it_needs(tmp_path: Path, make_ro
     older, newer = make_rows(4, seed=5), make_rows(4, seed=6)
     broken = tmp_path / "predictions-20260101-h-1-aaaaaa.parquet"
     broken.write_bytes(b"PAR1 not really")
-    os.utime(broken, (1, 1))
+    os.utime(broken, (time.time() - 3600,) * 2)  # the oldest, yet within the retention
     batch = PredictionLog(tmp_path, format="parquet")
     record(batch, older, "b", source="batch")
     batch.close()

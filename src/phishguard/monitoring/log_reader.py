@@ -9,6 +9,7 @@ import json
 import logging
 import mmap
 import os
+import sqlite3
 from collections.abc import Collection
 from pathlib import Path
 
@@ -20,75 +21,121 @@ import pyarrow.parquet as pq
 from phishguard import DataSourceError
 from phishguard.contract.schema import FEATURES
 from phishguard.data.sources import is_url, read_table
+from phishguard.monitoring.log_files import log_files
+from phishguard.monitoring.log_index import READER_BUSY_MS, LogIndex
 from phishguard.monitoring.log_records import FILE_PATTERNS
 
 log = logging.getLogger(__name__)
+
+
+DAMAGED = "damaged_lines"
+"""`read_log(...).attrs[DAMAGED]`: the lines of the log files skipped as damaged."""
 
 
 def read_log(source: str | Path) -> pd.DataFrame:
     """A prediction-log directory (every log file below it, JSONL and Parquet, in time order) or
     any records file the pipeline reads, as one DataFrame.
 
-    A log file's last line without its newline (a writer killed mid-line) is skipped with a
-    warning; any other malformed line is an error naming the file.
+    A damaged line (not a JSON object: cut off by a writer stopped mid-line, glued to a
+    fragment, not UTF-8) or an unreadable Parquet file is skipped with one warning per file
+    and counted in `attrs[DAMAGED]`; the rest of the log is read.
     """
     path = Path(source)
     if not path.is_dir():
         if not is_url(str(source)) and not path.exists():
             raise DataSourceError(f"{path}: no such file or directory")
         return read_table(source)
-    files = sorted(_log_files(path))
+    files = sorted(log_files(path))
     if not files:
         raise DataSourceError(
             f"{path}: no prediction-log files ({' or '.join(FILE_PATTERNS)}) in it"
         )
-    frames = [frame for frame in map(_read_log_file, files) if not frame.empty]
+    damaged = 0
+    frames = []
+    for file in files:
+        frame, bad = _read_log_file(file)
+        damaged += bad
+        if not frame.empty:
+            frames.append(frame)
     if not frames:
-        raise DataSourceError(f"{path}: the prediction-log files hold no records")
+        skipped = f" ({damaged} damaged lines skipped)" if damaged else ""
+        raise DataSourceError(f"{path}: the prediction-log files hold no records{skipped}")
     table = pd.concat(frames, ignore_index=True)
     order = np.argsort(pd.to_datetime(table["time"], utc=True).to_numpy(), kind="stable")
-    return table.iloc[order].reset_index(drop=True)
+    table = table.iloc[order].reset_index(drop=True)
+    table.attrs[DAMAGED] = damaged
+    return table
 
 
-def _log_files(directory: Path) -> list[Path]:
-    """Every prediction-log file below `directory`, of either format."""
-    return [file for pattern in FILE_PATTERNS for file in directory.rglob(pattern)]
-
-
-def _read_log_file(path: Path) -> pd.DataFrame:
+def _read_log_file(path: Path) -> tuple[pd.DataFrame, int]:
+    """A log file's records and how many of its lines (or files) were damaged."""
     if path.suffix == ".parquet":
         try:
             table = pq.read_table(path).to_pandas()
         except (pa.ArrowException, OSError) as error:
-            raise DataSourceError(f"{path}: not a prediction-log file ({error})") from None
+            log.warning("%s: not a readable Parquet log file (%s); skipped", path, error)
+            return pd.DataFrame(), 1
         if table["caller"].isna().all():  # as a JSONL file without callers reads
             table = table.drop(columns=["caller"])
-        return table
-    complete, _, partial = path.read_text(encoding="utf-8").rpartition("\n")
-    if partial.strip():
-        log.warning("%s: its last line is incomplete (a writer stopped mid-line); skipped", path)
+        return table, 0
+    complete, _, partial = path.read_bytes().rpartition(b"\n")
+    damaged = int(bool(partial.strip()))
     if not complete.strip():
-        return pd.DataFrame()
-    try:
-        return pd.read_json(io.StringIO(complete), lines=True, dtype=False, convert_dates=False)
-    except ValueError as error:
-        raise DataSourceError(f"{path}: not a prediction-log file ({error})") from None
+        frame = pd.DataFrame()
+    else:
+        try:  # the fast path: the whole file at once
+            text = complete.decode("utf-8")
+            frame = pd.read_json(io.StringIO(text), lines=True, dtype=False, convert_dates=False)
+        except ValueError:  # UnicodeDecodeError included: line by line, skipping the bad
+            records, bad = _json_lines(complete)
+            damaged += bad
+            frame = pd.DataFrame.from_records(records)
+    if damaged:
+        log.warning(
+            "%s: %d damaged line(s) skipped (incomplete, cut by a failed write, or not JSON)",
+            path,
+            damaged,
+        )
+    return frame, damaged
+
+
+def _json_lines(data: bytes) -> tuple[list[dict], int]:
+    """The JSON objects of `data`'s lines, and how many non-blank lines were not one."""
+    records, bad = [], 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
 
 
 def logged_features(directory: Path, ids: Collection[str]) -> dict[str, np.ndarray]:
-    """The 30 features (int8) of each logged prediction among `ids`, found without loading the
-    log: files newest first, stopping once every id is found. A JSONL file is searched as bytes
-    for the id's `"prediction_id":"…"` text and only a matching line is parsed; a Parquet file
-    is read for the matching rows only (its row groups' statistics skip the others). A file
-    that cannot be read is skipped with a warning. An id not in the log is absent."""
-    remaining = set(ids)
+    """The 30 features (int8) of each logged prediction among `ids`, found without reading
+    the log: JSONL files through their index (`monitoring.log_index`: a few reads per id,
+    whatever the size of the log), plus the ends of files the index does not cover yet;
+    Parquet files (batch runs) by their row groups' statistics, newest first. A JSONL file
+    written before the index existed is indexed the first time it is searched. Each hit is
+    checked against the record itself. A file that cannot be read is skipped with a
+    warning. An id not in the log is absent."""
     found: dict[str, np.ndarray] = {}
-    for path in _newest_first(directory):
+    files = log_files(directory)
+    jsonl = {str(path.relative_to(directory)): path for path in files if path.suffix == ".jsonl"}
+    if jsonl:
+        found.update(_indexed_hits(directory, jsonl, set(ids)))
+    remaining = set(ids) - found.keys()
+    for path in _newest_first([path for path in files if path.suffix == ".parquet"]):
         if not remaining:
             break
         try:
-            search = _parquet_hits if path.suffix == ".parquet" else _jsonl_hits
-            hits = search(path, remaining)
+            hits = _parquet_hits(path, remaining)
         except (OSError, ValueError, pa.ArrowException) as error:
             log.warning("%s: skipped while looking up predictions (%s)", path, error)
             continue
@@ -97,32 +144,131 @@ def logged_features(directory: Path, ids: Collection[str]) -> dict[str, np.ndarr
     return found
 
 
-def _newest_first(directory: Path) -> list[Path]:
+def _indexed_hits(directory: Path, files: dict[str, Path], ids: set[str]) -> dict[str, np.ndarray]:
+    wanted: dict[tuple[str, int], str] = {}
+    for pid in ids:
+        request_id, dash, number = pid.rpartition("-")
+        if dash and number.isdigit() and len(number) < 19:
+            wanted[(request_id, int(number))] = pid
+    try:
+        index = LogIndex(directory, READER_BUSY_MS)
+    except (sqlite3.Error, OSError) as error:  # e.g. a read-only copy of the log: search it
+        log.warning("%s: no index (%s); searching the log files", directory, error)
+        return _scanned_hits(files, ids, {})
+    try:
+        covered = index.covered()
+        for name, path in files.items():
+            if name not in covered:  # written before the index: index it once
+                with contextlib.suppress(OSError, sqlite3.Error):
+                    index.index_file(name, path.read_bytes())
+        covered = index.covered()
+        located = index.locate(wanted)
+    except sqlite3.Error as error:
+        log.warning("%s: the index is unusable (%s); searching the log files", directory, error)
+        return _scanned_hits(files, ids, {})
+    finally:
+        index.close()
+    hits = _batch_hits(files, located, wanted)
+    missing = ids - hits.keys()
+    if missing:  # batches written since the index was last brought up to date
+        hits.update(_scanned_hits(files, missing, covered))
+    return hits
+
+
+def _batch_hits(
+    files: dict[str, Path],
+    located: dict[tuple[str, int], tuple[str, int, int]],
+    wanted: dict[tuple[str, int], str],
+) -> dict[str, np.ndarray]:
+    """Read each located batch's lines and keep the records whose prediction id is wanted."""
+    by_batch: dict[tuple[str, int, int], set[str]] = {}
+    for key, place in located.items():
+        by_batch.setdefault(place, set()).add(wanted[key])
+    hits: dict[str, np.ndarray] = {}
+    with contextlib.ExitStack() as stack:
+        handles: dict[str, io.BufferedReader] = {}
+        for (name, offset, rows), pids in sorted(by_batch.items()):
+            if name not in files:
+                continue  # deleted by retention since
+            try:
+                if name not in handles:
+                    handles[name] = stack.enter_context(files[name].open("rb"))
+                handle = handles[name]
+                handle.seek(offset)
+                for _ in range(rows):
+                    line = handle.readline()
+                    if not line.endswith(b"\n"):
+                        break
+                    for pid in [p for p in pids if _needle(p) in line]:
+                        if (features := _record_features(line, pid)) is not None:
+                            hits[pid] = features
+                            pids.discard(pid)
+                    if not pids:
+                        break
+            except OSError as error:
+                log.warning("%s: skipped while looking up predictions (%s)", files[name], error)
+    return hits
+
+
+def _needle(pid: str) -> bytes:
+    return b'"prediction_id":' + json.dumps(pid).encode()
+
+
+def _record_features(line: bytes, pid: str) -> np.ndarray | None:
+    """The features of a log line if it is the record of `pid` (else None)."""
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+        record = json.loads(line)
+        if record.get("prediction_id") == pid:
+            return np.array([record[n] for n in FEATURES], np.int8)
+    return None
+
+
+def _newest_first(paths: list[Path]) -> list[Path]:
     stamped = []
-    for path in _log_files(directory):
+    for path in paths:
         with contextlib.suppress(OSError):  # rotated away meanwhile
             stamped.append((path.stat().st_mtime_ns, str(path), path))
     return [path for *_, path in sorted(stamped, reverse=True)]
 
 
-def _jsonl_hits(path: Path, ids: set[str]) -> dict[str, np.ndarray]:
+def _scanned_hits(
+    files: dict[str, Path], ids: set[str], covered: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """Search the bytes of each file from where the index stops covering it (all of a file
+    without an index), newest first."""
+    hits: dict[str, np.ndarray] = {}
+    remaining = set(ids)
+    by_path = {path: name for name, path in files.items()}
+    for path in _newest_first(list(files.values())):
+        if not remaining:
+            break
+        try:
+            found = _jsonl_hits(path, remaining, covered.get(by_path[path], 0))
+        except (OSError, ValueError) as error:
+            log.warning("%s: skipped while looking up predictions (%s)", path, error)
+            continue
+        hits.update(found)
+        remaining.difference_update(found)
+    return hits
+
+
+def _jsonl_hits(path: Path, ids: set[str], start: int = 0) -> dict[str, np.ndarray]:
     hits: dict[str, np.ndarray] = {}
     with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
+        if os.fstat(handle.fileno()).st_size <= start:
             return hits
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
             for wanted in ids:
-                needle = b'"prediction_id":' + json.dumps(wanted).encode()
-                at = data.find(needle)
+                needle = _needle(wanted)
+                at = data.find(needle, start)
                 while at >= 0:
                     end = data.find(b"\n", at)
                     if end < 0:  # the last line, still being written
                         break
-                    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-                        record = json.loads(data[data.rfind(b"\n", 0, at) + 1 : end])
-                        if record.get("prediction_id") == wanted:
-                            hits[wanted] = np.array([record[n] for n in FEATURES], np.int8)
-                            break
+                    line = data[data.rfind(b"\n", 0, at) + 1 : end]
+                    if (features := _record_features(line, wanted)) is not None:
+                        hits[wanted] = features
+                        break
                     at = data.find(needle, end)
     return hits
 

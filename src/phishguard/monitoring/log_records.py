@@ -120,8 +120,10 @@ def records_table(batches: list[LoggedBatch]) -> pa.Table:
     return pa.table(columns, schema=PARQUET_SCHEMA)
 
 
-def records_jsonl(batches: list[LoggedBatch]) -> memoryview:
-    """The JSONL bytes of the batches' records, one object per scored row.
+def records_jsonl(batches: list[LoggedBatch]) -> tuple[memoryview, np.ndarray]:
+    """The JSONL bytes of the batches' records, one object per scored row, and the byte
+    offset at which each record ends (int64; so a writer knows where each batch starts and
+    which records a write that stopped part-way holds in full).
 
     Built column by column with Arrow, not row by row: each row is the element-wise join of a
     few byte columns (the per-batch text, the prediction index, the features taken from
@@ -171,9 +173,10 @@ def records_jsonl(batches: list[LoggedBatch]) -> memoryview:
     parts.append(per_batch([f"{t}}}\n" for t in tail]))
     joined = pc.binary_join_element_wise(*parts, pa.scalar(b""))
     if not len(joined):
-        return memoryview(b"")
-    end = int(np.frombuffer(joined.buffers()[1], np.int32, 1, 4 * len(joined))[0])
-    return memoryview(joined.buffers()[2])[:end]
+        return memoryview(b""), np.zeros(0, np.int64)
+    offsets = np.frombuffer(joined.buffers()[1], np.int32, len(joined) + 1, 4 * joined.offset)
+    start, end = int(offsets[0]), int(offsets[-1])
+    return memoryview(joined.buffers()[2])[start:end], offsets[1:].astype(np.int64) - start
 
 
 _GROUP = 6

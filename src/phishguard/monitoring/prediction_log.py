@@ -1,27 +1,30 @@
-"""The prediction log: every scored record, appended to files by a background thread.
+"""The prediction log: every scored record, appended to files (`PredictionLog.record`).
 
-The service and the batch CLI call `PredictionLog.record` once per scored batch; it only puts
-the batch on a bounded queue, so logging never slows a request by more than a copy and never
-raises. A writer thread appends the records to one file per process and period
+The service and the batch CLI call `PredictionLog.record` once per scored batch; it never
+raises. Each process appends to files of its own and period
 (`predictions-<UTC period>-<host>-<pid>-<token>.<jsonl|parquet>`), so several workers, or
 several machines sharing the directory, never write to the same file. A full queue or an
-unwritable directory drops the batch: one warning per cause, and a counter (`dropped`) for
-/metrics.
+unwritable directory drops the batch: one warning per cause, and a counter (`dropped`, also
+pushed to `on_drop` at once, for /metrics).
 
-Two formats, the same columns. The service writes JSONL: one JSON object per line, readable
-line by line as soon as it is written (a verdict can name a prediction made a second ago). A
-batch run (`phishguard predict`) writes Parquet: a row group per write into a hidden `.part`
-file, renamed into place when the run closes the log; about 20 bytes a row instead of ~830,
-which on this machine's disk cuts the log's cost from about half the model's to a fifth.
+Two formats, the same columns. The service writes JSONL, synchronously (`sync=True`): when
+`record` returns, the batch's lines have been handed to the operating system (`write`
+returned), so a response sent after it survives a crash of the process (kill -9). The writes
+of concurrent callers are grouped: the first caller to take the write lock writes every batch
+queued by then (group commit), and the others find theirs written. The files are fsynced every
+`FSYNC_SECONDS` from a background thread, so a machine crash (power loss) loses at most the
+records of the last `FSYNC_SECONDS` plus the disk's own cache. The JSONL files are indexed
+(`monitoring.log_index`) for `POST /feedback`; their writes end on whole records even on a
+full disk (`monitoring.log_files`); retention and a size cap delete whole old segments.
 
-The records are flat, so any records reader sees the 30 features as columns: time (UTC, ISO
-8601), request_id, prediction_id (`<request_id>-<index>`: the index in the request, or the
-batch CLI's input row; what `POST /feedback` takes to refer to a prediction), source
-(api|csv|batch), model_version, model_sha256, the 30 features, probability, decision (the
-class name at the threshold) and threshold; and `caller` (the API key's name) when the
-service knows who called.
+A batch run (`phishguard predict`) writes Parquet in the background (`sync=False`): a row
+group per write into a hidden `.part` file, renamed into place when the run closes the log.
 
-The records are formatted in `monitoring.log_records` and read back by `monitoring.log_reader`.
+The records are flat: time (UTC, ISO 8601), request_id, prediction_id (`<request_id>-<index>`:
+the index in the request, or the batch CLI's input row; what `POST /feedback` takes), source
+(api|csv|batch), model_version, model_sha256, the 30 features, probability, decision and
+threshold; and `caller` (the API key's name) when the service knows who called. They are
+formatted in `monitoring.log_records` and read back by `monitoring.log_reader`.
 """
 
 from __future__ import annotations
@@ -32,28 +35,30 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from phishguard import paths
 from phishguard.contract.schema import FEATURES
-from phishguard.monitoring.log_records import (
-    FORMATS,
-    PARQUET_SCHEMA,
-    LoggedBatch,
-    records_jsonl,
-    records_table,
+from phishguard.io import remove_stale_parts
+from phishguard.monitoring.log_files import (
+    JsonlSegment,
+    ParquetPart,
+    Retention,
+    enforce_retention,
 )
+from phishguard.monitoring.log_index import WRITER_BUSY_MS, Entry, LogIndex
+from phishguard.monitoring.log_records import FORMATS, LoggedBatch, records_jsonl, records_table
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,10 @@ DISABLED = "off"
 SOURCES = ("api", "csv", "batch")
 PERIOD_FORMATS = {"day": "%Y%m%d", "hour": "%Y%m%dT%H"}
 FLUSH_SECONDS = 0.5
-"""How long the writer gathers queued records before one write (close() writes at once)."""
+"""How long the background writer (`sync=False`) gathers queued records before one write."""
+FSYNC_SECONDS = 1.0
+"""How often the written files are fsynced (and retention checked every `RETENTION_SECONDS`)."""
+RETENTION_SECONDS = 60.0
 
 Source = Literal["api", "csv", "batch"]
 Period = Literal["day", "hour"]
@@ -70,11 +78,12 @@ Format = Literal["jsonl", "parquet"]
 
 
 class PredictionLog:
-    """Append scored records to `directory` from a background thread (`None`: disabled).
+    """Append scored records to `directory` (`None`: disabled).
 
-    `max_pending_rows` bounds the records queued and not yet written; a batch that would
-    exceed it is dropped. `close()` (also run at exit) writes what is queued and stops the
-    thread. The thread starts at the first record, in the process that records (so an instance
+    `sync` (default: for JSONL) writes each batch before `record` returns; otherwise a thread
+    writes it within `FLUSH_SECONDS`. `max_pending_rows` bounds the records queued and not yet
+    written; a batch that would exceed it is dropped. `close()` (also run at exit) writes what
+    is queued. Threads start at the first record, in the process that records (so an instance
     made before a fork still writes from each worker, to that worker's own file).
     """
 
@@ -85,6 +94,8 @@ class PredictionLog:
         max_pending_rows: int = 100_000,
         period: Period = "day",
         format: Format = "jsonl",
+        sync: bool | None = None,
+        retention: Retention | None = None,
     ) -> None:
         if period not in PERIOD_FORMATS:
             raise ValueError(f"period must be one of {', '.join(PERIOD_FORMATS)}, got {period!r}")
@@ -92,24 +103,32 @@ class PredictionLog:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
         self.directory = directory
         self.format = format
+        self.sync = format == "jsonl" if sync is None else sync
         self.max_pending_rows = max_pending_rows
         self.period = period
-        self._lock = threading.Condition()
-        self._flushed = threading.Condition(self._lock)  # flush() waits here, not the writer
-        self._queue: deque[LoggedBatch] = deque()
-        self._pending_rows = 0
+        self.retention = Retention() if retention is None else retention
+        self.on_drop: Callable[[dict[str, int]], None] | None = None
         self._dropped: Counter[str] = Counter()
         self._written = 0
         self._closed = False
-        self._flush_now = False
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._token = secrets.token_hex(3)
-        self._handle: IO[bytes] | _ParquetPart | None = None
-        self._handle_path: Path | None = None
+        self._reset()
         if directory is not None:
             atexit.register(self.close)
             os.register_at_fork(after_in_child=self._reset_after_fork)
+
+    def _reset(self) -> None:
+        self._lock = threading.Condition()
+        self._flushed = threading.Condition(self._lock)  # flush() waits here, not the writer
+        self._write_lock = threading.Lock()  # one writer at a time: the group's leader
+        self._queue: deque[LoggedBatch] = deque()
+        self._pending_rows = self._queued = self._taken = 0
+        self._flush_now = False
+        self._thread: threading.Thread | None = None
+        self._pid, self._token = os.getpid(), secrets.token_hex(3)
+        self._handle: JsonlSegment | ParquetPart | None = None
+        self._handle_path: Path | None = None
+        self._index: LogIndex | None = None
+        self._next_retention = 0.0
 
     @classmethod
     def from_env(
@@ -119,8 +138,10 @@ class PredictionLog:
         **options: object,
     ) -> PredictionLog:
         """The log named by $PHISHGUARD_PREDICTION_LOG (a directory; `off` disables it),
-        else `default`."""
-        value = (os.environ if environ is None else environ).get(LOG_ENV, "").strip()
+        else `default`, kept as $PHISHGUARD_PREDICTION_LOG_RETENTION_DAYS and _MAX_BYTES say."""
+        environ = os.environ if environ is None else environ
+        value = environ.get(LOG_ENV, "").strip()
+        options.setdefault("retention", Retention.from_env(environ))  # type: ignore[arg-type]
         if value.lower() == DISABLED:
             return cls(None, **options)  # type: ignore[arg-type]
         return cls(Path(value) if value else default, **options)  # type: ignore[arg-type]
@@ -154,10 +175,10 @@ class PredictionLog:
         indexes: np.ndarray | None = None,
         caller: str | None = None,
     ) -> bool:
-        """Queue one scored batch (the 30 features in canonical order, one probability per row).
+        """Log one scored batch (the 30 features in canonical order, one probability per row).
         Row i is prediction `<request_id>-<indexes[i]>` (default: `<request_id>-<i>`), scored
-        for `caller` (an API key's name) if given. True when queued; False when disabled or
-        dropped. Never raises on a logging problem."""
+        for `caller` (an API key's name) if given. True when written (`sync`) or queued; False
+        when disabled or dropped. Never raises on a logging problem."""
         if self.directory is None:
             return False
         if source not in SOURCES:
@@ -178,7 +199,7 @@ class PredictionLog:
         )
         rows = len(batch.probabilities)
         with self._lock:
-            self._start_writer_if_needed()
+            self._start_threads_if_needed()
             if self._closed:
                 cause = "closed"
             elif self._pending_rows + rows > self.max_pending_rows:
@@ -186,18 +207,25 @@ class PredictionLog:
             else:
                 self._queue.append(batch)
                 self._pending_rows += rows
-                # Wake the writer for the first batch of a flush and when the queue fills up;
-                # it gathers the rest itself (a wake-up per request would cost a context
-                # switch per request).
-                if len(self._queue) == 1 or self._pending_rows >= self.max_pending_rows // 2:
+                self._queued += 1
+                ticket = self._queued
+                # Wake the background writer for the first batch of a flush and when the
+                # queue fills up; it gathers the rest itself.
+                if not self.sync and (
+                    len(self._queue) == 1 or self._pending_rows >= self.max_pending_rows // 2
+                ):
                     self._lock.notify()
-                return True
-        self._drop(cause, rows, f"{self.max_pending_rows} records already waiting")
-        return False
+                cause = ""
+        if cause:
+            self._drop(cause, rows, f"{self.max_pending_rows} records already waiting")
+            return False
+        if self.sync:
+            self._write_queued(until=ticket)
+        return True
 
     def flush(self, timeout_s: float = 5.0) -> None:
-        """Write what is queued now, waiting up to `timeout_s` (for a reader that needs this
-        process's latest records: `POST /feedback` naming a prediction just made)."""
+        """Write what is queued now, waiting up to `timeout_s` (a reader that needs this
+        process's latest records; with `sync` they are written already)."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
             if self._thread is None or not self._pending_rows:
@@ -208,33 +236,35 @@ class PredictionLog:
                 self._flushed.wait(remaining)
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Write what is queued, then stop the writer thread. Idempotent."""
+        """Write what is queued, then stop the threads. Idempotent."""
         with self._lock:
             self._closed = True
-            self._lock.notify()
+            self._lock.notify_all()
             thread = self._thread
         if thread is not None and thread.ident is not None:
             thread.join(timeout_s)
-        self._close_handle()
+        self._write_queued()
+        with self._write_lock:
+            self._close_handle()
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+        if self.format == "parquet" and self.directory is not None and self._written:
+            remove_stale_parts(self.directory, ".predictions-*.parquet.part")
 
     def _reset_after_fork(self) -> None:
-        """In a forked child: the parent's thread, queue, file and lock (which the parent's
+        """In a forked child: the parent's threads, queue, file and locks (which the parent's
         writer may have held at the fork) are not ours; start afresh, with our own file."""
-        self._lock = threading.Condition()
-        self._flushed = threading.Condition(self._lock)
-        self._queue = deque()
-        self._pending_rows, self._thread, self._flush_now = 0, None, False
-        if isinstance(self._handle, _ParquetPart):
+        if isinstance(self._handle, ParquetPart):
             self._handle.abandon()  # the parent's open file: never finish it from here
-        self._handle, self._handle_path = None, None
-        self._pid, self._token = os.getpid(), secrets.token_hex(3)
+        self._reset()
 
-    def _start_writer_if_needed(self) -> None:
-        """Called with the lock held."""
+    def _start_threads_if_needed(self) -> None:
+        """Called with the lock held: the background writer (`sync=False`) or the fsync and
+        retention thread (`sync=True`)."""
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(
-                target=self._write_forever, name="prediction-log", daemon=True
-            )
+            target = self._sync_forever if self.sync else self._write_forever
+            self._thread = threading.Thread(target=target, name="prediction-log", daemon=True)
             self._thread.start()
 
     def _write_forever(self) -> None:
@@ -242,8 +272,7 @@ class PredictionLog:
             with self._lock:
                 while not self._queue and not self._closed:
                     self._lock.wait()
-                # Gather for up to FLUSH_SECONDS: one write (one JSON text) for many requests,
-                # not one per request, which on a busy worker cost as much as scoring.
+                # Gather for up to FLUSH_SECONDS: one write for many batches.
                 deadline = time.monotonic() + FLUSH_SECONDS
                 while (
                     not self._closed
@@ -254,18 +283,43 @@ class PredictionLog:
                     if remaining <= 0:
                         break
                     self._lock.wait(remaining)
-                if not self._queue:
+                if not self._queue and self._closed:
+                    return
+                self._flush_now = False
+            self._write_queued()
+
+    def _sync_forever(self) -> None:
+        while True:
+            with self._lock:
+                if not self._closed:
+                    self._lock.wait(FSYNC_SECONDS)
+                if self._closed:
+                    return
+            handle = self._handle
+            if isinstance(handle, JsonlSegment):
+                handle.sync()
+            if time.monotonic() >= self._next_retention:
+                with self._write_lock:
+                    self._enforce_retention()
+
+    def _write_queued(self, until: int | None = None) -> None:
+        """Write every queued batch (as the leader of a group), unless batch number `until`
+        was written meanwhile by another caller's group."""
+        with self._write_lock:
+            with self._lock:
+                if (until is not None and self._taken >= until) or not self._queue:
                     return
                 batches = list(self._queue)
                 self._queue.clear()
-                self._flush_now = False
+                self._taken = self._queued
+            rows = sum(len(b.probabilities) for b in batches)
             try:
                 self._write(batches)
-            except Exception as error:  # the thread must outlive any one bad batch
-                self._drop("write_error", sum(len(b.probabilities) for b in batches), str(error))
+            except Exception as error:  # the log must outlive any one bad batch
+                self._drop("write_error", rows, str(error))
             finally:
                 with self._lock:
-                    self._pending_rows -= sum(len(b.probabilities) for b in batches)
+                    self._pending_rows -= rows
                     self._flushed.notify_all()
 
     def _write(self, batches: list[LoggedBatch]) -> None:
@@ -274,17 +328,57 @@ class PredictionLog:
             by_file.setdefault(self._file_for(batch.time), []).append(batch)
         for path, group in by_file.items():
             rows = sum(len(b.probabilities) for b in group)
-            records = records_table(group) if self.format == "parquet" else records_jsonl(group)
             try:
                 handle = self._open(path)
-                handle.write(records)  # type: ignore[arg-type]
-                handle.flush()
             except OSError as error:
-                self._close_handle()
                 self._drop("write_error", rows, f"{path}: {error.strerror or error}")
                 continue
+            if isinstance(handle, ParquetPart):
+                try:
+                    handle.write(records_table(group))
+                except (OSError, pa.ArrowException) as error:
+                    self._close_handle()
+                    self._drop("write_error", rows, f"{path}: {error}")
+                    continue
+                kept = rows
+            else:
+                kept = self._append(handle, group)
             with self._lock:
-                self._written += rows
+                self._written += kept
+
+    def _append(self, segment: JsonlSegment, group: list[LoggedBatch]) -> int:
+        """Append a group to a JSONL segment and index it; the records kept."""
+        data, row_ends = records_jsonl(group)
+        start = segment.size
+        kept, error = segment.append(data, row_ends)
+        firsts = np.cumsum([0] + [len(b.probabilities) for b in group[:-1]])
+        entries = [
+            Entry(
+                b.request_id,
+                0 if b.indexes is None else int(b.indexes[0]),
+                len(b.probabilities),
+                start + (int(row_ends[first - 1]) if first else 0),
+            )
+            for b, first in zip(group, firsts.tolist(), strict=True)
+            if first < kept
+        ]
+        with contextlib.suppress(sqlite3.Error, OSError):  # the reader covers what is missed
+            self._log_index().add(segment.path.name, entries, segment.size)
+        if error is not None:
+            self._drop("write_error", len(row_ends) - kept, f"{segment.path}: {error.strerror}")
+            if segment.broken:
+                self._close_handle()
+                self._token = secrets.token_hex(3)
+        if segment.size >= self.retention.segment_bytes:
+            self._close_handle()
+            self._token = secrets.token_hex(3)  # the next write starts a new segment
+        return kept
+
+    def _log_index(self) -> LogIndex:
+        if self._index is None:
+            assert self.directory is not None
+            self._index = LogIndex(self.directory, WRITER_BUSY_MS)
+        return self._index
 
     def _file_for(self, time: datetime) -> Path:
         assert self.directory is not None
@@ -293,16 +387,31 @@ class PredictionLog:
         name = f"predictions-{stamp}-{host}-{self._pid}-{self._token}.{self.format}"
         return self.directory / name
 
-    def _open(self, path: Path) -> IO[bytes] | _ParquetPart:
+    def _open(self, path: Path) -> JsonlSegment | ParquetPart:
         if self._handle_path != path or self._handle is None:
             self._close_handle()
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = _ParquetPart(path) if self.format == "parquet" else path.open("ab")
+            self._handle = ParquetPart(path) if self.format == "parquet" else JsonlSegment(path)
             self._handle_path = path
+            self._enforce_retention()
         return self._handle
+
+    def _enforce_retention(self) -> None:
+        """Called with the write lock held: delete the segments past retention or the cap."""
+        self._next_retention = time.monotonic() + RETENTION_SECONDS
+        if self.directory is None or not self.directory.is_dir():
+            return
+        keep = {self._handle_path} if self._handle_path else set()
+        deleted = enforce_retention(self.directory, self.retention, keep)  # type: ignore[arg-type]
+        if deleted and self.format == "jsonl":
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self._log_index().forget(str(p.relative_to(self.directory)) for p in deleted)
+            log.info("prediction log: deleted %d old segment(s) (retention/size cap)", len(deleted))
 
     def _close_handle(self) -> None:
         if self._handle is not None:
+            if isinstance(self._handle, JsonlSegment):
+                self._handle.sync()
             with contextlib.suppress(OSError, pa.ArrowException):
                 self._handle.close()
         self._handle, self._handle_path = None, None
@@ -311,6 +420,10 @@ class PredictionLog:
         with self._lock:
             first = self._dropped[cause] == 0
             self._dropped[cause] += rows
+            counts = dict(self._dropped)
+        if self.on_drop is not None:
+            with contextlib.suppress(Exception):
+                self.on_drop(counts)
         if first:  # one warning per cause; the counter keeps the total
             log.warning(
                 "prediction log (%s): %s; records are being dropped (%s)",
@@ -318,36 +431,3 @@ class PredictionLog:
                 cause.replace("_", " "),
                 detail,
             )
-
-
-class _ParquetPart:
-    """A Parquet log file being written: row groups go to a hidden `.part` file, renamed to
-    its name when closed, so a reader never meets a file without its footer (a run that dies
-    leaves only the hidden part, which `read_log` does not read)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.part = path.with_name(f".{path.name}.part")
-        self.file = self.part.open("wb")
-        self.writer = pq.ParquetWriter(self.file, PARQUET_SCHEMA)
-
-    def abandon(self) -> None:
-        """In a forked child: point this process's copy of the file descriptor at /dev/null,
-        so that nothing the child does with the inherited writer (its footer, written when the
-        object is freed or the child exits) lands in the parent's file."""
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, self.file.fileno())
-        finally:
-            os.close(null)
-
-    def write(self, table: pa.Table) -> None:
-        self.writer.write_table(table)
-
-    def flush(self) -> None:
-        """Nothing: a Parquet file is readable once closed."""
-
-    def close(self) -> None:
-        self.writer.close()
-        self.file.close()
-        self.part.replace(self.path)

@@ -18,6 +18,7 @@ not the model. Local output is written to a hidden folder renamed into place at 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
@@ -26,7 +27,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from phishguard.contract.problems import SchemaError
 from phishguard.contract.schema import FEATURES
 from phishguard.dask_cluster import LOCAL, SCHEDULER_VARIABLE, connect, local_cluster
 from phishguard.data.validate import REASON, ROW
-from phishguard.io import ensure_folder
+from phishguard.io import ensure_folder, locked_folder, remove_stale_parts
 from phishguard.modeling import bundle
 from phishguard.serving.batch import BatchSummary, score_chunks, scores_schema
 from phishguard.serving.partitions import (
@@ -188,13 +189,17 @@ def _output_folders(out: str, rejects: str, options: dict[str, Any]) -> Iterator
             raise PhishguardError(f"{target}: exists and is not a folder of part-*.parquet files")
     staging = [t.with_name(f".{t.name}.{uuid.uuid4().hex[:8]}.part") for t in targets]
     try:
-        for folder, target in zip(staging, targets, strict=True):
-            ensure_folder(folder, target)  # a parent that is a file, a full disk: one line
-        yield str(staging[0]), str(staging[1])
-        for folder, target in zip(staging, targets, strict=True):
-            if target.exists():
-                shutil.rmtree(target)
-            folder.rename(target)
+        with ExitStack() as locks:
+            for folder, target in zip(staging, targets, strict=True):
+                ensure_folder(folder, target)  # a parent that is a file, a full disk: one line
+                locks.enter_context(locked_folder(folder))  # not stale while we write it
+            yield str(staging[0]), str(staging[1])
+            for folder, target in zip(staging, targets, strict=True):
+                if target.exists():
+                    shutil.rmtree(target)
+                folder.rename(target)
+        for target in targets:  # what a run killed half-way left behind
+            remove_stale_parts(target.parent, f".{glob.escape(target.name)}.*.part")
     finally:
         for folder in staging:
             shutil.rmtree(folder, ignore_errors=True)
