@@ -204,6 +204,7 @@ class Phishguard:
         # live metrics of /metrics; neither can fail or hold up a request.
         self.prediction_log = PredictionLog.from_env()
         live = LiveMetrics(scorer.metadata.get("reference_shares"), self._log_dropped)
+        self.prediction_log.on_drop = live.publish_dropped  # current at scrape time
         self.scorer: Scorer = replace(scorer, observers=(self.prediction_log, live))
         if not self.prediction_log.enabled:
             logging.getLogger("bentoml.phishguard").warning(

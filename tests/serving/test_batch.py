@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from phishguard import PhishguardError
 from phishguard.contract.schema import FEATURES
 from phishguard.data.validate import quarantine
+from phishguard.io import atomic_path
 from phishguard.monitoring.log_reader import read_log
 from phishguard.monitoring.prediction_log import PredictionLog
 from phishguard.serving.batch import WaitingLog, predict_file, score_table
@@ -362,3 +363,48 @@ def test_a_batch_run_waits_for_the_prediction_log_instead_of_dropping_rows(
     np.testing.assert_array_equal(
         table["probability"].to_numpy(np.float32), out["phishing_probability"].to_numpy()
     )
+
+
+def test_part_files_of_a_run_killed_by_sigkill_are_removed_by_the_next_run(
+    package_dir: Path, tmp_path: Path
+) -> None:
+    """kill -9 gives no chance to clean up: the hidden `.part` files of the output, the
+    rejects and the Parquet prediction log stay. The next successful run of the same output
+    removes them (they are no longer locked by a live writer)."""
+    source = tmp_path / "big.csv"
+    synthetic_rows(300_000, 41).to_csv(source, index=False)
+    log_dir = tmp_path / "log"
+    env = {**tool_env(REPO), "PHISHGUARD_PREDICTION_LOG": str(log_dir)}
+    command = [
+        "phishguard",
+        "predict",
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--model",
+        str(package_dir),
+    ]
+    process = subprocess.Popen(
+        [*command, str(source), "--chunk-rows", "2000"], cwd=REPO, env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("**/.*.part"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=60)
+    left = sorted(p.name for p in tmp_path.glob("**/.*.part"))
+    assert len(left) == 3, left  # output, rejects, log
+    small = tmp_path / "small.csv"
+    synthetic_rows(20, 42).to_csv(small, index=False)
+    subprocess.run([*command, str(small)], cwd=REPO, env=env, check=True, capture_output=True)
+    assert list(tmp_path.glob("**/.*.part")) == []
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 20
+
+
+def test_a_part_still_being_written_is_never_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    with atomic_path(out) as slow:  # a run still writing
+        slow.write_text("slow")
+        with atomic_path(out) as fast:
+            fast.write_text("fast")
+        assert slow.exists() and out.read_text() == "fast"
+    assert out.read_text() == "slow" and list(tmp_path.glob(".*.part")) == []

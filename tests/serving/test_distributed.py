@@ -17,8 +17,14 @@ from distributed import Client, LocalCluster
 
 from phishguard import DataSourceError, PhishguardError
 from phishguard.contract.problems import SchemaError
+from phishguard.io import locked_folder
 from phishguard.serving.batch import predict_file
-from phishguard.serving.distributed import dask_client, predict_command, predict_distributed
+from phishguard.serving.distributed import (
+    _output_folders,
+    dask_client,
+    predict_command,
+    predict_distributed,
+)
 from tests.support import free_port, synthetic_rows
 from tests.support.dask_cluster import run_predict, tcp_cluster
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
@@ -335,3 +341,19 @@ def test_killing_a_worker_mid_job_changes_nothing(package_dir, tmp_path) -> None
         assert (tmp_path / "out" / part.name).read_bytes() == part.read_bytes(), part.name
         rejects = (tmp_path / "out.rej" / part.name).read_bytes()
         assert rejects == (tmp_path / "quiet.rej" / part.name).read_bytes(), part.name
+
+
+def test_a_later_run_removes_the_staging_folders_of_a_killed_one(tmp_path) -> None:
+    """A run killed with SIGKILL leaves its hidden staging folders; the next run that completes
+    the same output removes them, but never one a live run holds."""
+    out, rejects = tmp_path / "out", tmp_path / "out.rejects"
+    stale = tmp_path / ".out.deadbeef.part"
+    stale.mkdir()
+    (stale / "part-00000.parquet").write_bytes(b"half")
+    live = tmp_path / ".out.rejects.cafef00d.part"
+    live.mkdir()
+    with locked_folder(live), _output_folders(str(out), str(rejects), {}) as (at, rejects_at):
+        for folder in (at, rejects_at):
+            pq.write_table(pa.table({"row": [1]}), f"{folder}/part-00000.parquet")
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]

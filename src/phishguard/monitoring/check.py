@@ -21,7 +21,7 @@ from phishguard.config.sections import MonitorParams
 from phishguard.contract.schema import FEATURES
 from phishguard.data.sources import read_table
 from phishguard.monitoring.drift import drift_report, value_shares
-from phishguard.monitoring.log_reader import read_log
+from phishguard.monitoring.log_reader import DAMAGED, read_log
 
 SCORE_COLUMNS = ("probability", "phishing_probability")
 """Where a probability is found: the prediction log's name, then `phishguard predict`'s."""
@@ -39,6 +39,8 @@ def command(
     """Run the drift check of CURRENT against REF (default: the training split) and print it.
     Exit 1 with `fail_on_drift` when drift is found."""
     params = load_section("monitor", MonitorParams)
+    if reference_scores is None and reference is None and paths.REFERENCE_SCORES.exists():
+        reference_scores = str(paths.REFERENCE_SCORES)  # the training split's own scores
     ref_scores = (
         scores(read_table(reference_scores), reference_scores) if reference_scores else None
     )
@@ -59,7 +61,9 @@ def check(
 ) -> dict[str, Any]:
     """The drift report of `current_table` (read from `current`) against the table `reference`
     and, when given, the reference scores."""
+    damaged = int(current_table.attrs.get(DAMAGED, 0))
     current_table = _with_features(current_table, current)
+    current_table, bad_scores = _with_valid_scores(current_table)
     reference_table = _with_features(read_table(reference), reference)
     report = drift_report(
         reference_table,
@@ -69,6 +73,9 @@ def check(
         current_scores=scores(current_table),
         threshold=log_threshold(current_table),
     )
+    report["n_invalid"] += damaged + bad_scores
+    report["n_damaged_lines"] = damaged
+    report["n_invalid_probabilities"] = bad_scores
     if ref_scores is None:
         report["prediction"]["note"] = (
             "not judged: no reference scores (pass --reference-scores FILE, the out-of-fold "
@@ -125,6 +132,17 @@ def _with_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
     return table
 
 
+def _with_valid_scores(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows whose probability is a number in [0, 1] (all rows of a table without one),
+    and how many were left out: a probability of 5.0 is a damaged record, never a score."""
+    names = [c for c in SCORE_COLUMNS if c in table.columns]
+    if not names:
+        return table, 0
+    values = pd.to_numeric(table[names[0]], errors="coerce")
+    valid = values.between(0.0, 1.0).to_numpy()
+    return table.loc[valid].reset_index(drop=True), int((~valid).sum())
+
+
 def scores(table: pd.DataFrame, source: str | None = None) -> np.ndarray | None:
     """The probabilities of a table (column `probability` or `phishing_probability`; a
     one-column file is taken as scores), without missing values; None if it has none.
@@ -139,7 +157,13 @@ def scores(table: pd.DataFrame, source: str | None = None) -> np.ndarray | None:
     values = pd.to_numeric(table[names[0]], errors="coerce").dropna().to_numpy(np.float64)
     if len(values) == 0 and source is not None:
         raise PhishguardError(f"{source}: column {names[0]} holds no numbers")
-    return values
+    outside = int(((values < 0) | (values > 1)).sum())
+    if outside and source is not None:
+        raise PhishguardError(
+            f"{source}: {outside} value(s) of column {names[0]} outside [0, 1]; "
+            "reference scores must be probabilities"
+        )
+    return values[(values >= 0) & (values <= 1)]
 
 
 def log_threshold(table: pd.DataFrame) -> float | None:
@@ -158,7 +182,7 @@ def format_report(report: dict[str, Any]) -> str:
         verdict = f"not judged ({report['note']})"
     lines = [
         f"{verdict}: {report['n_current']} rows against {report['n_reference']} reference rows"
-        + (f" ({report['n_invalid']} invalid rows left out)" if report["n_invalid"] else ""),
+        + (f" ({_invalid_text(report)})" if report["n_invalid"] else ""),
         "",
         f"{'feature':<28} {'drift':<5} {'psi':>7} {'q-value':>9}  shares reference -> current",
     ]
@@ -180,6 +204,20 @@ def format_report(report: dict[str, Any]) -> str:
     )
     lines.append(f"predictions: {_prediction_line(report['prediction'])}")
     return "\n".join(lines)
+
+
+def _invalid_text(report: dict[str, Any]) -> str:
+    """`N invalid rows left out`, and of them the damaged log lines and bad probabilities."""
+    parts = [
+        f"{count} {what}"
+        for count, what in (
+            (report.get("n_damaged_lines", 0), "damaged log lines"),
+            (report.get("n_invalid_probabilities", 0), "probabilities not in [0, 1]"),
+        )
+        if count
+    ]
+    detail = f": {', '.join(parts)}" if parts else ""
+    return f"{report['n_invalid']} invalid rows left out{detail}"
 
 
 def _shares(shares: dict[str, float]) -> str:

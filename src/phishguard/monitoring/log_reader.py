@@ -44,8 +44,11 @@ def read_log(source: str | Path) -> pd.DataFrame:
     if not path.is_dir():
         if not is_url(str(source)) and not path.exists():
             raise DataSourceError(f"{path}: no such file or directory")
-        return read_table(source)
-    files = sorted(log_files(path))
+        if not any(path.match(pattern) for pattern in FILE_PATTERNS):
+            return read_table(source)
+        files = [path]  # one log file: read as the log is, damaged lines skipped
+    else:
+        files = sorted(log_files(path))
     if not files:
         raise DataSourceError(
             f"{path}: no prediction-log files ({' or '.join(FILE_PATTERNS)}) in it"
@@ -242,8 +245,11 @@ def _scanned_hits(
     for path in _newest_first(list(files.values())):
         if not remaining:
             break
+        start = covered.get(by_path[path], 0)
         try:
-            found = _jsonl_hits(path, remaining, covered.get(by_path[path], 0))
+            if path.stat().st_size <= start:
+                continue  # all indexed
+            found = _jsonl_hits(path, remaining, start)
         except (OSError, ValueError) as error:
             log.warning("%s: skipped while looking up predictions (%s)", path, error)
             continue

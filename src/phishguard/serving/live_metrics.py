@@ -145,8 +145,13 @@ class LiveMetrics:
         for feature, value in self.psi().items():
             gauge.labels(feature).set(value)
         if self.dropped is not None:
-            for cause, count in self.dropped().items():
-                self.metrics["dropped"].labels(cause).set(count)
+            self.publish_dropped(self.dropped())
+
+    def publish_dropped(self, counts: Mapping[str, int]) -> None:
+        """Set the prediction log's dropped counts by cause (the log calls this as it drops,
+        so a scrape sees them at once, not only after the next scoring call)."""
+        for cause, count in counts.items():
+            self.metrics["dropped"].labels(cause).set(count)
 
 
 def _one_hot_counts(rows: np.ndarray) -> np.ndarray:
