@@ -7,17 +7,24 @@ MongoDB unreachable or dropping mid-load is tested in tests/test_mongodb.py
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from phishguard.modeling.bundle import CHECKSUM_FILE
 from phishguard.modeling.bundle import MANIFEST_FILE as PACKAGE_FILE
+from phishguard.monitoring.log_reader import logged_features
 from phishguard.provenance import file_sha256, read_json, write_json
 from tests.support import clone_project, free_port, run_tool
 from tests.support.s3 import BUCKET, FAKE_AWS, moto_s3
-from tests.support.service import serve_until_refused
+from tests.support.service import records, serve_package, serve_until_refused
 
 
 def tampered_copy(package_dir: Path, destination: Path, name: str = "model.ubj") -> Path:
@@ -119,3 +126,49 @@ def test_push_to_a_down_endpoint_fails_clearly_then_a_later_push_completes(
         assert "in sync" in cloud
         keys = s3.list_objects_v2(Bucket=BUCKET, Prefix="store/")["KeyCount"]
         assert keys >= 1
+
+
+def _answer_until_stopped(port: int, rows: int, stop_at: float, answered: list[str]) -> None:
+    """POST /predict with `rows` records over one keep-alive connection until `stop_at`,
+    keeping every prediction id of every response received in full."""
+    body = json.dumps({"records": records(rows, seed=rows)}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        while time.monotonic() < stop_at:
+            connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            payload = response.read()
+            if response.status == 200:
+                answered += [r["prediction_id"] for r in json.loads(payload)["results"]]
+    except (OSError, http.client.HTTPException):
+        pass  # the server was killed under us: that response was never answered
+    finally:
+        connection.close()
+
+
+@pytest.mark.e2e
+def test_kill_9_loses_no_answered_prediction(package_dir: Path, tmp_path: Path) -> None:
+    """A real `bentoml serve` answering 8 concurrent clients is killed with SIGKILL (every
+    process of it, no chance to flush) while requests are in flight: every prediction id a
+    client received is in the prediction log (issue 27, item 5)."""
+    port = free_port()
+    server = serve_package(package_dir, tmp_path, port)
+    answered: list[str] = []
+    stop_at = time.monotonic() + 600  # until killed
+    clients = [
+        threading.Thread(target=_answer_until_stopped, args=(port, rows, stop_at, answered))
+        for rows in (1, 1, 1, 1, 5, 5, 20, 100)
+    ]
+    try:
+        for client in clients:
+            client.start()
+        time.sleep(4)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(30)
+    for client in clients:
+        client.join(30)
+    received = set(answered)
+    assert len(received) > 1_000, "too few answers to test anything"
+    logged = logged_features(tmp_path / "predictions", received)
+    assert len(received - logged.keys()) == 0

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ import pytest
 from phishguard import DataSourceError, paths
 from phishguard.cli import main
 from phishguard.contract.schema import FEATURES
+from phishguard.monitoring import log_records
 from phishguard.monitoring.log_reader import logged_features, read_log
+from phishguard.monitoring.log_records import LoggedBatch, records_jsonl
 from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
 from tests.support import REPO, tool_env
 
@@ -364,3 +367,26 @@ def test_an_instance_made_before_a_fork_writes_from_each_process_to_its_own_file
     table = read_log(tmp_path)
     assert sorted(table["request_id"].unique()) == ["child-0", "child-1", "parent-0", "parent-1"]
     assert len(table) == 8
+
+
+def test_small_writes_are_formatted_to_the_same_bytes_as_large_ones(monkeypatch, make_rows):
+    """A few rows are formatted in plain Python (Arrow's fixed cost would dominate), many
+    with Arrow: byte for byte the same text and record ends, escaping and callers included."""
+    features = make_rows(5, seed=3).loc[:, list(FEATURES)].to_numpy(np.int8)
+    batches = [
+        LoggedBatch(datetime.now(UTC), 'q"1', "api", "v1", "s" * 64, features[:3],
+                    np.array([0.1, 0.5, 0.9], np.float32), 0.5),
+        LoggedBatch(datetime.now(UTC), "x", "csv", "v1", "s" * 64, features[3:],
+                    np.array([0.25, 1.0]), 0.4, np.array([5, 9]), "alice"),
+    ]  # fmt: skip
+    small, small_ends = records_jsonl(batches)
+    monkeypatch.setattr(log_records, "SMALL_ROWS", 0)
+    large, large_ends = records_jsonl(batches)
+    assert bytes(small) == bytes(large) and small_ends.tolist() == large_ends.tolist()
+    assert [json.loads(line)["prediction_id"] for line in bytes(small).splitlines()] == [
+        'q"1-0',
+        'q"1-1',
+        'q"1-2',
+        "x-5",
+        "x-9",
+    ]

@@ -79,14 +79,16 @@ class LogIndex:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
 
-    def add(self, file: str, entries: Iterable[Entry], covered: int) -> None:
-        """Index `entries` of `file`, which now ends at byte `covered`."""
+    def add(self, writes: Iterable[tuple[str, Iterable[Entry], int]]) -> None:
+        """Index, in one transaction, each write's `entries` of `file`, which then ended at
+        byte `covered`: an iterable of (file, entries, covered)."""
         with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?)",
-                ((e.request_id, e.first, e.rows, file, e.offset) for e in entries),
-            )
-            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?)", (file, covered))
+            for file, entries, covered in writes:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?)",
+                    ((e.request_id, e.first, e.rows, file, e.offset) for e in entries),
+                )
+                self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?)", (file, covered))
 
     def forget(self, files: Iterable[str]) -> None:
         """Drop the entries of deleted log files."""
@@ -119,7 +121,7 @@ class LogIndex:
         """Index the complete lines of `data` (the bytes of `file` from `start`): one pass,
         for a file the index does not cover (written before it existed)."""
         end = data.rfind(b"\n") + 1
-        self.add(file, _entries(data[:end], start), start + end)
+        self.add([(file, _entries(data[:end], start), start + end)])
 
 
 def _entries(data: bytes, start: int) -> Iterator[Entry]:

@@ -71,6 +71,9 @@ FLUSH_SECONDS = 0.5
 FSYNC_SECONDS = 1.0
 """How often the written files are fsynced (and retention checked every `RETENTION_SECONDS`)."""
 RETENTION_SECONDS = 60.0
+INDEX_SECONDS = 0.2
+"""How often written batches are added to the index (one transaction for all of them: a
+commit per request would cost more than the write); a lookup reads the rest from the log."""
 
 Source = Literal["api", "csv", "batch"]
 Period = Literal["day", "hour"]
@@ -128,7 +131,10 @@ class PredictionLog:
         self._handle: JsonlSegment | ParquetPart | None = None
         self._handle_path: Path | None = None
         self._index: LogIndex | None = None
-        self._next_retention = 0.0
+        self._index_lock = threading.Lock()
+        self._unindexed: list[tuple[str, list[Entry], int]] = []  # written, not yet indexed
+        self._next_retention = self._next_fsync = 0.0
+        self._names: tuple[str, Path] | None = None  # the last period stamp and its file
 
     @classmethod
     def from_env(
@@ -246,6 +252,8 @@ class PredictionLog:
         self._write_queued()
         with self._write_lock:
             self._close_handle()
+        self._flush_index()
+        with self._index_lock:
             if self._index is not None:
                 self._index.close()
                 self._index = None
@@ -292,11 +300,13 @@ class PredictionLog:
         while True:
             with self._lock:
                 if not self._closed:
-                    self._lock.wait(FSYNC_SECONDS)
+                    self._lock.wait(INDEX_SECONDS)
                 if self._closed:
                     return
+            self._flush_index()
             handle = self._handle
-            if isinstance(handle, JsonlSegment):
+            if isinstance(handle, JsonlSegment) and time.monotonic() >= self._next_fsync:
+                self._next_fsync = time.monotonic() + FSYNC_SECONDS
                 handle.sync()
             if time.monotonic() >= self._next_retention:
                 with self._write_lock:
@@ -321,6 +331,8 @@ class PredictionLog:
                 with self._lock:
                     self._pending_rows -= rows
                     self._flushed.notify_all()
+        if not self.sync:
+            self._flush_index()
 
     def _write(self, batches: list[LoggedBatch]) -> None:
         by_file: dict[Path, list[LoggedBatch]] = {}
@@ -362,8 +374,8 @@ class PredictionLog:
             for b, first in zip(group, firsts.tolist(), strict=True)
             if first < kept
         ]
-        with contextlib.suppress(sqlite3.Error, OSError):  # the reader covers what is missed
-            self._log_index().add(segment.path.name, entries, segment.size)
+        with self._lock:
+            self._unindexed.append((segment.path.name, entries, segment.size))
         if error is not None:
             self._drop("write_error", len(row_ends) - kept, f"{segment.path}: {error.strerror}")
             if segment.broken:
@@ -374,18 +386,30 @@ class PredictionLog:
             self._token = secrets.token_hex(3)  # the next write starts a new segment
         return kept
 
-    def _log_index(self) -> LogIndex:
-        if self._index is None:
-            assert self.directory is not None
-            self._index = LogIndex(self.directory, WRITER_BUSY_MS)
-        return self._index
+    def _flush_index(self, forget: list[str] | None = None) -> None:
+        """Add the batches written since the last call to the index, and `forget` the
+        entries of deleted files. A failure (busy or full disk) loses nothing: a lookup reads
+        what the index does not cover from the log."""
+        with self._lock:
+            writes, self._unindexed = self._unindexed, []
+        if not writes and not forget or self.directory is None:
+            return
+        with self._index_lock, contextlib.suppress(sqlite3.Error, OSError):
+            if self._index is None:
+                self._index = LogIndex(self.directory, WRITER_BUSY_MS)
+            if forget:
+                self._index.forget(forget)
+            self._index.add(writes)
 
     def _file_for(self, time: datetime) -> Path:
         assert self.directory is not None
-        stamp = time.strftime(PERIOD_FORMATS[self.period])
-        host = socket.gethostname().replace("-", "_") or "host"
-        name = f"predictions-{stamp}-{host}-{self._pid}-{self._token}.{self.format}"
-        return self.directory / name
+        key = f"{time.date()}{time.hour if self.period == 'hour' else ''}{self._token}"
+        if self._names is None or self._names[0] != key:  # strftime costs ~0.1 ms
+            stamp = time.strftime(PERIOD_FORMATS[self.period])
+            host = socket.gethostname().replace("-", "_") or "host"
+            name = f"predictions-{stamp}-{host}-{self._pid}-{self._token}.{self.format}"
+            self._names = (key, self.directory / name)
+        return self._names[1]
 
     def _open(self, path: Path) -> JsonlSegment | ParquetPart:
         if self._handle_path != path or self._handle is None:
@@ -404,8 +428,7 @@ class PredictionLog:
         keep = {self._handle_path} if self._handle_path else set()
         deleted = enforce_retention(self.directory, self.retention, keep)  # type: ignore[arg-type]
         if deleted and self.format == "jsonl":
-            with contextlib.suppress(sqlite3.Error, OSError):
-                self._log_index().forget(str(p.relative_to(self.directory)) for p in deleted)
+            self._flush_index(forget=[str(p.relative_to(self.directory)) for p in deleted])
             log.info("prediction log: deleted %d old segment(s) (retention/size cap)", len(deleted))
 
     def _close_handle(self) -> None:
