@@ -193,6 +193,10 @@ bench-goal: install ## toward the goal: XGBoost grid on the training split, anch
 test-hardening: install ## bad input, fuzzing, properties and faults of the service (tests/hardening)
 	pytest -q tests/hardening
 
+.PHONY: bench-log
+bench-log: install ## /feedback id lookups in a 1 MB vs ~1 GB prediction log, and the synchronous write's cost (benchmarks/results/log.md)
+	python -m benchmarks.log
+
 .PHONY: bench-load
 bench-load: install ## 50,000 requests at c=32 against bentoml serve (benchmarks/results/load.md)
 	python -m benchmarks.load

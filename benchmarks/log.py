@@ -81,13 +81,13 @@ def time_lookups(directory: Path, requests: int, seed: int) -> dict[str, object]
     rng = np.random.default_rng(seed)
     known, unknown = [], []
     for repeat in range(REPEATS):
-        picks = rng.choice(requests, IDS, replace=False)
-        ids = {f"r{r}-{rng.integers(REQUEST_ROWS)}" for r in picks}
+        picks = rng.choice(requests * REQUEST_ROWS, IDS, replace=False)  # distinct records
+        ids = {f"r{p // REQUEST_ROWS}-{p % REQUEST_ROWS}" for p in picks}
         started = time.perf_counter()
         found = logged_features(directory, ids)
         known.append(time.perf_counter() - started)
         assert len(found) == len(ids), "a known id was not found"
-        forged = {f"r{r}-{REQUEST_ROWS + repeat}" for r in picks[: IDS // 2]}
+        forged = {f"r{p // REQUEST_ROWS}-{REQUEST_ROWS + repeat}" for p in picks[: IDS // 2]}
         forged |= {f"nobody{repeat}x{i}-0" for i in range(IDS - len(forged))}
         started = time.perf_counter()
         assert logged_features(directory, forged) == {}
@@ -135,7 +135,7 @@ def time_group_commit(directory: Path, threads: int = 8, each: int = 500) -> dic
     writes = []
     real_write = log_files.os.write
 
-    def counting_write(fd, data):  # noqa: ANN001
+    def counting_write(fd, data):
         writes.append(1)
         return real_write(fd, data)
 

@@ -19,6 +19,8 @@ PHISHGUARD_AUTH (writes|all|off, default writes), PHISHGUARD_KEYS (the key store
 .phishguard/api_keys.json), PHISHGUARD_WRITE_RATE (default 60/minute per key) and
 PHISHGUARD_WRITE_BURST: see phishguard.serving.auth; PHISHGUARD_VERDICT_RATE (default 5000/hour
 per key, counted by verdict) and PHISHGUARD_VERDICT_BURST: see phishguard.serving.write_rate.
+PHISHGUARD_PREDICTION_LOG and its retention settings: see phishguard.monitoring
+(docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -73,13 +75,13 @@ from phishguard.feedback.intake import (
 )
 from phishguard.feedback.store import (
     NO_SUBMITTER,
-    PREDICTION_ID,
     FeedbackStore,
     open_store,
     store_settings,
 )
 from phishguard.modeling.bundle import verify
-from phishguard.monitoring.prediction_log import FLUSH_SECONDS, LOG_ENV, PredictionLog
+from phishguard.monitoring.log_files import Retention
+from phishguard.monitoring.prediction_log import LOG_ENV, PredictionLog
 from phishguard.provenance import git_revision
 from phishguard.serving import auth, header_limits, http_errors, route_labels, server_start
 from phishguard.serving.batch import score_table
@@ -193,6 +195,14 @@ class Phishguard:
         starts (issue 18): a bad setting or a corrupt store stops `bentoml serve` with one line."""
         try:
             auth.check_at_start()
+        except PhishguardError as error:
+            raise BentoMLException(f"refusing to start: {error}") from None
+
+    @bentoml.on_deployment
+    def check_prediction_log_settings() -> None:
+        """A bad retention setting stops `bentoml serve` with one line, before any worker."""
+        try:
+            Retention.from_env()
         except PhishguardError as error:
             raise BentoMLException(f"refusing to start: {error}") from None
 
@@ -347,12 +357,9 @@ class Phishguard:
         The caller's API key name, when the service knows it, is recorded as the submitter.
         """
         try:
-            if any(isinstance(item, dict) and PREDICTION_ID in item for item in feedback):
-                self.prediction_log.flush()  # this worker's latest predictions, on disk now
-            # Another worker's log writer may still hold a prediction for up to FLUSH_SECONDS.
-            verdicts = verdicts_from_items(
-                feedback, self.max_rows, self.prediction_log.directory, 2 * FLUSH_SECONDS
-            )
+            # No waiting for log writers: every worker writes a prediction's record before it
+            # answers it, so an id a client holds is in the log already.
+            verdicts = verdicts_from_items(feedback, self.max_rows, self.prediction_log.directory)
         except (FeedbackError, TooManyRecordsError) as error:
             return _refused(ctx, "/feedback", error)
         submitter = _caller(ctx)

@@ -7,6 +7,7 @@ MongoDB unreachable or dropping mid-load is tested in tests/test_mongodb.py
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -146,6 +147,19 @@ def _answer_until_stopped(port: int, rows: int, stop_at: float, answered: list[s
         connection.close()
 
 
+def _process_tree(root: int) -> list[int]:
+    """`root` and every process descended from it (from /proc), parents first."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    tree = [root]
+    for pid in tree:
+        tree += [child for child, parent in parents.items() if parent == pid]
+    return tree
+
+
 @pytest.mark.e2e
 def test_kill_9_loses_no_answered_prediction(package_dir: Path, tmp_path: Path) -> None:
     """A real `bentoml serve` answering 8 concurrent clients is killed with SIGKILL (every
@@ -159,12 +173,16 @@ def test_kill_9_loses_no_answered_prediction(package_dir: Path, tmp_path: Path) 
         threading.Thread(target=_answer_until_stopped, args=(port, rows, stop_at, answered))
         for rows in (1, 1, 1, 1, 5, 5, 20, 100)
     ]
+    # BentoML starts each worker in a session of its own: kill the whole tree, not the group.
+    tree = _process_tree(server.pid)
     try:
         for client in clients:
             client.start()
         time.sleep(4)
     finally:
-        os.killpg(server.pid, signal.SIGKILL)
+        for pid in reversed(tree):  # the workers first: none gets to flush or shut down
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         server.wait(30)
     for client in clients:
         client.join(30)

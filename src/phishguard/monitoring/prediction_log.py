@@ -392,7 +392,7 @@ class PredictionLog:
         what the index does not cover from the log."""
         with self._lock:
             writes, self._unindexed = self._unindexed, []
-        if not writes and not forget or self.directory is None:
+        if (not writes and not forget) or self.directory is None:
             return
         with self._index_lock, contextlib.suppress(sqlite3.Error, OSError):
             if self._index is None:
