@@ -25,14 +25,15 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = ".prediction-index.sqlite"
+INDEX_NAME = ".prediction-index-v1.sqlite"
 WRITER_BUSY_MS = 50
 """A writer waits this long for the index, then leaves the batch to the uncovered-end read."""
 READER_BUSY_MS = 2_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
-    request_id TEXT NOT NULL, first INTEGER NOT NULL, rows INTEGER NOT NULL,
-    file TEXT NOT NULL, offset INTEGER NOT NULL, PRIMARY KEY (request_id, first)
+    request_id TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    rows INTEGER NOT NULL, file TEXT NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY (request_id, first)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (file TEXT PRIMARY KEY, covered INTEGER NOT NULL);
 """
@@ -46,6 +47,8 @@ class Entry:
 
     request_id: str
     first: int
+    last: int
+    """The batch's first and last prediction index (an id beyond them is not in it)."""
     rows: int
     offset: int
 
@@ -85,8 +88,8 @@ class LogIndex:
         with self._db:
             for file, entries, covered in writes:
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?)",
-                    ((e.request_id, e.first, e.rows, file, e.offset) for e in entries),
+                    "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+                    ((e.request_id, e.first, e.last, e.rows, file, e.offset) for e in entries),
                 )
                 self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?)", (file, covered))
 
@@ -105,16 +108,17 @@ class LogIndex:
         self, wanted: Iterable[tuple[str, int]]
     ) -> dict[tuple[str, int], tuple[str, int, int]]:
         """For each (request id, prediction index), the (file, offset, rows) of the batch that
-        may hold it: the batch of that request with the largest first index not above it."""
+        may hold it: the batch of that request with the largest first index not above it,
+        if its last index is not below it."""
         found = {}
         query = (
-            "SELECT file, offset, rows FROM batches WHERE request_id = ? AND first <= ? "
+            "SELECT file, offset, rows, last FROM batches WHERE request_id = ? AND first <= ? "
             "ORDER BY first DESC LIMIT 1"
         )
         for key in wanted:
             row = self._db.execute(query, key).fetchone()
-            if row is not None:
-                found[key] = row
+            if row is not None and row[3] >= key[1]:
+                found[key] = row[:3]
         return found
 
     def index_file(self, file: str, data: bytes, start: int = 0) -> None:
@@ -132,18 +136,19 @@ def _entries(data: bytes, start: int) -> Iterator[Entry]:
         end = data.find(b"\n", at)
         found = _LINE_IDS.search(data, at, end)
         if found is not None:
-            request_id = found.group(1)
+            request_id, number = found.group(1), int(found.group(2))
             if current and current[0] == request_id:
                 current[3] += 1
+                current[4] = max(current[4], number)
             else:
                 if current:
                     yield _entry(current)
-                current = [request_id, int(found.group(2)), start + at, 1]
+                current = [request_id, number, start + at, 1, number]
         at = end + 1
     if current:
         yield _entry(current)
 
 
 def _entry(run: list) -> Entry:
-    request_id, first, offset, rows = run
-    return Entry(json.loads(request_id), first, rows, offset)
+    request_id, first, offset, rows, last = run
+    return Entry(json.loads(request_id), first, last, rows, offset)

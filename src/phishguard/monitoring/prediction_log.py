@@ -368,6 +368,7 @@ class PredictionLog:
             Entry(
                 b.request_id,
                 0 if b.indexes is None else int(b.indexes[0]),
+                len(b.probabilities) - 1 if b.indexes is None else int(b.indexes.max()),
                 len(b.probabilities),
                 start + (int(row_ends[first - 1]) if first else 0),
             )
