@@ -162,3 +162,25 @@ def test_an_unwritable_log_never_fails_a_request(package_dir: Path, tmp_path: Pa
     assert log.count("prediction log") >= 1  # one warning naming the problem
     dropped = r'phishguard_prediction_log_dropped\{cause="write_error"[^}]*\} [1-9]'
     assert re.search(dropped, metrics)
+
+
+@pytest.mark.e2e
+def test_the_dropped_gauge_counts_every_lost_record_at_scrape_time(
+    package_dir: Path, tmp_path: Path
+) -> None:
+    """Five requests of 3 records into an unwritable log, then one scrape and no more scoring:
+    the gauge says 15, already (issue 27, item 11: it used to move only at the next call)."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the log directory should be")
+    port = free_port()
+    server = serve_package(package_dir, tmp_path, port, PHISHGUARD_PREDICTION_LOG=str(blocked))
+    try:
+        for seed in range(5):
+            body = json.dumps({"records": records(3, seed)}).encode()
+            assert _post(port, "/predict", body, "application/json")[0] == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+    finally:
+        stop(server)
+    dropped = r'phishguard_prediction_log_dropped\{cause="write_error"[^}]*\} 15\.0'
+    assert re.search(dropped, metrics), [m for m in metrics.splitlines() if "dropped" in m]
