@@ -170,7 +170,7 @@ def test_a_log_over_its_cap_starts_new_segments_and_stays_under_it(tmp_path: Pat
     log = PredictionLog(tmp_path, retention=Retention(days=30, max_bytes=40_000))
     for i in range(100):
         _record(log, 5, f"r{i}")  # ~450 kB in all
-        log._enforce_retention()
+        log._writer.enforce_retention()
     log.close()
     files = list(tmp_path.glob("predictions-*.jsonl"))
     assert len(files) > 1 and sum(f.stat().st_size for f in files) <= 40_000

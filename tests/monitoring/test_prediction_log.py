@@ -110,13 +110,13 @@ def test_an_unwritable_directory_warns_once_and_never_raises(tmp_path: Path, mak
 def test_a_full_queue_drops_the_batch_warns_once_and_counts(tmp_path: Path, make_rows, caplog):
     log = PredictionLog(tmp_path, max_pending_rows=10, sync=False)  # a background writer
     release = threading.Event()
-    write = log._write
+    write = log._writer.write
 
     def slow_write(batches):  # the writer falls behind until released
         release.wait(10)
-        write(batches)
+        return write(batches)
 
-    log._write = slow_write
+    log._writer.write = slow_write
     with caplog.at_level(logging.WARNING):
         assert record(log, make_rows(5), "r1")
         assert record(log, make_rows(5), "r2")

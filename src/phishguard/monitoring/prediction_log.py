@@ -12,8 +12,8 @@ Two formats, the same columns. The service writes JSONL, synchronously (`sync=Tr
 returned), so a response sent after it survives a crash of the process (kill -9). The writes
 of concurrent callers are grouped: the first caller to take the write lock writes every batch
 queued by then (group commit), and the others find theirs written. The files are fsynced every
-`FSYNC_SECONDS` from a background thread, so a machine crash (power loss) loses at most the
-records of the last `FSYNC_SECONDS` plus the disk's own cache. The JSONL files are indexed
+`log_writer.FSYNC_SECONDS` from a background thread, so a machine crash (power loss) loses at most the
+records of the last second plus the disk's own cache. The JSONL files are indexed
 (`monitoring.log_index`) for `POST /feedback`; their writes end on whole records even on a
 full disk (`monitoring.log_files`); retention and a size cap delete whole old segments.
 
@@ -33,9 +33,6 @@ import atexit
 import contextlib
 import logging
 import os
-import secrets
-import socket
-import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -46,31 +43,21 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from phishguard import paths
 from phishguard.contract.schema import FEATURES
 from phishguard.io import remove_stale_parts
-from phishguard.monitoring.log_files import (
-    JsonlSegment,
-    ParquetPart,
-    Retention,
-    enforce_retention,
-)
-from phishguard.monitoring.log_index import WRITER_BUSY_MS, Entry, LogIndex
-from phishguard.monitoring.log_records import FORMATS, LoggedBatch, records_jsonl, records_table
+from phishguard.monitoring.log_files import Retention
+from phishguard.monitoring.log_records import FORMATS, LoggedBatch
+from phishguard.monitoring.log_writer import PERIOD_FORMATS, SegmentWriter
 
 log = logging.getLogger(__name__)
 
 LOG_ENV = "PHISHGUARD_PREDICTION_LOG"
 DISABLED = "off"
 SOURCES = ("api", "csv", "batch")
-PERIOD_FORMATS = {"day": "%Y%m%d", "hour": "%Y%m%dT%H"}
 FLUSH_SECONDS = 0.5
 """How long the background writer (`sync=False`) gathers queued records before one write."""
-FSYNC_SECONDS = 1.0
-"""How often the written files are fsynced (and retention checked every `RETENTION_SECONDS`)."""
-RETENTION_SECONDS = 60.0
 INDEX_SECONDS = 0.2
 """How often written batches are added to the index (one transaction for all of them: a
 commit per request would cost more than the write); a lookup reads the rest from the log."""
@@ -127,14 +114,9 @@ class PredictionLog:
         self._pending_rows = self._queued = self._taken = 0
         self._flush_now = False
         self._thread: threading.Thread | None = None
-        self._pid, self._token = os.getpid(), secrets.token_hex(3)
-        self._handle: JsonlSegment | ParquetPart | None = None
-        self._handle_path: Path | None = None
-        self._index: LogIndex | None = None
-        self._index_lock = threading.Lock()
-        self._unindexed: list[tuple[str, list[Entry], int]] = []  # written, not yet indexed
-        self._next_retention = self._next_fsync = 0.0
-        self._names: tuple[str, Path] | None = None  # the last period stamp and its file
+        self._writer = SegmentWriter(
+            self.directory, self.format, self.period, self.retention, self._drop
+        )
 
     @classmethod
     def from_env(
@@ -251,20 +233,14 @@ class PredictionLog:
             thread.join(timeout_s)
         self._write_queued()
         with self._write_lock:
-            self._close_handle()
-        self._flush_index()
-        with self._index_lock:
-            if self._index is not None:
-                self._index.close()
-                self._index = None
+            self._writer.close()
         if self.format == "parquet" and self.directory is not None and self._written:
             remove_stale_parts(self.directory, ".predictions-*.parquet.part")
 
     def _reset_after_fork(self) -> None:
         """In a forked child: the parent's threads, queue, file and locks (which the parent's
         writer may have held at the fork) are not ours; start afresh, with our own file."""
-        if isinstance(self._handle, ParquetPart):
-            self._handle.abandon()  # the parent's open file: never finish it from here
+        self._writer.abandon()  # the parent's open file: never finish it from here
         self._reset()
 
     def _start_threads_if_needed(self) -> None:
@@ -303,14 +279,7 @@ class PredictionLog:
                     self._lock.wait(INDEX_SECONDS)
                 if self._closed:
                     return
-            self._flush_index()
-            handle = self._handle
-            if isinstance(handle, JsonlSegment) and time.monotonic() >= self._next_fsync:
-                self._next_fsync = time.monotonic() + FSYNC_SECONDS
-                handle.sync()
-            if time.monotonic() >= self._next_retention:
-                with self._write_lock:
-                    self._enforce_retention()
+            self._writer.maintain(self._write_lock)
 
     def _write_queued(self, until: int | None = None) -> None:
         """Write every queued batch (as the leader of a group), unless batch number `until`
@@ -324,7 +293,9 @@ class PredictionLog:
                 self._taken = self._queued
             rows = sum(len(b.probabilities) for b in batches)
             try:
-                self._write(batches)
+                written = self._writer.write(batches)
+                with self._lock:
+                    self._written += written
             except Exception as error:  # the log must outlive any one bad batch
                 self._drop("write_error", rows, str(error))
             finally:
@@ -332,113 +303,7 @@ class PredictionLog:
                     self._pending_rows -= rows
                     self._flushed.notify_all()
         if not self.sync:
-            self._flush_index()
-
-    def _write(self, batches: list[LoggedBatch]) -> None:
-        by_file: dict[Path, list[LoggedBatch]] = {}
-        for batch in batches:
-            by_file.setdefault(self._file_for(batch.time), []).append(batch)
-        for path, group in by_file.items():
-            rows = sum(len(b.probabilities) for b in group)
-            try:
-                handle = self._open(path)
-            except OSError as error:
-                self._drop("write_error", rows, f"{path}: {error.strerror or error}")
-                continue
-            if isinstance(handle, ParquetPart):
-                try:
-                    handle.write(records_table(group))
-                except (OSError, pa.ArrowException) as error:
-                    self._close_handle()
-                    self._drop("write_error", rows, f"{path}: {error}")
-                    continue
-                kept = rows
-            else:
-                kept = self._append(handle, group)
-            with self._lock:
-                self._written += kept
-
-    def _append(self, segment: JsonlSegment, group: list[LoggedBatch]) -> int:
-        """Append a group to a JSONL segment and index it; the records kept."""
-        data, row_ends = records_jsonl(group)
-        start = segment.size
-        kept, error = segment.append(data, row_ends)
-        firsts = np.cumsum([0] + [len(b.probabilities) for b in group[:-1]])
-        entries = [
-            Entry(
-                b.request_id,
-                0 if b.indexes is None else int(b.indexes[0]),
-                len(b.probabilities) - 1 if b.indexes is None else int(b.indexes.max()),
-                len(b.probabilities),
-                start + (int(row_ends[first - 1]) if first else 0),
-            )
-            for b, first in zip(group, firsts.tolist(), strict=True)
-            if first < kept
-        ]
-        with self._lock:
-            self._unindexed.append((segment.path.name, entries, segment.size))
-        if error is not None:
-            self._drop("write_error", len(row_ends) - kept, f"{segment.path}: {error.strerror}")
-            if segment.broken:
-                self._close_handle()
-                self._token = secrets.token_hex(3)
-        if segment.size >= self.retention.segment_bytes:
-            self._close_handle()
-            self._token = secrets.token_hex(3)  # the next write starts a new segment
-        return kept
-
-    def _flush_index(self, forget: list[str] | None = None) -> None:
-        """Add the batches written since the last call to the index, and `forget` the
-        entries of deleted files. A failure (busy or full disk) loses nothing: a lookup reads
-        what the index does not cover from the log."""
-        with self._lock:
-            writes, self._unindexed = self._unindexed, []
-        if (not writes and not forget) or self.directory is None:
-            return
-        with self._index_lock, contextlib.suppress(sqlite3.Error, OSError):
-            if self._index is None:
-                self._index = LogIndex(self.directory, WRITER_BUSY_MS)
-            if forget:
-                self._index.forget(forget)
-            self._index.add(writes)
-
-    def _file_for(self, time: datetime) -> Path:
-        assert self.directory is not None
-        key = f"{time.date()}{time.hour if self.period == 'hour' else ''}{self._token}"
-        if self._names is None or self._names[0] != key:  # strftime costs ~0.1 ms
-            stamp = time.strftime(PERIOD_FORMATS[self.period])
-            host = socket.gethostname().replace("-", "_") or "host"
-            name = f"predictions-{stamp}-{host}-{self._pid}-{self._token}.{self.format}"
-            self._names = (key, self.directory / name)
-        return self._names[1]
-
-    def _open(self, path: Path) -> JsonlSegment | ParquetPart:
-        if self._handle_path != path or self._handle is None:
-            self._close_handle()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = ParquetPart(path) if self.format == "parquet" else JsonlSegment(path)
-            self._handle_path = path
-            self._enforce_retention()
-        return self._handle
-
-    def _enforce_retention(self) -> None:
-        """Called with the write lock held: delete the segments past retention or the cap."""
-        self._next_retention = time.monotonic() + RETENTION_SECONDS
-        if self.directory is None or not self.directory.is_dir():
-            return
-        keep = {self._handle_path} if self._handle_path else set()
-        deleted = enforce_retention(self.directory, self.retention, keep)  # type: ignore[arg-type]
-        if deleted and self.format == "jsonl":
-            self._flush_index(forget=[str(p.relative_to(self.directory)) for p in deleted])
-            log.info("prediction log: deleted %d old segment(s) (retention/size cap)", len(deleted))
-
-    def _close_handle(self) -> None:
-        if self._handle is not None:
-            if isinstance(self._handle, JsonlSegment):
-                self._handle.sync()
-            with contextlib.suppress(OSError, pa.ArrowException):
-                self._handle.close()
-        self._handle, self._handle_path = None, None
+            self._writer.flush_index()
 
     def _drop(self, cause: str, rows: int, detail: str) -> None:
         with self._lock:
