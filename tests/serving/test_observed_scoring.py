@@ -137,12 +137,17 @@ def _package_sha(package_dir: Path) -> str:
     return json.loads((package_dir / "package.json").read_text())["model_sha256"]
 
 
-@pytest.mark.e2e
-def test_an_unwritable_log_never_fails_a_request(package_dir: Path, tmp_path: Path) -> None:
+def _serve_into_an_unwritable_log(package_dir: Path, tmp_path: Path) -> tuple[object, int]:
+    """`bentoml serve` whose prediction-log directory is a file; the server and its port."""
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the log directory should be")
     port = free_port()
-    server = serve_package(package_dir, tmp_path, port, PHISHGUARD_PREDICTION_LOG=str(blocked))
+    return serve_package(package_dir, tmp_path, port, PHISHGUARD_PREDICTION_LOG=str(blocked)), port
+
+
+@pytest.mark.e2e
+def test_an_unwritable_log_never_fails_a_request(package_dir: Path, tmp_path: Path) -> None:
+    server, port = _serve_into_an_unwritable_log(package_dir, tmp_path)
     try:
         for seed in range(20):
             body = json.dumps({"records": records(3, seed)}).encode()
@@ -170,10 +175,7 @@ def test_the_dropped_gauge_counts_every_lost_record_at_scrape_time(
 ) -> None:
     """Five requests of 3 records into an unwritable log, then one scrape and no more scoring:
     the gauge says 15, already (issue 27, item 11: it used to move only at the next call)."""
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_text("a file where the log directory should be")
-    port = free_port()
-    server = serve_package(package_dir, tmp_path, port, PHISHGUARD_PREDICTION_LOG=str(blocked))
+    server, port = _serve_into_an_unwritable_log(package_dir, tmp_path)
     try:
         for seed in range(5):
             body = json.dumps({"records": records(3, seed)}).encode()
