@@ -8,6 +8,7 @@ set-up commands are the ones the fresh-machine test and CI run."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import re
@@ -19,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from phishguard import cli
 from phishguard.contract.schema import FEATURES
-from tests.support import REPO, VENV_BIN, free_port, synthetic_rows, tool_env
+from tests.support import REPO, VENV_BIN, free_port, run_tool, synthetic_rows, tool_env
 from tests.support.docs import (
     ILLUSTRATIVE,
     README,
@@ -99,6 +101,57 @@ def test_readme_links_every_docs_page() -> None:
     assert pages <= linked, f"not in the README's map of docs/: {sorted(pages - linked)}"
 
 
+def _code(page: Path) -> str:
+    """The page's inline code spans and code blocks, one per line."""
+    text = page.read_text(encoding="utf-8")
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", text, re.S)
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    return "\n".join([*blocks, *spans])
+
+
+def _command_names(parser: argparse.ArgumentParser, prefix: str) -> set[str]:
+    """`prefix`, then each (nested) subcommand of `parser`: {"phishguard", "phishguard keys",
+    "phishguard keys add", …}."""
+    names = {prefix}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                names |= _command_names(sub, f"{prefix} {name}")
+    return names
+
+
+def test_every_make_target_and_phishguard_command_shown_exists() -> None:
+    """A `make X` or `phishguard X [Y]` that starts a command in the docs' code is a real
+    Makefile target or CLI (sub)command."""
+    targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))
+    known = _command_names(cli.parser(), "phishguard")
+    unknown = []
+    for page in documentation_pages():
+        for line in _code(page).splitlines():
+            for command in re.split(r"&&|;|\|", re.sub(r"^\w+=\S+ ", "", line.strip())):
+                words = [w for w in command.split() if re.fullmatch(r"[a-z][\w-]*", w)]
+                if command.split()[:1] == ["make"] and len(words) > 1:
+                    if words[1] not in targets:
+                        unknown.append(f"{page.name}: {command.strip()}")
+                elif command.split()[:1] == ["phishguard"] and len(words) > 1:
+                    name = " ".join(words[:2])
+                    nested = any(k.startswith(f"{name} ") for k in known)
+                    if name not in known or (nested and " ".join(words[:3]) not in known):
+                        unknown.append(f"{page.name}: {command.strip()}")
+    assert not unknown, "\n".join(unknown)
+
+
+def test_every_repository_path_named_in_code_exists() -> None:
+    """A path under the repository's folders quoted in the docs' code names a real file."""
+    folders = "tests|src|stages|conf|service|benchmarks|docs|reports|\\.github|\\.ci"
+    missing = []
+    for page in documentation_pages():
+        for path in re.findall(rf"(?<![\w./])((?:{folders})/[\w./-]*\w)(?![\w./{{-])", _code(page)):
+            if "*" not in path and not (REPO / path).exists():
+                missing.append(f"{page.name}: {path}")
+    assert not missing, "\n".join(sorted(set(missing)))
+
+
 def _sh_commands(test_file: Path) -> list[str]:
     """The literal scripts a test module hands to its `sh(script, …)` helper."""
     tree = ast.parse(test_file.read_text(encoding="utf-8"))
@@ -132,20 +185,12 @@ def _private_copy(pipeline_clone: Path, destination: Path) -> Path:
     return copy
 
 
-def _bash(script: str, cwd: Path, timeout: float = 900, **env: str) -> str:
-    """Run `script` with bash in `cwd` (the project's tool environment); its output, or fail."""
-    environment = {**tool_env(cwd), "BENTOML_HOME": str(cwd / "models" / "bentoml"), **env}
-    done = subprocess.run(
-        ["/bin/bash", "-c", script],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"`{script}` exited {done.returncode}:\n{output[-4000:]}"
-    return output
+def _bash(script: str, cwd: Path, **env: str) -> str:
+    """Run `script` with bash in `cwd` (the project's tool environment, the copy's model
+    store); its output, or fail with it."""
+    env.setdefault("BENTOML_HOME", str(cwd / "models" / "bentoml"))
+    done = run_tool(["/bin/bash", "-c", script], cwd, **env)
+    return done.stdout + done.stderr
 
 
 def _ran(output: str) -> list[str]:
