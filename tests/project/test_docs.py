@@ -56,7 +56,7 @@ def test_every_shell_example_is_tested_or_illustrative() -> None:
             if not defined:
                 dangling.append(f"{block.where}: {tested['file']}::{tested['test']} not found")
     assert not unmarked, (
-        "shell blocks neither marked <!-- illustrative --> nor <!-- tested: FILE::TEST --> "
+        "examples neither marked <!-- illustrative --> nor <!-- tested: FILE::TEST --> "
         "(see docs/README.md):\n" + "\n".join(unmarked)
     )
     assert not dangling, "\n".join(dangling)
@@ -290,3 +290,16 @@ def test_readme_predict_example_scores_a_generated_csv(
     assert list(scores.columns) == ["row", "phishing_probability", "is_phishing", "label"]
     assert len(scores) + len(rejects) == len(rows)
     assert rejects["row"].tolist() == [8] and "SFH" in rejects["reason"][0]
+
+
+@pytest.mark.e2e
+def test_operations_python_client_example(readme_server: int, tmp_path: Path) -> None:
+    """docs/operations.md § Python clients, run against the server: SyncHTTPClient scores and
+    reads the metadata; a typo posted as plain JSON gets the server's "misspelled?" hint."""
+    (block,) = section_blocks("Python clients", REPO / "docs" / "operations.md")
+    script = tmp_path / "client.py"
+    script.write_text(block.text.replace("127.0.0.1:3000", f"127.0.0.1:{readme_server}"))
+    done = run_tool([str(VENV_BIN / "python"), str(script)], tmp_path)
+    label, threshold, error = done.stdout.splitlines()
+    assert label == "legitimate" and 0.0 < float(threshold) < 1.0
+    assert error == "422 record 0: unknown field 'URL_Lenght' (misspelled 'URL_Length'?)"

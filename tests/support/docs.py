@@ -1,4 +1,4 @@
-"""The README's and docs/ pages' shell examples, as tests read them: each fenced bash/sh/console
+"""The README's and docs/ pages' examples, as tests read them: each fenced shell or Python
 block with the marker that precedes it (`<!-- illustrative -->` or `<!-- tested: FILE::TEST -->`,
 the convention docs/README.md documents), and the commands of a README section's block."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.support import REPO
 
 README = REPO / "README.md"
-SHELL_LANGUAGES = frozenset({"bash", "sh", "console", "shell"})
+EXAMPLE_LANGUAGES = frozenset({"bash", "sh", "console", "shell", "python"})
 ILLUSTRATIVE = "<!-- illustrative -->"
 TESTED = re.compile(r"<!-- tested: (?P<file>\S+\.py)::(?P<test>\w+) -->")
 _FENCE = re.compile(r"^\s*```(?P<language>\S*)\s*$")
@@ -37,7 +37,7 @@ def documentation_pages() -> list[Path]:
 
 
 def shell_blocks(path: Path) -> list[ShellBlock]:
-    """Every fenced bash/sh/console block of the markdown file `path` (indented ones included,
+    """Every fenced shell or Python block of the markdown file `path` (indented ones included,
     as in a list item), in order."""
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, opened, language = [], None, ""
@@ -48,9 +48,10 @@ def shell_blocks(path: Path) -> list[ShellBlock]:
         if opened is None:
             opened, language = number, fence["language"]
             continue
-        if language in SHELL_LANGUAGES:
+        if language in EXAMPLE_LANGUAGES:
             marker = lines[opened - 1].strip() if opened else ""
-            body = "\n".join(text.strip() for text in lines[opened + 1 : number])
+            indent = len(lines[opened]) - len(lines[opened].lstrip())
+            body = "\n".join(text[indent:].rstrip() for text in lines[opened + 1 : number])
             blocks.append(ShellBlock(path, opened + 1, marker, body + "\n"))
         opened = None
     return blocks
