@@ -77,6 +77,9 @@ def test_deployment_hook_names_the_mismatch(
 ) -> None:
     from bentoml.exceptions import BentoMLException
 
+    # Named before the import: without it the service declares the store's model, which a
+    # clone that has not run the pipeline lacks (the service then refuses to load).
+    monkeypatch.setenv("PHISHGUARD_PACKAGE_DIR", str(package_dir))
     from service.service import Phishguard
 
     copy = tampered_copy(package_dir, tmp_path / "package")

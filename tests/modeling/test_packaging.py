@@ -237,6 +237,7 @@ def test_the_package_stage_fails_in_one_line_and_keeps_the_package(tmp_path: Pat
     shutil.copy(inputs["operating_point"], workdir / "models" / "operating_point.json")
     (workdir / "reports").mkdir()
     shutil.copy(inputs["metrics"], workdir / "reports" / "metrics.json")
+    (workdir / "reports" / "split.json").write_text("{}")  # no verdicts: no trust counts
     shutil.copy(REPO / "params.yaml", workdir / "params.yaml")  # the `promotion` margins
     (workdir / "data" / "processed").mkdir(parents=True)  # the gate's splits (synthetic rows)
     for name in ("test.parquet", "feedback_holdout.parquet"):

@@ -161,6 +161,7 @@ def test_metrics_stay_bounded_whatever_paths_clients_send(served: dict) -> None:
         "/predict",
         "/explain",
         "/feedback",
+        "/feedback/review",
         "/metadata",
         "/predict_csv",
         "/static_content/{path}",

@@ -28,6 +28,7 @@ import errno
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,13 +199,31 @@ class SqliteFeedbackStore:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
+            # One transaction: processes opening a new or older store at once take turns.
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS verdicts (verdict_id TEXT PRIMARY KEY, {features}, "
                 "received_at TEXT NOT NULL, source TEXT NOT NULL, note TEXT, submitter TEXT, "
                 "prediction_id TEXT, schema_version INTEGER NOT NULL)"
             )
             self._upgrade()
+            self._db.execute("COMMIT")
+
+    def _use_wal(self) -> None:
+        """WAL mode, which the file keeps once set. Switching takes an exclusive lock, for which
+        SQLite may answer "database is locked" at once instead of waiting (another process is
+        opening the same new store): retry within the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _storage(self) -> Iterator[None]:
@@ -225,23 +244,22 @@ class SqliteFeedbackStore:
 
     def _upgrade(self) -> None:
         """Add what a store from before issue 27 lacks: the champion's score per verdict, the
-        assertions (filled from each verdict's first arrival, once) and the reviews."""
+        assertions (filled from each verdict's first arrival, once) and the reviews. Runs in
+        the opening transaction, so two processes never both add a column."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(verdicts)")}
         if CHAMPION_PHISHING not in columns:
             self._db.execute(f"ALTER TABLE verdicts ADD COLUMN {CHAMPION_PHISHING} REAL")
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
         if "assertions" not in tables:
-            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS assertions (verdict_id TEXT NOT NULL, submitter "
-                "TEXT NOT NULL, asserted_at TEXT NOT NULL, PRIMARY KEY (verdict_id, submitter))"
+                "CREATE TABLE assertions (verdict_id TEXT NOT NULL, submitter TEXT NOT NULL, "
+                "asserted_at TEXT NOT NULL, PRIMARY KEY (verdict_id, submitter))"
             )
             self._db.execute(
                 "INSERT OR IGNORE INTO assertions SELECT verdict_id, COALESCE(submitter, ?), "
                 "received_at FROM verdicts",
                 (NO_SUBMITTER,),
             )
-            self._db.execute("COMMIT")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS reviews (verdict_id TEXT PRIMARY KEY, reviewer TEXT "
             "NOT NULL, decision TEXT NOT NULL, reviewed_at TEXT NOT NULL)"
