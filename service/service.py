@@ -110,9 +110,9 @@ PACKAGE = bentoml.models.BentoModel(f"{paths.PACKAGE_NAME}:latest")
 # /predict requests of at most this many records are scored on the event loop (see predict).
 INLINE_RECORDS = 1_000
 PAGE = Path(__file__).with_name("ui.html")
-# Today the prediction log only queues records and never raises, so a full disk costs the log
-# its records (counted in /metrics), not the client its answer. Should the log refuse a record
-# instead (a `StorageError`), the scoring routes answer 507/503 in one line, never a 500.
+# The prediction log never raises: on a full disk it loses whole records, counted in
+# /metrics (`log_dropped`), and the client still gets its answer. Should an observer refuse a
+# record instead (a `StorageError`), the scoring routes answer 507/503 in one line, never a 500.
 LOG_REFUSAL = "the prediction log"
 
 

@@ -70,6 +70,16 @@ def label_of(result: int) -> str:
     return CLASS_NAMES[1] if result == RESULT_PHISHING else CLASS_NAMES[0]
 
 
+def _check_count(items: Sequence[Any], max_rows: int, what: str, field: str) -> None:
+    """Refuse a request body's list `field` of `what` that is empty or over `max_rows`."""
+    if len(items) > max_rows:
+        raise TooManyRecordsError(
+            f"{len(items)} {what} in one request; the limit is {max_rows}; {NOTHING_STORED}"
+        )
+    if not items:
+        raise _refused([f"no {what}: send at least one in `{field}`"])
+
+
 def _refused(problems: list[str], more: int = 0) -> FeedbackError:
     return FeedbackError(f"{RecordError(problems, more)}; {NOTHING_STORED}")
 
@@ -101,12 +111,7 @@ def verdicts_from_items(
     `prediction_log` (None: the log is off); one not found is looked for once more after
     up to `log_delay_s` (polling), the time another process's log writer may take to write it.
     """
-    if len(items) > max_rows:
-        raise TooManyRecordsError(
-            f"{len(items)} verdicts in one request; the limit is {max_rows}; {NOTHING_STORED}"
-        )
-    if not items:
-        raise _refused(["no verdicts: send at least one in `feedback`"])
+    _check_count(items, max_rows, "verdicts", "feedback")
     problems: list[str] = []
     records: list[Any] = []
     record_items: list[int] = []
@@ -189,12 +194,7 @@ DECISION_FIELDS = ("verdict_id", "decision")
 def reviews_from_items(items: Sequence[Any], max_rows: int) -> dict[str, str]:
     """The decisions of a `POST /feedback/review` body's `reviews` list (verdict id → approve
     or reject), checked: `FeedbackError` names each bad item as `reviews[i].field`."""
-    if len(items) > max_rows:
-        raise TooManyRecordsError(
-            f"{len(items)} reviews in one request; the limit is {max_rows}; {NOTHING_STORED}"
-        )
-    if not items:
-        raise _refused(["no reviews: send at least one in `reviews`"])
+    _check_count(items, max_rows, "reviews", "reviews")
     problems: list[str] = []
     decided: dict[str, list[str]] = {"approve": [], "reject": []}
     for index, item in enumerate(items):
